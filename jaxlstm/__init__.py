@@ -1,0 +1,52 @@
+"""jaxlstm: Keras LSTM layers in JAX, with Keras's numbers.
+
+The whole public API::
+
+    # the pure functional core (no Flax)
+    LSTMParams, LSTMState, lstm_step, lstm_scan, zeros_state, ACTIVATIONS, get_activation
+    # Flax NNX modules (Linen twins in jaxlstm.linen)
+    LSTM, Bidirectional
+    # Keras files
+    load_keras_layer, read_keras_file, describe_keras_file
+    # errors
+    JaxLSTMError, KerasFileError, LayerNotFoundError, UnsupportedOptionError,
+    UnknownActivationError, ShapeError
+"""
+
+from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
+from jaxlstm._src.core.lstm import LSTMParams, LSTMState, lstm_scan, lstm_step, zeros_state
+from jaxlstm._src.errors import (
+    JaxLSTMError,
+    KerasFileError,
+    LayerNotFoundError,
+    ShapeError,
+    UnknownActivationError,
+    UnsupportedOptionError,
+)
+from jaxlstm._src.inspect import describe_keras_file
+from jaxlstm._src.load import load_keras_layer
+from jaxlstm._src.modules.nnx import LSTM, Bidirectional
+from jaxlstm._src.readers import read_keras_file
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "Bidirectional",
+    "JaxLSTMError",
+    "KerasFileError",
+    "LSTM",
+    "LSTMParams",
+    "LSTMState",
+    "LayerNotFoundError",
+    "ShapeError",
+    "UnknownActivationError",
+    "UnsupportedOptionError",
+    "describe_keras_file",
+    "get_activation",
+    "load_keras_layer",
+    "lstm_scan",
+    "lstm_step",
+    "read_keras_file",
+    "zeros_state",
+]

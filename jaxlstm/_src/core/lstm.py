@@ -1,0 +1,301 @@
+"""The LSTM as pure functions over pytrees: no Flax, no Keras, no state.
+
+Weights are kept in Keras's layout so that a Keras file maps onto them without reshuffling::
+
+    kernel            (in, 4u)   columns [i | f | c | o]
+    recurrent_kernel  (u, 4u)    columns [i | f | c | o]
+    bias              (4u,)      [i | f | c | o], or None when use_bias=False
+
+One step, with ``σ`` the recurrent activation (sigmoid by default) and ``φ`` the activation
+(tanh by default), is::
+
+    z   = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias
+    i   = σ(z[:, 0u:1u])        input gate
+    f   = σ(z[:, 1u:2u])        forget gate
+    c_t = f * c_{t-1} + i * φ(z[:, 2u:3u])
+    o   = σ(z[:, 3u:4u])        output gate
+    h_t = o * φ(c_t)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxlstm._src.core.activations import Activation, get_activation
+from jaxlstm._src.errors import ShapeError
+
+
+class LSTMParams(NamedTuple):
+    """LSTM weights in Keras's layout, gate order i, f, c, o.
+
+    Attributes:
+      kernel: ``(in_features, 4 * units)``, applied to the inputs.
+      recurrent_kernel: ``(units, 4 * units)``, applied to the previous ``h``.
+      bias: ``(4 * units,)``, or ``None`` for a layer built with ``use_bias=False``.
+    """
+
+    kernel: jax.Array
+    recurrent_kernel: jax.Array
+    bias: jax.Array | None = None
+
+    @property
+    def units(self) -> int:
+        return self.recurrent_kernel.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return self.kernel.shape[0]
+
+
+class LSTMState(NamedTuple):
+    """The LSTM carry. Keras lists it as ``[h, c]``; so do we, by name.
+
+    Attributes:
+      h: ``(*batch, units)``, the hidden state, which is also the step's output.
+      c: ``(*batch, units)``, the cell state.
+    """
+
+    h: jax.Array
+    c: jax.Array
+
+
+def zeros_state(batch_shape: tuple[int, ...], units: int, dtype=jnp.float32) -> LSTMState:
+    """An all-zero :class:`LSTMState` of shape ``(*batch_shape, units)``, as Keras starts from."""
+    z = jnp.zeros((*batch_shape, units), dtype)
+    return LSTMState(z, z)
+
+
+def _gates(z, c_prev, act: Activation, rec_act: Activation) -> LSTMState:
+    z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
+    c = rec_act(z_f) * c_prev + rec_act(z_i) * act(z_c)
+    h = rec_act(z_o) * act(c)
+    return LSTMState(h, c)
+
+
+def _matmul(a, b, compute_dtype):
+    if compute_dtype is None:
+        return a @ b
+    return jnp.matmul(
+        a.astype(compute_dtype), b.astype(compute_dtype), preferred_element_type=jnp.float32
+    )
+
+
+def lstm_step(
+    params: LSTMParams,
+    state: LSTMState,
+    x_t: jax.Array,
+    *,
+    activation: str | Activation = "tanh",
+    recurrent_activation: str | Activation = "sigmoid",
+    compute_dtype=None,
+) -> LSTMState:
+    """One LSTM step (the equations in this module's docstring).
+
+    Args:
+      params: :class:`LSTMParams`.
+      state: :class:`LSTMState` with ``h`` and ``c`` of shape ``(*batch, units)``.
+      x_t: ``(*batch, in_features)``.
+      activation, recurrent_activation: Keras names or callables (see ``jaxlstm.ACTIVATIONS``).
+      compute_dtype: e.g. ``jnp.bfloat16`` to run the matmuls in that dtype, accumulating and
+        keeping the carry in float32. ``None`` computes in the inputs' dtype.
+
+    Returns:
+      The new :class:`LSTMState`; its ``h`` is the step's output.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> p = LSTMParams(jnp.ones((3, 8)), jnp.ones((2, 8)), jnp.zeros(8))
+      >>> lstm_step(p, zeros_state((1,), 2), jnp.ones((1, 3))).h.shape
+      (1, 2)
+    """
+    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
+    z = _matmul(x_t, params.kernel, compute_dtype) + _matmul(
+        state.h, params.recurrent_kernel, compute_dtype
+    )
+    if params.bias is not None:
+        z = z + params.bias
+    return _gates(z, state.c, act, rec_act)
+
+
+def lstm_scan(
+    params: LSTMParams,
+    x: jax.Array,
+    *,
+    initial_state: LSTMState | None = None,
+    mask: jax.Array | None = None,
+    go_backwards: bool = False,
+    return_sequences: bool = True,
+    zero_output_for_mask: bool = False,
+    activation: str | Activation = "tanh",
+    recurrent_activation: str | Activation = "sigmoid",
+    dropout_mask: jax.Array | None = None,
+    recurrent_dropout_mask: jax.Array | None = None,
+    time_major: bool = False,
+    unroll: int | bool = 1,
+    compute_dtype=None,
+) -> tuple[jax.Array, LSTMState]:
+    """Run an LSTM over a sequence with ``lax.scan``, with Keras's semantics.
+
+    Args:
+      params: :class:`LSTMParams` in Keras layout.
+      x: ``(*batch, T, in_features)``: any number of batch axes, none for one sequence
+        (``(T, in_features)``). With ``time_major=True``: ``(T, *batch, in_features)``.
+      initial_state: :class:`LSTMState` with arrays ``(*batch, units)``; zeros when ``None``.
+      mask: ``(*batch, T)`` (or ``(*batch, T, 1)``), bool or 0/1. At a masked step the state is
+        carried unchanged and the output repeats the previous step's output (zeros before the
+        first unmasked step), exactly as Keras's TensorFlow, PyTorch and NumPy backends do.
+        Masked steps may be anywhere: left padding, gaps, whole rows.
+      go_backwards: process the sequence from last step to first. As in Keras, the returned
+        sequence is in processing order (``outputs[..., 0, :]`` belongs to the last input step).
+      return_sequences: return every step's output ``(*batch, T, units)``; otherwise only the
+        last one ``(*batch, units)``.
+      zero_output_for_mask: output zeros at masked steps instead of repeating the previous output
+        (what Keras does for an LSTM inside ``Bidirectional`` with ``return_sequences=True``).
+      activation, recurrent_activation: Keras names or callables.
+      dropout_mask: optional ``(*batch, in_features)`` multiplier for the inputs at every step
+        (Keras 3 draws one per sequence, scaled by ``1 / (1 - rate)``).
+      recurrent_dropout_mask: optional ``(*batch, units)`` multiplier for ``h_{t-1}``.
+      time_major: inputs, masks and returned sequences have time as their first axis.
+      unroll: steps per ``lax.scan`` iteration (``True``: the whole sequence).
+      compute_dtype: e.g. ``jnp.bfloat16`` to run matmuls in bfloat16 with a float32 carry.
+
+    Returns:
+      ``(outputs, final_state)``: ``outputs`` as selected by ``return_sequences``, and the final
+      :class:`LSTMState` (the state after the last unmasked step), always, since it is free.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> k1, k2 = jax.random.split(jax.random.key(0))
+      >>> p = LSTMParams(jax.random.normal(k1, (3, 8)), jax.random.normal(k2, (2, 8)), jnp.zeros(8))
+      >>> y, state = lstm_scan(p, jnp.ones((4, 5, 3)))
+      >>> y.shape, state.h.shape
+      ((4, 5, 2), (4, 2))
+    """
+    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
+    x = jnp.asarray(x)
+    if time_major and x.ndim >= 2:
+        x = jnp.moveaxis(x, 0, -2)
+        if mask is not None:
+            mask = jnp.moveaxis(jnp.asarray(mask), 0, x.ndim - 2)
+    x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape = _check_and_flatten(
+        params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask
+    )
+    units = params.units
+    carry_dtype = jnp.float32 if compute_dtype is not None else jnp.result_type(x, params.kernel)
+    if initial_state is None:
+        initial_state = zeros_state((x.shape[0],), units, carry_dtype)
+    else:
+        initial_state = LSTMState(*(s.astype(carry_dtype) for s in initial_state))
+
+    if go_backwards:
+        x = jnp.flip(x, axis=1)
+        mask = None if mask is None else jnp.flip(mask, axis=1)
+    if dropout_mask is not None:
+        x = x * dropout_mask[:, None, :].astype(x.dtype)
+
+    # The input projection does not depend on the carry: one (B*T, in) @ (in, 4u) matmul.
+    xw = _matmul(x, params.kernel, compute_dtype)
+    if params.bias is not None:
+        xw = xw + params.bias
+    xw = jnp.swapaxes(xw, 0, 1)  # (T, B, 4u): scan runs over the leading axis.
+
+    def cell(state: LSTMState, xw_t) -> LSTMState:
+        h_prev = state.h if recurrent_dropout_mask is None else state.h * recurrent_dropout_mask
+        z = xw_t + _matmul(h_prev, params.recurrent_kernel, compute_dtype)
+        return _gates(z, state.c, act, rec_act)
+
+    if mask is None:
+
+        def step(state, xw_t):
+            new = cell(state, xw_t)
+            return new, (new.h if return_sequences else None)
+
+        final, ys = lax.scan(step, initial_state, xw, unroll=unroll)
+        last = final.h
+    else:
+        mask_t = jnp.swapaxes(mask, 0, 1)[..., None]  # (T, B, 1)
+
+        def step(carry, inputs):
+            state, prev_out = carry
+            xw_t, m = inputs
+            new = cell(state, xw_t)
+            state = LSTMState(jnp.where(m, new.h, state.h), jnp.where(m, new.c, state.c))
+            out = jnp.where(m, new.h, jnp.zeros_like(new.h) if zero_output_for_mask else prev_out)
+            return (state, out), (out if return_sequences else None)
+
+        zero_out = jnp.zeros_like(initial_state.h)
+        (final, last), ys = lax.scan(step, (initial_state, zero_out), (xw, mask_t), unroll=unroll)
+
+    final = LSTMState(final.h.reshape(*batch_shape, units), final.c.reshape(*batch_shape, units))
+    if not return_sequences:
+        return last.reshape(*batch_shape, units), final
+    ys = ys.reshape(ys.shape[0], *batch_shape, units)
+    return (ys if time_major else jnp.moveaxis(ys, 0, -2)), final
+
+
+def _check_and_flatten(params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask):
+    """Validate shapes and fold all batch axes into one, so the scan sees (B, T, F)."""
+    in_features, units = params.kernel.shape[0], params.recurrent_kernel.shape[0]
+    if params.kernel.ndim != 2 or params.kernel.shape[1] != 4 * units:
+        raise ShapeError(
+            f"kernel has shape {tuple(params.kernel.shape)} but recurrent_kernel has shape "
+            f"{tuple(params.recurrent_kernel.shape)}; expected kernel (in_features, 4*units) = "
+            f"(in_features, {4 * units}) with the gates packed [i|f|c|o] as Keras stores them."
+        )
+    if params.recurrent_kernel.shape != (units, 4 * units):
+        raise ShapeError(
+            f"recurrent_kernel has shape {tuple(params.recurrent_kernel.shape)}; expected "
+            f"(units, 4*units) = ({units}, {4 * units})."
+        )
+    if params.bias is not None and params.bias.shape != (4 * units,):
+        raise ShapeError(
+            f"bias has shape {tuple(params.bias.shape)}; expected (4*units,) = ({4 * units},)."
+        )
+    if x.ndim < 2 or x.shape[-1] != in_features:
+        raise ShapeError(
+            f"inputs have shape {tuple(x.shape)}; expected (*batch, time, {in_features}) "
+            f"(or (time, {in_features}) for one sequence): the layer has "
+            f"in_features={in_features}."
+        )
+    batch_shape, steps = tuple(x.shape[:-2]), x.shape[-2]
+    x = x.reshape(math.prod(batch_shape), steps, in_features)
+
+    def flat(a, trailing, what, expected):
+        a = jnp.asarray(a)
+        if tuple(a.shape) != (*batch_shape, *trailing):
+            raise ShapeError(
+                f"{what} has shape {tuple(a.shape)}; expected {expected} = "
+                f"{(*batch_shape, *trailing)} for inputs of shape {(*batch_shape, steps, in_features)}."
+            )
+        return a.reshape(math.prod(batch_shape), *trailing)
+
+    if mask is not None:
+        mask = jnp.asarray(mask)
+        if mask.ndim == len(batch_shape) + 2 and mask.shape[-1] == 1:
+            mask = mask[..., 0]
+        mask = flat(mask, (steps,), "mask", "(*batch, time)")
+        mask = mask if mask.dtype == jnp.bool_ else mask != 0
+    if initial_state is not None:
+        if not isinstance(initial_state, LSTMState):
+            if len(initial_state) != 2:
+                raise ShapeError(
+                    f"initial_state has {len(initial_state)} arrays; expected 2, (h, c): "
+                    "pass jaxlstm.LSTMState(h, c)."
+                )
+            initial_state = LSTMState(*initial_state)
+        initial_state = LSTMState(
+            flat(initial_state.h, (units,), "initial_state.h", "(*batch, units)"),
+            flat(initial_state.c, (units,), "initial_state.c", "(*batch, units)"),
+        )
+    if dropout_mask is not None:
+        dropout_mask = flat(dropout_mask, (in_features,), "dropout_mask", "(*batch, in_features)")
+    if recurrent_dropout_mask is not None:
+        recurrent_dropout_mask = flat(
+            recurrent_dropout_mask, (units,), "recurrent_dropout_mask", "(*batch, units)"
+        )
+    return x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape

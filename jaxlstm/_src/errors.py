@@ -1,0 +1,30 @@
+"""The exceptions jaxlstm raises. Every one derives from :class:`JaxLSTMError`."""
+
+from __future__ import annotations
+
+
+class JaxLSTMError(Exception):
+    """Base class of every error jaxlstm raises on purpose."""
+
+
+class KerasFileError(JaxLSTMError, ValueError):
+    """A Keras file is unreadable, malformed, or inconsistent with itself."""
+
+
+class LayerNotFoundError(JaxLSTMError, KeyError):
+    """The requested layer is not in the file; the message lists the ones that are."""
+
+    def __str__(self) -> str:  # KeyError would quote the message.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedOptionError(JaxLSTMError, ValueError):
+    """A layer option (from a file or an argument) that jaxlstm does not implement."""
+
+
+class UnknownActivationError(UnsupportedOptionError):
+    """An activation name that is not a Keras built-in."""
+
+
+class ShapeError(JaxLSTMError, ValueError):
+    """Inputs, masks, states or weights whose shapes do not fit the layer."""

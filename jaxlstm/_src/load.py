@@ -1,0 +1,210 @@
+"""``load_keras_layer``: a Keras file's LSTM layer as a ready-to-call Flax NNX module."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxlstm._src.converters import params_from_arrays
+from jaxlstm._src.core.activations import resolve_activation_name
+from jaxlstm._src.core.lstm import LSTMParams
+from jaxlstm._src.errors import KerasFileError, LayerNotFoundError, UnsupportedOptionError
+from jaxlstm._src.modules.nnx import LSTM, Bidirectional
+from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
+
+# Config keys that become LSTM module options, under their Keras 2/3 names.
+_OPTIONS = (
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "dropout",
+    "recurrent_dropout",
+    "zero_output_for_mask",
+    "time_major",
+)
+# Keras 1 spelled some of them differently.
+_KERAS1_NAMES = {
+    "output_dim": "units",
+    "inner_activation": "recurrent_activation",
+    "dropout_W": "dropout",
+    "dropout_U": "recurrent_dropout",
+}
+# Keys that do not change what a trained layer computes at inference.
+_IGNORED = re.compile(
+    r"^(name|trainable|dtype|units|unit_forget_bias|stateful|unroll|implementation|seed|use_cudnn"
+    r"|batch_input_shape|batch_shape|input_shape|input_dim|input_length|input_dtype|consume_less"
+    r"|init|inner_init|forget_bias_init|reset_after|[WUb]_(regularizer|constraint)"
+    r"|.*_(initializer|regularizer|constraint))$"
+)
+OVERRIDABLE = (*_OPTIONS, "unroll", "compute_dtype")
+
+
+def default_recurrent_activation(keras_version: str) -> str:
+    """``hard_sigmoid`` (Keras 1/2 definition) before Keras 2.3.0, ``sigmoid`` since."""
+    nums = [int(n) for n in re.findall(r"\d+", keras_version)[:3]] or [1]
+    return "hard_sigmoid_keras2" if tuple(nums) < (2, 3, 0) else "sigmoid"
+
+
+def layer_options(record: LayerRecord) -> dict:
+    """The module options of one LSTM record: its config in Keras 2/3 terms, with the defaults of
+    the Keras version that wrote the file for what the file does not say."""
+    where = f"{record.path}: layer {record.name!r}"
+    config = {_KERAS1_NAMES.get(k, k): v for k, v in record.config.items()}
+    options = {
+        "activation": "tanh",
+        "recurrent_activation": default_recurrent_activation(record.keras_version),
+    }
+    if record.class_name == "CuDNNLSTM":  # cuDNN's activations are fixed.
+        config = {k: v for k, v in config.items() if k not in ("activation", "recurrent_activation")}
+        options["recurrent_activation"] = "sigmoid"
+    for key, value in config.items():
+        if key in _OPTIONS:
+            options[key] = value
+        elif not _IGNORED.match(key):
+            warnings.warn(f"{where}: ignoring unknown LSTM option {key}={value!r}.", stacklevel=3)
+    for key in ("activation", "recurrent_activation"):
+        value = options[key]
+        if isinstance(value, dict):  # Keras 3 serialises non-builtin functions as dicts
+            value = value.get("config") if value.get("class_name") == "function" else None
+        if not isinstance(value, str):
+            raise UnsupportedOptionError(
+                f"{where}: {key} is a custom object {options[key]!r}; jaxlstm runs no code from "
+                f"files. Pass its JAX version: load_keras_layer(path, name, {key}=my_fn)."
+            )
+        options[key] = resolve_activation_name(value, record.keras_version)
+    return options
+
+
+def _check_overrides(overrides: dict, bidirectional: bool):
+    allowed = (*OVERRIDABLE, "merge_mode") if bidirectional else OVERRIDABLE
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise UnsupportedOptionError(
+            f"unknown option(s) {unknown} for load_keras_layer; options that can be overridden: "
+            f"{sorted(allowed)} (units and use_bias come from the weights)."
+        )
+    if bidirectional and "go_backwards" in overrides:
+        raise UnsupportedOptionError(
+            "go_backwards cannot be overridden for a Bidirectional layer: its two directions "
+            "run opposite ways by construction."
+        )
+
+
+def build_lstm(record: LayerRecord, overrides: dict, rngs: nnx.Rngs) -> LSTM:
+    """An :class:`LSTM` with the record's weights and options (``overrides`` win)."""
+    where = f"{record.path}: layer {record.name!r}"
+    params, _ = params_from_arrays(record.weights, where)
+    units = record.config.get("units", record.config.get("output_dim", params.units))
+    if units != params.units:
+        raise KerasFileError(
+            f"{where}: the config says units={units} but the weights have units={params.units} "
+            f"(recurrent_kernel {tuple(params.recurrent_kernel.shape)}); the file is inconsistent."
+        )
+    options = {**layer_options(record), **overrides}
+    if options.pop("use_bias", True) != (params.bias is not None):
+        raise KerasFileError(
+            f"{where}: the config says use_bias={record.config.get('use_bias')} but the file "
+            f"{'has' if params.bias is not None else 'has no'} bias array."
+        )
+    module = LSTM(
+        params.in_features, params.units, use_bias=params.bias is not None, **options, rngs=rngs
+    )
+    set_params(module, params)
+    return module
+
+
+def set_params(module: LSTM, params: LSTMParams) -> None:
+    """Write ``params`` into an :class:`LSTM`'s ``nnx.Param`` s, keeping their dtype."""
+    module.kernel[...] = jnp.asarray(params.kernel, module.kernel.dtype)
+    module.recurrent_kernel[...] = jnp.asarray(params.recurrent_kernel, module.kernel.dtype)
+    if params.bias is not None:
+        module.bias[...] = jnp.asarray(params.bias, module.kernel.dtype)
+
+
+def find_layer(kf: KerasFile, name: str | None) -> LayerRecord:
+    """The record named ``name`` (or the only LSTM layer when ``name`` is None)."""
+    available = sorted(kf.layers)
+    if name is None:
+        if len(available) == 1:
+            return kf.layers[available[0]]
+        if available:
+            raise LayerNotFoundError(
+                f"{kf.path}: the file has {len(available)} LSTM layers {available}; "
+                "pass name=... to choose one."
+            )
+        raise LayerNotFoundError(
+            f"{kf.path}: the file has no LSTM layers (its other layers: "
+            f"{[n for n, _ in kf.other_layers]})."
+        )
+    if name in kf.layers:
+        return kf.layers[name]
+    suffix = [n for n in available if n.split("/")[-1] == name]
+    if len(suffix) == 1:
+        return kf.layers[suffix[0]]
+    others = {n: c for n, c in kf.other_layers}
+    hint = f" ({name!r} is a {others[name]} layer, not an LSTM)" if name in others else ""
+    raise LayerNotFoundError(
+        f"{kf.path}: no LSTM layer named {name!r}{hint}; the file's LSTM layers are {available}."
+    )
+
+
+def load_keras_layer(
+    path: str | os.PathLike,
+    name: str | None = None,
+    *,
+    rngs: nnx.Rngs | None = None,
+    **overrides,
+) -> LSTM | Bidirectional:
+    """Load one LSTM layer (or Bidirectional LSTM) from any Keras file, ready to call.
+
+    Reads ``.keras`` archives, Keras 3 ``.weights.h5``, and legacy ``.h5`` files (full models
+    and ``save_weights`` files) written by Keras 1, Keras 2, tf.keras or Keras 3, including
+    CuDNNLSTM weights and layers wrapped in ``Bidirectional`` or ``TimeDistributed`` (returned
+    as the inner layer: it accepts any number of leading batch axes). Nothing in the file is
+    executed. ``hard_sigmoid`` means what it meant in the Keras version that wrote the file.
+
+    Args:
+      path: the Keras file.
+      name: the layer's name in the model (``"outer/inner"`` or just ``"inner"`` for a layer in
+        a nested model). May be omitted when the file has exactly one LSTM layer.
+      rngs: ``nnx.Rngs`` for dropout when the module is put in training mode (default seed 0).
+      **overrides: any of ``activation``, ``recurrent_activation``, ``return_sequences``,
+        ``return_state``, ``go_backwards``, ``dropout``, ``recurrent_dropout``,
+        ``zero_output_for_mask``, ``time_major``, ``unroll``, ``compute_dtype`` (and
+        ``merge_mode`` for Bidirectional): replace what the file says. Weights-only files say
+        nothing, so Keras's defaults of the writing version apply unless overridden.
+
+    Returns:
+      :class:`jaxlstm.LSTM` or :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).
+
+    Raises:
+      KerasFileError: the file is unreadable or inconsistent.
+      LayerNotFoundError: no such LSTM layer; the message lists those the file has.
+      UnsupportedOptionError: an option jaxlstm does not implement, or an unknown override.
+
+    Example:
+      >>> lstm = load_keras_layer("model.h5", "lstm_1")            # doctest: +SKIP
+      >>> y = lstm(x, mask=mask)                                    # doctest: +SKIP
+    """
+    kf = read_keras_file(path)
+    record = find_layer(kf, name)
+    bidirectional = record.class_name == "Bidirectional"
+    _check_overrides(overrides, bidirectional)
+    rngs = rngs if rngs is not None else nnx.Rngs(0)
+    if bidirectional:
+        merge_mode = overrides.pop("merge_mode", record.merge_mode)
+        fw = build_lstm(record.forward, overrides, rngs)
+        bw = build_lstm(record.backward, overrides, rngs)
+        module = Bidirectional(fw, bw, merge_mode=merge_mode)
+    else:
+        module = build_lstm(record, overrides, rngs)
+    module.eval()  # in place: dropout off
+    return module
+

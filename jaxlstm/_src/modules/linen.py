@@ -1,0 +1,121 @@
+"""Flax Linen twins of the NNX modules: same names, options and numbers, same core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxlstm._src.core.layer import (
+    MERGE_MODES,
+    lstm_layer,
+    merge_bidirectional,
+    split_bidirectional_state,
+)
+from jaxlstm._src.core.lstm import LSTMParams
+from jaxlstm._src.errors import UnsupportedOptionError
+from jaxlstm._src.modules.nnx import keras_bias_init
+
+
+class LSTM(nn.Module):
+    """``keras.layers.LSTM`` as a Linen module; see :class:`jaxlstm.LSTM` for the equations.
+
+    Parameters ``kernel (in, 4u)``, ``recurrent_kernel (u, 4u)`` and ``bias (4u,)`` (gate order
+    i, f, c, o) are created on first call from the input's last axis. Dropout uses the
+    ``"dropout"`` RNG stream when ``deterministic=False``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> lstm = LSTM(units=4, return_sequences=True)
+      >>> variables = lstm.init(jax.random.key(0), jnp.ones((2, 5, 3)))
+      >>> lstm.apply(variables, jnp.ones((2, 5, 3))).shape
+      (2, 5, 4)
+    """
+
+    units: int
+    activation: Any = "tanh"
+    recurrent_activation: Any = "sigmoid"
+    use_bias: bool = True
+    unit_forget_bias: bool = True
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zero_output_for_mask: bool = False
+    time_major: bool = False
+    unroll: int | bool = 1
+    compute_dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.glorot_uniform()
+    recurrent_init: Any = nn.initializers.orthogonal()
+    deterministic: bool | None = None
+
+    @nn.compact
+    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
+        u = self.units
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], 4 * u), self.param_dtype)
+        recurrent = self.param("recurrent_kernel", self.recurrent_init, (u, 4 * u), self.param_dtype)
+        bias = None
+        if self.use_bias:
+            bias = self.param(
+                "bias", lambda _, : keras_bias_init(u, self.unit_forget_bias, self.param_dtype)
+            )
+        needs_rng = 0.0 < self.dropout < 1.0 or 0.0 < self.recurrent_dropout < 1.0
+        key = self.make_rng("dropout") if needs_rng and not deterministic else None
+        return lstm_layer(
+            LSTMParams(kernel, recurrent, bias),
+            x,
+            mask=mask,
+            initial_state=initial_state,
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            dropout_key=key,
+            go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            time_major=self.time_major,
+            unroll=self.unroll,
+            compute_dtype=self.compute_dtype,
+        )
+
+
+class Bidirectional(nn.Module):
+    """``keras.layers.Bidirectional`` over two Linen :class:`LSTM` s (parameters under
+    ``forward_layer`` and ``backward_layer``, as Keras 3 names them); same call and outputs as :class:`jaxlstm.Bidirectional`."""
+
+    forward: LSTM
+    backward: LSTM
+    merge_mode: str | None = "concat"
+
+    @nn.compact
+    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+        if self.merge_mode not in MERGE_MODES:
+            raise UnsupportedOptionError(
+                f"merge_mode={self.merge_mode!r}; expected one of {MERGE_MODES}."
+            )
+        if self.forward.go_backwards == self.backward.go_backwards:
+            raise UnsupportedOptionError(
+                f"forward and backward layers both have go_backwards={self.forward.go_backwards}; "
+                "the backward layer must run the other way: build it with "
+                f"go_backwards={not self.forward.go_backwards}."
+            )
+        seq = self.forward.return_sequences
+        fw_state, bw_state = split_bidirectional_state(initial_state)
+        fw_layer = self.forward.clone(zero_output_for_mask=seq, name="forward_layer", parent=self)
+        bw_layer = self.backward.clone(zero_output_for_mask=seq, name="backward_layer", parent=self)
+        fw = fw_layer(x, mask=mask, initial_state=fw_state, deterministic=deterministic)
+        bw = bw_layer(x, mask=mask, initial_state=bw_state, deterministic=deterministic)
+        return merge_bidirectional(
+            fw,
+            bw,
+            merge_mode=self.merge_mode,
+            return_sequences=seq,
+            return_state=self.forward.return_state,
+            time_major=self.forward.time_major,
+        )

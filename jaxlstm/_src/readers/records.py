@@ -1,0 +1,187 @@
+"""What every reader produces: the recurrent layers of a Keras file, as plain data.
+
+Readers know file formats (where arrays and configs live); they do not interpret weights.
+Converters (``jaxlstm._src.converters``) turn a record's arrays into ``LSTMParams``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Layer classes that hold LSTM weights, by the class_name Keras writes into configs.
+LSTM_CLASSES = ("LSTM", "CuDNNLSTM", "UnifiedLSTM", "LSTMV1")
+
+
+@dataclass
+class LayerRecord:
+    """One LSTM (or Bidirectional LSTM) layer found in a file.
+
+    Attributes:
+      name: the name to ask for it by (the layer's Keras name; ``outer/inner`` in nested models).
+      class_name: ``"LSTM"``, ``"CuDNNLSTM"``, ... or ``"Bidirectional"``.
+      config: the layer's own Keras config (empty for weights-only files).
+      weights: ``[(array name, array)]`` in file order; for Bidirectional, see ``forward``.
+      keras_version: the version that wrote the file (``"1"`` when Keras 1 wrote none).
+      path: the file, for messages.
+      wrapper: ``"TimeDistributed"`` when the layer was wrapped in it.
+      forward, backward: the two directions of a Bidirectional layer.
+      merge_mode: Bidirectional's merge mode.
+    """
+
+    name: str
+    class_name: str
+    config: dict
+    weights: list[tuple[str, np.ndarray]]
+    keras_version: str
+    path: str
+    wrapper: str | None = None
+    forward: LayerRecord | None = None
+    backward: LayerRecord | None = None
+    merge_mode: str | None = "concat"
+
+
+@dataclass
+class KerasFile:
+    """The LSTM layers of one Keras file and what the file says about itself."""
+
+    path: str
+    format: str  # human-readable, e.g. "Keras 2 HDF5 model (model.save)"
+    keras_version: str
+    layers: dict[str, LayerRecord] = field(default_factory=dict)
+    other_layers: list[tuple[str, str]] = field(default_factory=list)  # (name, class_name)
+
+
+def strip_suffix(name: str) -> str:
+    """``'lstm_1/kernel:0'`` -> ``'lstm_1/kernel'``."""
+    return re.sub(r":\d+$", "", name)
+
+
+def snake_case(name: str) -> str:
+    """Keras's ``naming.to_snake_case``: ``TimeDistributed`` -> ``time_distributed``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def split_directions(weights, what: str):
+    """Split a Bidirectional layer's arrays into (forward, backward) by their names
+    (``forward_*`` / ``backward_*`` path components), else in half as Keras saves them."""
+    fw = [w for w in weights if _has_component(w[0], "forward")]
+    bw = [w for w in weights if _has_component(w[0], "backward")]
+    if fw and bw and len(fw) + len(bw) == len(weights):
+        return fw, bw
+    half = len(weights) // 2
+    return weights[:half], weights[half:]
+
+
+def _has_component(name: str, prefix: str) -> bool:
+    return any(part.startswith(prefix) for part in re.split(r"[/]", strip_suffix(name)))
+
+
+def lstm_config(class_name: str, config: dict) -> tuple[str, dict] | None:
+    """If a layer is an LSTM, return ``(class_name, its LSTM options)``, else ``None``.
+
+    Understands ``RNN(cell=LSTMCell(...))`` too, whose options are split between the RNN
+    layer and its cell.
+    """
+    if class_name in LSTM_CLASSES:
+        return class_name, config
+    cell = config.get("cell") if class_name == "RNN" else None
+    if isinstance(cell, dict) and cell.get("class_name") == "LSTMCell":
+        merged = {k: v for k, v in config.items() if k != "cell"}
+        merged.update(cell.get("config", {}))
+        merged["name"] = config.get("name", merged.get("name"))
+        return "LSTM", merged
+    return None
+
+
+MODEL_CLASSES = ("Sequential", "Model", "Functional")
+
+
+@dataclass
+class ConfigLayer:
+    """A layer found by walking a model config.
+
+    Attributes:
+      names: enclosing model names then the layer's own, e.g. ``("encoder", "lstm")``.
+      class_name, config: as in the file.
+      v3_path: where Keras 3 keeps this layer's variables in a ``.weights.h5``
+        (``layers/lstm_1``, ``layers/sequential/layers/lstm``, ...), by Keras 3's own naming
+        scheme (class name in snake case, numbered per container).
+    """
+
+    names: tuple[str, ...]
+    class_name: str
+    config: dict
+    v3_path: str
+
+
+def layer_list(model_config: dict | list) -> list[dict]:
+    """The layer dicts of a Sequential/Functional config (Keras 1 Sequential is a bare list)."""
+    cfg = model_config.get("config", model_config) if isinstance(model_config, dict) else model_config
+    if isinstance(cfg, list):
+        return cfg
+    layers = cfg.get("layers", []) if isinstance(cfg, dict) else []
+    return layers if isinstance(layers, list) else []
+
+
+def walk_model_config(model_config: dict, names=(), v3_path="") -> list[ConfigLayer]:
+    """Every layer of a (possibly nested) model config, in file order, models included."""
+    found, used = [], {}
+    for entry in layer_list(model_config):
+        if not isinstance(entry, dict):
+            continue
+        class_name = str(entry.get("class_name", ""))
+        config = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
+        name = str(config.get("name", entry.get("name", "")))
+        snake = snake_case(class_name)
+        used[snake] = used.get(snake, -1) + 1
+        path = f"{v3_path}layers/{snake}" + (f"_{used[snake]}" if used[snake] else "")
+        found.append(ConfigLayer((*names, name), class_name, config, path))
+        if class_name in MODEL_CLASSES:
+            found.extend(walk_model_config(entry, (*names, name), path + "/"))
+    return found
+
+
+def record_from_config(class_name, config, name, version, path, wrapper=None):
+    """A weightless LayerRecord for an LSTM / Bidirectional / TimeDistributed config, else None."""
+    hit = lstm_config(class_name, config)
+    if hit is not None:
+        return LayerRecord(name, hit[0], hit[1], [], version, path, wrapper)
+    inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
+    if inner is None:
+        return None
+    inner_class, inner_config = str(inner.get("class_name")), inner.get("config", {})
+    if class_name == "TimeDistributed":
+        return record_from_config(inner_class, inner_config, name, version, path, "TimeDistributed")
+    if class_name != "Bidirectional" or lstm_config(inner_class, inner_config) is None:
+        return None
+    fw_class, fw_config = lstm_config(inner_class, inner_config)
+    bw_entry = config.get("backward_layer")
+    if isinstance(bw_entry, dict) and lstm_config(str(bw_entry.get("class_name")), bw_entry.get("config", {})):
+        bw_class, bw_config = lstm_config(str(bw_entry["class_name"]), bw_entry.get("config", {}))
+    else:  # Keras builds the backward layer as a copy running the other way.
+        bw_class = fw_class
+        bw_config = {**fw_config, "go_backwards": not fw_config.get("go_backwards", False)}
+    return LayerRecord(
+        name,
+        "Bidirectional",
+        config,
+        [],
+        version,
+        path,
+        wrapper,
+        forward=LayerRecord(f"{name}/forward", fw_class, fw_config, [], version, path),
+        backward=LayerRecord(f"{name}/backward", bw_class, bw_config, [], version, path),
+        merge_mode=config.get("merge_mode", "concat"),
+    )
+
+
+def attach_weights(record: LayerRecord, weights) -> LayerRecord:
+    record.weights = weights
+    if record.class_name == "Bidirectional":
+        record.forward.weights, record.backward.weights = split_directions(weights, record.name)
+    return record
