@@ -51,7 +51,9 @@ def _sparse_sigmoid(x):
 
 
 def _sparsemax(x, axis=-1):
-    # Martins & Astudillo (2016), as keras.src.backend.jax.nn.sparsemax computes it.
+    # Exactly as every Keras 3 backend computes it (keras.src.backend.*.nn.sparsemax): tau is
+    # taken from the sum of the supported cumulative sums, which differs from Martins &
+    # Astudillo's sparsemax whenever more than one entry is supported. Keras models computed this.
     z = -jnp.sort(-x, axis=axis)
     cumsum = jnp.cumsum(z, axis=axis)
     r = jnp.arange(1, x.shape[axis] + 1, dtype=x.dtype)

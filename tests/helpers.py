@@ -1,0 +1,118 @@
+"""Test helpers: a NumPy reference LSTM written from Keras's definition, independent of jaxlstm,
+and random weights."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SIGMOID = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+
+NP_ACTIVATIONS = {
+    "tanh": np.tanh,
+    "sigmoid": SIGMOID,
+    "hard_sigmoid": lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,  # Keras 3
+    "hard_sigmoid_keras2": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),  # Keras 1/2
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "leaky_relu": lambda x: np.where(x >= 0, x, 0.2 * x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "selu": lambda x: 1.0507009873554805
+    * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0))),
+    "celu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "softplus": lambda x: np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0),
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "squareplus": lambda x: (x + np.sqrt(x * x + 4.0)) / 2,
+    "exponential": np.exp,
+    "gelu": lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2.0))),
+    "silu": lambda x: x * SIGMOID(x),
+    "swish": lambda x: x * SIGMOID(x),
+    "hard_silu": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "hard_swish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "hard_tanh": lambda x: np.clip(x, -1, 1),
+    "tanh_shrink": lambda x: x - np.tanh(x),
+    "soft_shrink": lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.5, 0),
+    "hard_shrink": lambda x: np.where(np.abs(x) > 0.5, x, 0.0),
+    "sparse_plus": lambda x: np.where(x <= -1, 0, np.where(x >= 1, x, (x + 1) ** 2 / 4)),
+    "sparse_sigmoid": lambda x: np.clip(0.5 * (x + 1), 0, 1),
+    "log_sigmoid": lambda x: -(np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)),
+    "mish": lambda x: x * np.tanh(np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)),
+    "softmax": lambda x: np.exp(x - x.max(-1, keepdims=True))
+    / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True),
+    "log_softmax": lambda x: x - x.max(-1, keepdims=True)
+    - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)),
+    "sparsemax": None,  # checked against known values in test_core
+}
+
+
+def random_params(rng, in_features, units, use_bias=True, scale=0.6):
+    """Keras-layout weights, uniform in (-scale, scale): every entry non-zero in practice."""
+    k = rng.uniform(-scale, scale, (in_features, 4 * units)).astype(np.float32)
+    r = rng.uniform(-scale, scale, (units, 4 * units)).astype(np.float32)
+    b = rng.uniform(-scale, scale, (4 * units,)).astype(np.float32) if use_bias else None
+    return k, r, b
+
+
+def np_lstm(
+    kernel,
+    recurrent_kernel,
+    bias,
+    x,
+    *,
+    mask=None,
+    h0=None,
+    c0=None,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    dropout_mask=None,
+    recurrent_dropout_mask=None,
+):
+    """Keras's LSTM, one step at a time in float64. x: (B, T, F); mask: (B, T).
+
+    Returns (outputs (B, T, u) in processing order, last output (B, u), h (B, u), c (B, u)).
+    """
+    act, rec = NP_ACTIVATIONS[activation], NP_ACTIVATIONS[recurrent_activation]
+    x = np.asarray(x, np.float64)
+    b, t, _ = x.shape
+    u = recurrent_kernel.shape[0]
+    h = np.zeros((b, u)) if h0 is None else np.asarray(h0, np.float64)
+    c = np.zeros((b, u)) if c0 is None else np.asarray(c0, np.float64)
+    mask = np.ones((b, t), bool) if mask is None else np.asarray(mask, bool)
+    order = range(t - 1, -1, -1) if go_backwards else range(t)
+    prev_out = np.zeros((b, u))
+    outs = []
+    for step in order:
+        xt = x[:, step] if dropout_mask is None else x[:, step] * dropout_mask
+        hp = h if recurrent_dropout_mask is None else h * recurrent_dropout_mask
+        z = xt @ kernel + hp @ recurrent_kernel + (0 if bias is None else bias)
+        zi, zf, zc, zo = np.split(z, 4, axis=-1)
+        c_new = rec(zf) * c + rec(zi) * act(zc)
+        h_new = rec(zo) * act(c_new)
+        m = mask[:, step][:, None]
+        h, c = np.where(m, h_new, h), np.where(m, c_new, c)
+        out = np.where(m, h_new, 0.0 if zero_output_for_mask else prev_out)
+        prev_out = out
+        outs.append(out)
+    outputs = np.stack(outs, axis=1) if outs else np.zeros((b, 0, u))
+    return outputs, prev_out, h, c
+
+
+def random_mask(rng, batch, steps, kind):
+    """Masks as users have them: none, right padding, left padding, gaps, a fully masked row."""
+    mask = np.ones((batch, steps), bool)
+    if kind == "right":
+        for i in range(batch):
+            mask[i, rng.integers(1, steps + 1) :] = False
+    elif kind == "left":
+        for i in range(batch):
+            mask[i, : rng.integers(0, steps)] = False
+    elif kind == "gaps":
+        mask = rng.random((batch, steps)) > 0.35
+    elif kind == "full_row":
+        mask = rng.random((batch, steps)) > 0.3
+        mask[rng.integers(batch)] = False
+    return mask

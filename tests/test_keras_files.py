@@ -1,0 +1,103 @@
+"""Whole files written by real Keras 2 (tf.keras 2.21) and in Keras 1's layout, against the
+outputs Keras computed for them (tests/fixtures/make_fixtures.py made both)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import jaxlstm
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CASES = sorted(FIXTURES.glob("keras*/*.h5"))
+
+
+def run_fixture(path: Path):
+    expected = np.load(path.with_suffix(".npz"))
+    module = jaxlstm.load_keras_layer(path, str(expected["layer"]), **json.loads(str(expected["options"])))
+    kwargs = {}
+    if "mask" in expected.files:
+        kwargs["mask"] = expected["mask"]
+    if "initial_h" in expected.files:
+        kwargs["initial_state"] = [expected["initial_h"], expected["initial_c"]]
+    if "initial_h_fw" in expected.files:
+        kwargs["initial_state"] = [expected[f"initial_{s}"] for s in ("h_fw", "c_fw", "h_bw", "c_bw")]
+    got = module(expected["x"], **kwargs)
+    got = got if isinstance(got, tuple) else (got,)
+    want = [expected[f"out{i}"] for i in range(sum(k.startswith("out") for k in expected.files))]
+    return module, got, want, expected
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_file_matches_keras(path):
+    _, got, want, _ = run_fixture(path)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
+
+
+def test_there_are_fixtures_of_every_family():
+    names = {p.stem for p in CASES}
+    assert {"cudnn", "chunked", "k1_lstm", "k1_bidi", "weights_only_keras224", "nested"} <= names
+
+
+def test_keras_version_and_layout_are_read():
+    kf = jaxlstm.read_keras_file(FIXTURES / "keras1" / "k1_lstm.h5")
+    assert kf.keras_version == "1" and "Keras 1" in kf.format
+    assert jaxlstm.read_keras_file(FIXTURES / "keras2" / "lstm_seq.h5").keras_version.startswith("2.")
+
+
+def test_old_keras2_weights_default_to_hard_sigmoid():
+    module = jaxlstm.load_keras_layer(FIXTURES / "keras2" / "weights_only_keras224.h5", return_sequences=True)
+    assert module.recurrent_activation == "hard_sigmoid_keras2"
+    module = jaxlstm.load_keras_layer(FIXTURES / "keras2" / "weights_only.h5", return_sequences=True)
+    assert module.recurrent_activation == "sigmoid"
+
+
+def test_hard_sigmoid_definition_matters():
+    """The trap: a Keras 2 file read with Keras 3's hard_sigmoid gives other numbers."""
+    path = FIXTURES / "keras2" / "lstm_hard_sigmoid.h5"
+    expected = np.load(path.with_suffix(".npz"))
+    right = jaxlstm.load_keras_layer(path)
+    wrong = jaxlstm.load_keras_layer(path, recurrent_activation="hard_sigmoid")
+    assert right.recurrent_activation == "hard_sigmoid_keras2"
+    np.testing.assert_allclose(right(expected["x"]), expected["out0"], atol=1e-5)
+    assert np.max(np.abs(np.asarray(wrong(expected["x"])) - expected["out0"])) > 1e-3
+
+
+def test_cudnn_weights_are_converted_not_copied():
+    record = jaxlstm.read_keras_file(FIXTURES / "keras2" / "cudnn.h5").layers["cu_dnnlstm"]
+    bias = [a for n, a in record.weights if "bias" in n][0]
+    assert bias.shape[0] == 8 * record.config["units"]
+    module, got, want, _ = run_fixture(FIXTURES / "keras2" / "cudnn.h5")
+    kernel = [a for n, a in record.weights if n.endswith("/kernel:0")][0]
+    assert not np.allclose(np.asarray(module.kernel[...]), kernel)  # per-gate transposes applied
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+
+
+def test_chunked_attributes_are_joined():
+    import h5py
+
+    path = FIXTURES / "keras2" / "chunked.h5"
+    with h5py.File(path) as f:
+        assert "layer_names0" in f["model_weights"].attrs and "layer_names" not in f["model_weights"].attrs
+    assert "lstm" in " ".join(jaxlstm.read_keras_file(path).layers)
+
+
+def test_time_distributed_lstm_takes_the_extra_axis():
+    module, got, want, expected = run_fixture(FIXTURES / "keras2" / "time_distributed.h5")
+    assert expected["x"].ndim == 4
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+
+
+def test_layer_in_nested_model_by_short_or_full_name():
+    path = FIXTURES / "keras2" / "nested.h5"
+    names = list(jaxlstm.read_keras_file(path).layers)
+    assert any(n.endswith("/inner_lstm") for n in names)
+    short = jaxlstm.load_keras_layer(path, "inner_lstm")
+    full = jaxlstm.load_keras_layer(path, next(n for n in names if n.endswith("/inner_lstm")))
+    np.testing.assert_array_equal(short.kernel[...], full.kernel[...])
