@@ -108,7 +108,7 @@ def build_lstm(record: LayerRecord, overrides: dict, rngs: nnx.Rngs) -> LSTM:
             f"(recurrent_kernel {tuple(params.recurrent_kernel.shape)}); the file is inconsistent."
         )
     options = {**layer_options(record), **overrides}
-    if options.pop("use_bias", True) != (params.bias is not None):
+    if options.pop("use_bias", params.bias is not None) != (params.bias is not None):
         raise KerasFileError(
             f"{where}: the config says use_bias={record.config.get('use_bias')} but the file "
             f"{'has' if params.bias is not None else 'has no'} bias array."
