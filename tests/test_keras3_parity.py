@@ -100,9 +100,7 @@ def call_jax(module, cfg, feed, mask):
     return module(feed[0], **kwargs)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(cfg=configs)
-def test_every_keras3_format_matches_keras(cfg, tmp_path_factory):
+def check_every_format(cfg, tmp_path_factory):
     model, name, feed, mask, want = build_keras(cfg)
     tmp = tmp_path_factory.mktemp("k3")
     model.save(tmp / "m.keras")
@@ -120,6 +118,19 @@ def test_every_keras3_format_matches_keras(cfg, tmp_path_factory):
                 overrides["go_backwards"] = cfg["go_backwards"]
         module = jaxlstm.load_keras_layer(tmp / fname, name if not fname.endswith("weights.h5") else None, **overrides)
         assert_matches_keras(call_jax(module, cfg, feed, mask), want)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cfg=configs)
+def test_every_keras3_format_matches_keras(cfg, tmp_path_factory):
+    check_every_format(cfg, tmp_path_factory)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cfg=configs)
+def test_every_keras3_format_matches_keras_many(cfg, tmp_path_factory):
+    check_every_format(cfg, tmp_path_factory)
 
 
 def test_jax_backend_scan_divergence():
