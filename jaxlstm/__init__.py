@@ -32,10 +32,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "LSTM",
     "Bidirectional",
     "JaxLSTMError",
     "KerasFileError",
-    "LSTM",
     "LSTMParams",
     "LSTMState",
     "LayerNotFoundError",

@@ -4,7 +4,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import jax  # noqa: E402
+import jax
 
 # Parity is checked at full float32 matmul precision, for Keras and for us alike.
 jax.config.update("jax_default_matmul_precision", "highest")

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-SIGMOID = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+SIGMOID = lambda x: 1.0 / (1.0 + np.exp(-x))
 
 NP_ACTIVATIONS = {
     "tanh": np.tanh,
@@ -19,8 +19,9 @@ NP_ACTIVATIONS = {
     "relu6": lambda x: np.clip(x, 0.0, 6.0),
     "leaky_relu": lambda x: np.where(x >= 0, x, 0.2 * x),
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
-    "selu": lambda x: 1.0507009873554805
-    * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0))),
+    "selu": lambda x: (
+        1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0)))
+    ),
     "celu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
     "softplus": lambda x: np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0),
     "softsign": lambda x: x / (1 + np.abs(x)),
@@ -39,10 +40,15 @@ NP_ACTIVATIONS = {
     "sparse_sigmoid": lambda x: np.clip(0.5 * (x + 1), 0, 1),
     "log_sigmoid": lambda x: -(np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)),
     "mish": lambda x: x * np.tanh(np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)),
-    "softmax": lambda x: np.exp(x - x.max(-1, keepdims=True))
-    / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True),
-    "log_softmax": lambda x: x - x.max(-1, keepdims=True)
-    - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)),
+    "softmax": lambda x: (
+        np.exp(x - x.max(-1, keepdims=True))
+        / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    ),
+    "log_softmax": lambda x: (
+        x
+        - x.max(-1, keepdims=True)
+        - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    ),
     "sparsemax": None,  # checked against known values in test_core
 }
 

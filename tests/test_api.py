@@ -20,7 +20,11 @@ def test_public_api_is_explicit():
 
 
 def test_core_imports_no_flax():
-    for mod in ("jaxlstm._src.core.lstm", "jaxlstm._src.core.activations", "jaxlstm._src.core.layer"):
+    for mod in (
+        "jaxlstm._src.core.lstm",
+        "jaxlstm._src.core.activations",
+        "jaxlstm._src.core.layer",
+    ):
         with open(importlib.util.find_spec(mod).origin) as fh:
             imports = [line for line in fh if line.startswith(("import ", "from "))]
         assert not [line for line in imports if "flax" in line], mod

@@ -1,4 +1,4 @@
-"""The two commands a user runs: ``jaxlstm demo`` (offline, shipped files) and ``jaxlstm inspect``."""
+"""The commands a user runs: ``jaxlstm demo`` (offline, shipped files) and ``jaxlstm inspect``."""
 
 import subprocess
 import sys
@@ -12,7 +12,10 @@ FIX = Path(__file__).parent / "fixtures"
 def test_demo_runs_offline_and_matches_keras():
     run = subprocess.run(
         [sys.executable, "-m", "jaxlstm", "demo", "--repeat", "2"],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={"PATH": "", "JAX_PLATFORMS": "cpu", "KERAS_BACKEND": "none-installed"},
     )
     assert run.returncode == 0, run.stderr
@@ -22,8 +25,13 @@ def test_demo_runs_offline_and_matches_keras():
 
 
 def test_demo_does_not_import_keras():
-    code = "import sys; from jaxlstm._src.demo import demo; demo(repeat=1, print_fn=lambda *a: None); print('keras' in sys.modules)"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    code = (
+        "import sys; from jaxlstm._src.demo import demo; "
+        "demo(repeat=1, print_fn=lambda *a: None); print('keras' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
     assert run.stdout.strip() == "False"
 
 

@@ -22,7 +22,9 @@ ATOL = 1e-5
 def test_activation_matches_keras_definition(name):
     x = np.linspace(-7, 7, 281).astype(np.float32).reshape(1, -1)
     got = np.asarray(jaxlstm.get_activation(name)(jnp.asarray(x)))
-    np.testing.assert_allclose(got, NP_ACTIVATIONS[name](x.astype(np.float64)), atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(
+        got, NP_ACTIVATIONS[name](x.astype(np.float64)), atol=2e-6, rtol=1e-5
+    )
 
 
 def test_every_named_activation_is_checked():
@@ -46,22 +48,28 @@ def test_hard_sigmoid_has_two_definitions():
 
 @pytest.mark.parametrize("bad", ["nope", "glu", "threshold", 3])
 def test_unknown_activation_is_a_clear_error(bad):
-    with pytest.raises(jaxlstm.UnknownActivationError, match="activation|callable"):
+    with pytest.raises(jaxlstm.UnknownActivationError, match=r"activation|callable"):
         jaxlstm.get_activation(bad)
 
 
 def _params(rng, f, u, use_bias=True):
-    return LSTMParams(*(None if a is None else jnp.asarray(a) for a in random_params(rng, f, u, use_bias)))
+    return LSTMParams(
+        *(None if a is None else jnp.asarray(a) for a in random_params(rng, f, u, use_bias))
+    )
 
 
-@pytest.mark.parametrize("act,rec", [("tanh", "sigmoid"), ("relu", "hard_sigmoid_keras2"), ("elu", "hard_sigmoid")])
+@pytest.mark.parametrize(
+    "act,rec", [("tanh", "sigmoid"), ("relu", "hard_sigmoid_keras2"), ("elu", "hard_sigmoid")]
+)
 def test_step_matches_numpy(act, rec):
     rng = np.random.default_rng(0)
     p = _params(rng, 3, 4)
     x = rng.normal(size=(2, 3)).astype(np.float32)
     h0, c0 = (rng.normal(size=(2, 4)).astype(np.float32) for _ in range(2))
     new = lstm_step(p, LSTMState(h0, c0), x, activation=act, recurrent_activation=rec)
-    _, _, h, c = np_lstm(*map(np.asarray, p), x[:, None], h0=h0, c0=c0, activation=act, recurrent_activation=rec)
+    _, _, h, c = np_lstm(
+        *map(np.asarray, p), x[:, None], h0=h0, c0=c0, activation=act, recurrent_activation=rec
+    )
     np.testing.assert_allclose(new.h, h, atol=ATOL)
     np.testing.assert_allclose(new.c, c, atol=ATOL)
 
@@ -90,10 +98,22 @@ def test_scan_equals_step_loop():
     go_backwards=st.booleans(),
     zero_output=st.booleans(),
     with_state=st.booleans(),
-    acts=st.sampled_from([("tanh", "sigmoid"), ("softsign", "hard_sigmoid_keras2"), ("relu", "hard_sigmoid")]),
+    acts=st.sampled_from(
+        [("tanh", "sigmoid"), ("softsign", "hard_sigmoid_keras2"), ("relu", "hard_sigmoid")]
+    ),
 )
 def test_scan_matches_numpy_reference(
-    seed, batch, steps, features, units, use_bias, mask_kind, go_backwards, zero_output, with_state, acts
+    seed,
+    batch,
+    steps,
+    features,
+    units,
+    use_bias,
+    mask_kind,
+    go_backwards,
+    zero_output,
+    with_state,
+    acts,
 ):
     rng = np.random.default_rng(seed)
     k, r, b = random_params(rng, features, units, use_bias)
@@ -103,14 +123,26 @@ def test_scan_matches_numpy_reference(
     if with_state:
         h0, c0 = (rng.normal(size=(batch, units)).astype(np.float32) for _ in range(2))
     ref_seq, ref_last, ref_h, ref_c = np_lstm(
-        k, r, b, x, mask=mask, h0=h0, c0=c0, go_backwards=go_backwards,
-        zero_output_for_mask=zero_output, activation=acts[0], recurrent_activation=acts[1],
+        k,
+        r,
+        b,
+        x,
+        mask=mask,
+        h0=h0,
+        c0=c0,
+        go_backwards=go_backwards,
+        zero_output_for_mask=zero_output,
+        activation=acts[0],
+        recurrent_activation=acts[1],
     )
     p = LSTMParams(k, r, b)
     common = dict(
-        initial_state=None if h0 is None else LSTMState(h0, c0), mask=mask,
-        go_backwards=go_backwards, zero_output_for_mask=zero_output,
-        activation=acts[0], recurrent_activation=acts[1],
+        initial_state=None if h0 is None else LSTMState(h0, c0),
+        mask=mask,
+        go_backwards=go_backwards,
+        zero_output_for_mask=zero_output,
+        activation=acts[0],
+        recurrent_activation=acts[1],
     )
     seq, final = lstm_scan(p, x, **common)
     last, _ = lstm_scan(p, x, return_sequences=False, **common)
@@ -219,10 +251,19 @@ def test_masks_may_be_int_or_trailing_one():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(x=np.ones((2, 5, 4))), r"inputs have shape \(2, 5, 4\); expected \(\*batch, time, 3\)"),
+        (
+            dict(x=np.ones((2, 5, 4))),
+            r"inputs have shape \(2, 5, 4\); expected \(\*batch, time, 3\)",
+        ),
         (dict(x=np.ones((5,))), r"inputs have shape \(5,\)"),
-        (dict(mask=np.ones((2, 4), bool)), r"mask has shape \(2, 4\); expected \(\*batch, time\) = \(2, 5\)"),
-        (dict(initial_state=LSTMState(np.zeros((2, 3)), np.zeros((2, 4)))), r"initial_state.h has shape \(2, 3\)"),
+        (
+            dict(mask=np.ones((2, 4), bool)),
+            r"mask has shape \(2, 4\); expected \(\*batch, time\) = \(2, 5\)",
+        ),
+        (
+            dict(initial_state=LSTMState(np.zeros((2, 3)), np.zeros((2, 4)))),
+            r"initial_state.h has shape \(2, 3\)",
+        ),
         (dict(initial_state=(np.zeros((2, 4)),)), r"initial_state has 1 arrays; expected 2"),
     ],
 )
@@ -237,8 +278,12 @@ def test_shape_errors_say_what_was_expected(kwargs, match):
 def test_inconsistent_params_are_refused():
     with pytest.raises(jaxlstm.ShapeError, match=r"recurrent_kernel has shape \(4, 12\)"):
         lstm_scan(LSTMParams(jnp.ones((3, 16)), jnp.ones((4, 12)), None), jnp.ones((1, 2, 3)))
-    with pytest.raises(jaxlstm.ShapeError, match=r"bias has shape \(12,\); expected \(4\*units,\) = \(16,\)"):
-        lstm_scan(LSTMParams(jnp.ones((3, 16)), jnp.ones((4, 16)), jnp.ones(12)), jnp.ones((1, 2, 3)))
+    with pytest.raises(
+        jaxlstm.ShapeError, match=r"bias has shape \(12,\); expected \(4\*units,\) = \(16,\)"
+    ):
+        lstm_scan(
+            LSTMParams(jnp.ones((3, 16)), jnp.ones((4, 16)), jnp.ones(12)), jnp.ones((1, 2, 3))
+        )
 
 
 def test_empty_batch_and_single_step():

@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 import jaxlstm
-from jaxlstm import KerasFileError, LayerNotFoundError, UnknownActivationError, UnsupportedOptionError
+from jaxlstm import (
+    KerasFileError,
+    LayerNotFoundError,
+    UnknownActivationError,
+    UnsupportedOptionError,
+)
 
 FIX = Path(__file__).parent / "fixtures"
 SEQ = FIX / "keras2" / "lstm_seq.h5"  # a model with one LSTM(5)
@@ -33,7 +38,13 @@ def lstm_group(f):
 
 
 def test_all_errors_share_one_base():
-    for cls in (KerasFileError, LayerNotFoundError, UnsupportedOptionError, UnknownActivationError, jaxlstm.ShapeError):
+    for cls in (
+        KerasFileError,
+        LayerNotFoundError,
+        UnsupportedOptionError,
+        UnknownActivationError,
+        jaxlstm.ShapeError,
+    ):
         assert issubclass(cls, jaxlstm.JaxLSTMError)
 
 
@@ -61,14 +72,14 @@ def test_truncated_hdf5(tmp_path):
     data = SEQ.read_bytes()
     p = tmp_path / "cut.h5"
     p.write_bytes(data[: len(data) // 3])
-    with pytest.raises(KerasFileError, match="cut.h5: unreadable HDF5 file"):
+    with pytest.raises(KerasFileError, match=r"cut\.h5: unreadable HDF5 file"):
         jaxlstm.load_keras_layer(p)
 
 
 def test_broken_zip(tmp_path):
     p = tmp_path / "m.keras"
     p.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
-    with pytest.raises(KerasFileError, match="not a readable .keras zip archive"):
+    with pytest.raises(KerasFileError, match=r"not a readable \.keras zip archive"):
         jaxlstm.load_keras_layer(p)
 
 
@@ -76,7 +87,9 @@ def test_archive_without_config(tmp_path):
     p = tmp_path / "m.keras"
     with zipfile.ZipFile(p, "w") as z:
         z.writestr("metadata.json", "{}")
-    with pytest.raises(KerasFileError, match=r"has no 'config.json' .*expected a file written by Keras 3"):
+    with pytest.raises(
+        KerasFileError, match=r"has no 'config.json' .*expected a file written by Keras 3"
+    ):
         jaxlstm.load_keras_layer(p)
 
 
@@ -85,7 +98,7 @@ def test_archive_with_bad_json(tmp_path):
     with zipfile.ZipFile(p, "w") as z:
         z.writestr("config.json", "{not json")
         z.writestr("model.weights.h5", b"")
-    with pytest.raises(KerasFileError, match="config.json in the archive is not valid JSON"):
+    with pytest.raises(KerasFileError, match=r"config\.json in the archive is not valid JSON"):
         jaxlstm.load_keras_layer(p)
 
 
@@ -98,7 +111,9 @@ def test_bad_model_config_json(tmp_path):
 
 
 def test_unknown_layer_name_lists_the_lstm_layers():
-    with pytest.raises(LayerNotFoundError, match=r"no LSTM layer named 'nope'; the file's LSTM layers are \['"):
+    with pytest.raises(
+        LayerNotFoundError, match=r"no LSTM layer named 'nope'; the file's LSTM layers are \['"
+    ):
         jaxlstm.load_keras_layer(SEQ, "nope")
 
 
@@ -122,7 +137,9 @@ def test_several_lstm_layers_need_a_name(tmp_path):
         g = f["model_weights"]
         names = [n if isinstance(n, bytes) else n.encode() for n in g.attrs["layer_names"]]
         g.attrs["layer_names"] = np.array([*names, b"twin"])
-    with pytest.raises(LayerNotFoundError, match=r"has 2 LSTM layers .* pass name=\.\.\. to choose one"):
+    with pytest.raises(
+        LayerNotFoundError, match=r"has 2 LSTM layers .* pass name=\.\.\. to choose one"
+    ):
         jaxlstm.load_keras_layer(p)
     assert isinstance(jaxlstm.load_keras_layer(p, "twin"), jaxlstm.LSTM)
 
@@ -130,7 +147,11 @@ def test_several_lstm_layers_need_a_name(tmp_path):
 def test_wrong_recurrent_kernel_shape(tmp_path):
     p = copy(tmp_path)
     _replace(p, "recurrent_kernel", np.ones((5, 7), np.float32))
-    with pytest.raises(KerasFileError, match=r"layer '.*': recurrent_kernel should have shape \(units, 4\*units\); found .*\(5, 7\)"):
+    with pytest.raises(
+        KerasFileError,
+        match=r"layer '.*': recurrent_kernel should have shape \(units, 4\*units\); "
+        r"found .*\(5, 7\)",
+    ):
         jaxlstm.load_keras_layer(p)
 
 
@@ -146,14 +167,21 @@ def _replace(p, role, array):
 def test_wrong_kernel_shape(tmp_path):
     p = copy(tmp_path)
     _replace(p, "kernel", np.ones((4, 7), np.float32))
-    with pytest.raises(KerasFileError, match=r"kernel should have shape \(in_features, 4\*units\) = \(in_features, 20\) for units=5"):
+    with pytest.raises(
+        KerasFileError,
+        match=r"kernel should have shape \(in_features, 4\*units\) = "
+        r"\(in_features, 20\) for units=5",
+    ):
         jaxlstm.load_keras_layer(p)
 
 
 def test_wrong_bias_shape(tmp_path):
     p = copy(tmp_path)
     _replace(p, "bias", np.ones((7,), np.float32))
-    with pytest.raises(KerasFileError, match=r"bias should have shape \(4\*units,\) = \(20,\) \(or \(40,\) for CuDNNLSTM\)"):
+    with pytest.raises(
+        KerasFileError,
+        match=r"bias should have shape \(4\*units,\) = \(20,\) \(or \(40,\) for CuDNNLSTM\)",
+    ):
         jaxlstm.load_keras_layer(p)
 
 
@@ -165,7 +193,9 @@ def test_config_units_disagree_with_weights(tmp_path):
             if layer["class_name"] == "LSTM":
                 layer["config"]["units"] = 9
         f.attrs["model_config"] = json.dumps(cfg)
-    with pytest.raises(KerasFileError, match="the config says units=9 but the weights have units=5"):
+    with pytest.raises(
+        KerasFileError, match="the config says units=9 but the weights have units=5"
+    ):
         jaxlstm.load_keras_layer(p)
 
 
@@ -175,7 +205,9 @@ def test_missing_dataset(tmp_path):
         g, _ = lstm_group(f)
         first = g.attrs["weight_names"][0]
         del g[first.decode() if isinstance(first, bytes) else first]
-    with pytest.raises(KerasFileError, match=r"lists array .* in 'weight_names' but the file has no such dataset"):
+    with pytest.raises(
+        KerasFileError, match=r"lists array .* in 'weight_names' but the file has no such dataset"
+    ):
         jaxlstm.load_keras_layer(p)
 
 
@@ -200,7 +232,9 @@ def _set_lstm_option(p, key, value):
 def test_custom_activation_name_needs_an_override(tmp_path):
     p = copy(tmp_path)
     _set_lstm_option(p, "activation", "my_act")
-    with pytest.raises(UnknownActivationError, match=r"unknown activation 'my_act'.*activation=my_fn"):
+    with pytest.raises(
+        UnknownActivationError, match=r"unknown activation 'my_act'.*activation=my_fn"
+    ):
         jaxlstm.load_keras_layer(p)
     module = jaxlstm.load_keras_layer(p, activation=jnp.tanh)
     expected = np.load(SEQ.with_suffix(".npz"))
@@ -210,7 +244,9 @@ def test_custom_activation_name_needs_an_override(tmp_path):
 def test_custom_activation_object_is_not_executed(tmp_path):
     p = copy(tmp_path)
     _set_lstm_option(p, "activation", {"module": "os", "class_name": "system", "config": {}})
-    with pytest.raises(UnsupportedOptionError, match="activation is a custom object .* jaxlstm runs no code"):
+    with pytest.raises(
+        UnsupportedOptionError, match=r"activation is a custom object .* jaxlstm runs no code"
+    ):
         jaxlstm.load_keras_layer(p)
 
 
@@ -222,12 +258,16 @@ def test_unknown_config_option_warns(tmp_path):
 
 
 def test_unknown_override():
-    with pytest.raises(UnsupportedOptionError, match=r"unknown option\(s\) \['colour'\] for load_keras_layer"):
+    with pytest.raises(
+        UnsupportedOptionError, match=r"unknown option\(s\) \['colour'\] for load_keras_layer"
+    ):
         jaxlstm.load_keras_layer(SEQ, colour="red")
 
 
 def test_bidirectional_direction_cannot_be_overridden():
-    with pytest.raises(UnsupportedOptionError, match="go_backwards cannot be overridden for a Bidirectional"):
+    with pytest.raises(
+        UnsupportedOptionError, match="go_backwards cannot be overridden for a Bidirectional"
+    ):
         jaxlstm.load_keras_layer(FIX / "keras2" / "bidi_concat.h5", go_backwards=True)
 
 

@@ -13,8 +13,24 @@ import jaxlstm
 
 keras = pytest.importorskip("keras")
 
-ACTS = ["tanh", "sigmoid", "relu", "linear", "elu", "selu", "softsign", "softplus", "gelu",
-        "silu", "relu6", "leaky_relu", "hard_silu", "mish", "hard_sigmoid", "exponential"]
+ACTS = [
+    "tanh",
+    "sigmoid",
+    "relu",
+    "linear",
+    "elu",
+    "selu",
+    "softsign",
+    "softplus",
+    "gelu",
+    "silu",
+    "relu6",
+    "leaky_relu",
+    "hard_silu",
+    "mish",
+    "hard_sigmoid",
+    "exponential",
+]
 REC_ACTS = ["sigmoid", "hard_sigmoid", "tanh", "softsign", "hard_silu", "linear"]
 
 configs = st.fixed_dictionaries(
@@ -40,8 +56,17 @@ configs = st.fixed_dictionaries(
 def build_keras(cfg):
     """A Keras model around one (Bidirectional) LSTM, with random non-zero weights everywhere."""
     rng = np.random.default_rng(cfg["seed"])
-    options = {k: cfg[k] for k in ("activation", "recurrent_activation", "use_bias", "go_backwards",
-                                   "return_sequences", "return_state")}
+    options = {
+        k: cfg[k]
+        for k in (
+            "activation",
+            "recurrent_activation",
+            "use_bias",
+            "go_backwards",
+            "return_sequences",
+            "return_state",
+        )
+    }
     x_in = keras.Input((cfg["steps"], cfg["features"]), name="x")
     inputs, call = [x_in], {}
     if cfg["mask"]:
@@ -56,7 +81,11 @@ def build_keras(cfg):
         call["initial_state"] = states
     if cfg["bidirectional"]:  # Keras 3 refuses a go_backwards layer in Bidirectional
         options["go_backwards"] = False
-    if cfg["mask"] and cfg["initial_state"] and not (cfg["bidirectional"] and cfg["return_sequences"]):
+    if (
+        cfg["mask"]
+        and cfg["initial_state"]
+        and not (cfg["bidirectional"] and cfg["return_sequences"])
+    ):
         # Keras's backends disagree at masked steps before the first unmasked one when the
         # initial state is not zero: TensorFlow, PyTorch, NumPy and the unrolled JAX path output
         # zeros there (as we do), the JAX lax.scan path outputs h0. Ask Keras-on-JAX for the
@@ -77,7 +106,9 @@ def build_keras(cfg):
     mask = random_mask(rng, cfg["batch"], cfg["steps"], cfg["mask"]) if cfg["mask"] else None
     if mask is not None:
         feed.append(mask)
-    feed += [rng.normal(size=(cfg["batch"], cfg["units"])).astype("float32") for _ in range(n_states)]
+    feed += [
+        rng.normal(size=(cfg["batch"], cfg["units"])).astype("float32") for _ in range(n_states)
+    ]
     outs = model(feed)
     outs = [np.asarray(o) for o in (outs if isinstance(outs, list | tuple) else [outs])]
     return model, layer.name, feed, mask, outs
@@ -96,7 +127,7 @@ def call_jax(module, cfg, feed, mask):
     if mask is not None:
         kwargs["mask"] = mask
     if cfg["initial_state"]:
-        kwargs["initial_state"] = feed[-(4 if cfg["bidirectional"] else 2):]
+        kwargs["initial_state"] = feed[-(4 if cfg["bidirectional"] else 2) :]
     return module(feed[0], **kwargs)
 
 
@@ -106,17 +137,23 @@ def check_every_format(cfg, tmp_path_factory):
     model.save(tmp / "m.keras")
     model.save_weights(tmp / "m.weights.h5")
     model.save(tmp / "m.h5")
-    options = {k: cfg[k] for k in ("activation", "recurrent_activation", "return_sequences",
-                                   "return_state")}
+    options = {
+        k: cfg[k]
+        for k in ("activation", "recurrent_activation", "return_sequences", "return_state")
+    }
     for fname in ("m.keras", "m.h5", "m.weights.h5"):
         overrides = {}
         if fname.endswith(".weights.h5"):  # no config in the file: tell the loader
             overrides = dict(options)
             if cfg["bidirectional"]:
-                overrides["merge_mode"] = None if cfg["bidirectional"] == "none" else cfg["bidirectional"]
+                overrides["merge_mode"] = (
+                    None if cfg["bidirectional"] == "none" else cfg["bidirectional"]
+                )
             else:
                 overrides["go_backwards"] = cfg["go_backwards"]
-        module = jaxlstm.load_keras_layer(tmp / fname, name if not fname.endswith("weights.h5") else None, **overrides)
+        module = jaxlstm.load_keras_layer(
+            tmp / fname, name if not fname.endswith("weights.h5") else None, **overrides
+        )
         assert_matches_keras(call_jax(module, cfg, feed, mask), want)
 
 

@@ -17,14 +17,18 @@ CASES = sorted(FIXTURES.glob("keras*/*.h5"))
 
 def run_fixture(path: Path):
     expected = np.load(path.with_suffix(".npz"))
-    module = jaxlstm.load_keras_layer(path, str(expected["layer"]), **json.loads(str(expected["options"])))
+    module = jaxlstm.load_keras_layer(
+        path, str(expected["layer"]), **json.loads(str(expected["options"]))
+    )
     kwargs = {}
     if "mask" in expected.files:
         kwargs["mask"] = expected["mask"]
     if "initial_h" in expected.files:
         kwargs["initial_state"] = [expected["initial_h"], expected["initial_c"]]
     if "initial_h_fw" in expected.files:
-        kwargs["initial_state"] = [expected[f"initial_{s}"] for s in ("h_fw", "c_fw", "h_bw", "c_bw")]
+        kwargs["initial_state"] = [
+            expected[f"initial_{s}"] for s in ("h_fw", "c_fw", "h_bw", "c_bw")
+        ]
     got = module(expected["x"], **kwargs)
     got = got if isinstance(got, tuple) else (got,)
     want = [expected[f"out{i}"] for i in range(sum(k.startswith("out") for k in expected.files))]
@@ -48,13 +52,19 @@ def test_there_are_fixtures_of_every_family():
 def test_keras_version_and_layout_are_read():
     kf = jaxlstm.read_keras_file(FIXTURES / "keras1" / "k1_lstm.h5")
     assert kf.keras_version == "1" and "Keras 1" in kf.format
-    assert jaxlstm.read_keras_file(FIXTURES / "keras2" / "lstm_seq.h5").keras_version.startswith("2.")
+    assert jaxlstm.read_keras_file(FIXTURES / "keras2" / "lstm_seq.h5").keras_version.startswith(
+        "2."
+    )
 
 
 def test_old_keras2_weights_default_to_hard_sigmoid():
-    module = jaxlstm.load_keras_layer(FIXTURES / "keras2" / "weights_only_keras224.h5", return_sequences=True)
+    module = jaxlstm.load_keras_layer(
+        FIXTURES / "keras2" / "weights_only_keras224.h5", return_sequences=True
+    )
     assert module.recurrent_activation == "hard_sigmoid_keras2"
-    module = jaxlstm.load_keras_layer(FIXTURES / "keras2" / "weights_only.h5", return_sequences=True)
+    module = jaxlstm.load_keras_layer(
+        FIXTURES / "keras2" / "weights_only.h5", return_sequences=True
+    )
     assert module.recurrent_activation == "sigmoid"
 
 
@@ -71,10 +81,10 @@ def test_hard_sigmoid_definition_matters():
 
 def test_cudnn_weights_are_converted_not_copied():
     record = jaxlstm.read_keras_file(FIXTURES / "keras2" / "cudnn.h5").layers["cu_dnnlstm"]
-    bias = [a for n, a in record.weights if "bias" in n][0]
+    bias = next(a for n, a in record.weights if "bias" in n)
     assert bias.shape[0] == 8 * record.config["units"]
     module, got, want, _ = run_fixture(FIXTURES / "keras2" / "cudnn.h5")
-    kernel = [a for n, a in record.weights if n.endswith("/kernel:0")][0]
+    kernel = next(a for n, a in record.weights if n.endswith("/kernel:0"))
     assert not np.allclose(np.asarray(module.kernel[...]), kernel)  # per-gate transposes applied
     np.testing.assert_allclose(got[0], want[0], atol=1e-5)
 
@@ -84,12 +94,15 @@ def test_chunked_attributes_are_joined():
 
     path = FIXTURES / "keras2" / "chunked.h5"
     with h5py.File(path) as f:
-        assert "layer_names0" in f["model_weights"].attrs and "layer_names" not in f["model_weights"].attrs
+        assert (
+            "layer_names0" in f["model_weights"].attrs
+            and "layer_names" not in f["model_weights"].attrs
+        )
     assert "lstm" in " ".join(jaxlstm.read_keras_file(path).layers)
 
 
 def test_time_distributed_lstm_takes_the_extra_axis():
-    module, got, want, expected = run_fixture(FIXTURES / "keras2" / "time_distributed.h5")
+    _module, got, want, expected = run_fixture(FIXTURES / "keras2" / "time_distributed.h5")
     assert expected["x"].ndim == 4
     np.testing.assert_allclose(got[0], want[0], atol=1e-5)
 

@@ -33,7 +33,9 @@ MASK = np.array([[True, True, False, True, True, False], [False, False, True, Tr
 
 def test_keras_defaults_and_initialisers():
     m = nnx_lstm()
-    assert m.kernel.shape == (3, 16) and m.recurrent_kernel.shape == (4, 16) and m.bias.shape == (16,)
+    assert (
+        m.kernel.shape == (3, 16) and m.recurrent_kernel.shape == (4, 16) and m.bias.shape == (16,)
+    )
     np.testing.assert_array_equal(m.bias[...], np.r_[np.zeros(4), np.ones(4), np.zeros(8)])
     r = np.asarray(m.recurrent_kernel[...])
     np.testing.assert_allclose(r @ r.T, np.eye(4), atol=1e-5)  # orthogonal, as Keras
@@ -46,10 +48,14 @@ def test_keras_defaults_and_initialisers():
     list(itertools.product([False, True], [False, True], [False, True])),
 )
 def test_nnx_and_linen_equal_the_core(return_sequences, return_state, go_backwards):
-    opts = dict(return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards)
+    opts = dict(
+        return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards
+    )
     m = nnx_lstm(**opts)
     got = m(X, mask=MASK)
-    seq, state = lstm_scan(m.params, X, mask=MASK, go_backwards=go_backwards, return_sequences=return_sequences)
+    seq, state = lstm_scan(
+        m.params, X, mask=MASK, go_backwards=go_backwards, return_sequences=return_sequences
+    )
     want = (seq, state.h, state.c) if return_state else seq
     lin = jl.LSTM(4, **opts).apply({"params": linen_params(m)}, X, mask=MASK, deterministic=True)
     for g, w, li in zip(*(jax.tree.leaves(t) for t in (got, want, lin)), strict=True):
@@ -62,13 +68,21 @@ def test_nnx_and_linen_equal_the_core(return_sequences, return_state, go_backwar
 def test_bidirectional_nnx_and_linen_agree(merge_mode, return_sequences):
     rngs = nnx.Rngs(1)
     fw = jaxlstm.LSTM(3, 4, return_sequences=return_sequences, return_state=True, rngs=rngs)
-    bw = jaxlstm.LSTM(3, 4, return_sequences=return_sequences, return_state=True, go_backwards=True, rngs=rngs)
+    bw = jaxlstm.LSTM(
+        3, 4, return_sequences=return_sequences, return_state=True, go_backwards=True, rngs=rngs
+    )
     bi = jaxlstm.Bidirectional(fw, bw, merge_mode=merge_mode)
     out = bi(X, mask=MASK)
     n_out = 2 if merge_mode is None else 1
     assert len(out) == n_out + 4  # outputs, then h_fw, c_fw, h_bw, c_bw as Keras orders them
-    y_bw, state_bw = lstm_scan(bw.params, X, mask=MASK, go_backwards=True,
-                               return_sequences=return_sequences, zero_output_for_mask=return_sequences)
+    y_bw, state_bw = lstm_scan(
+        bw.params,
+        X,
+        mask=MASK,
+        go_backwards=True,
+        return_sequences=return_sequences,
+        zero_output_for_mask=return_sequences,
+    )
     np.testing.assert_allclose(out[-2], state_bw.h, atol=1e-6)
     if merge_mode is None:
         expected_bw = y_bw[:, ::-1] if return_sequences else y_bw  # flipped back to input order
@@ -99,13 +113,20 @@ def test_bidirectional_refuses_what_keras_refuses():
     with pytest.raises(jaxlstm.UnsupportedOptionError, match="both have go_backwards=False"):
         jaxlstm.Bidirectional(jaxlstm.LSTM(3, 4, rngs=rngs), jaxlstm.LSTM(3, 4, rngs=rngs))
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"merge_mode='max'; expected one of"):
-        jaxlstm.Bidirectional(jaxlstm.LSTM(3, 4, rngs=rngs), jaxlstm.LSTM(3, 4, go_backwards=True, rngs=rngs), "max")
+        jaxlstm.Bidirectional(
+            jaxlstm.LSTM(3, 4, rngs=rngs), jaxlstm.LSTM(3, 4, go_backwards=True, rngs=rngs), "max"
+        )
     with pytest.raises(jaxlstm.UnsupportedOptionError, match="return_sequences=True but backward"):
         jaxlstm.Bidirectional(
-            jaxlstm.LSTM(3, 4, return_sequences=True, rngs=rngs), jaxlstm.LSTM(3, 4, go_backwards=True, rngs=rngs)
+            jaxlstm.LSTM(3, 4, return_sequences=True, rngs=rngs),
+            jaxlstm.LSTM(3, 4, go_backwards=True, rngs=rngs),
         )
-    bi = jaxlstm.Bidirectional(jaxlstm.LSTM(3, 4, rngs=rngs), jaxlstm.LSTM(3, 4, go_backwards=True, rngs=rngs))
-    with pytest.raises(jaxlstm.UnsupportedOptionError, match="initial_state has 2 arrays; expected 4"):
+    bi = jaxlstm.Bidirectional(
+        jaxlstm.LSTM(3, 4, rngs=rngs), jaxlstm.LSTM(3, 4, go_backwards=True, rngs=rngs)
+    )
+    with pytest.raises(
+        jaxlstm.UnsupportedOptionError, match="initial_state has 2 arrays; expected 4"
+    ):
         bi(X, initial_state=[np.zeros((2, 4))] * 2)
 
 
@@ -119,18 +140,24 @@ def test_dropout_is_off_in_eval_and_keras3_style_in_training():
     noisy = m(x)
     assert not np.allclose(noisy, clean)
     # Keras 3 draws one input mask per sequence, shared by all steps, scaled by 1/(1-rate):
-    candidates = [lstm_scan(m.params, x, dropout_mask=np.array([k], np.float32))[0]
-                  for k in itertools.product([0.0, 2.0], repeat=2)]
+    candidates = [
+        lstm_scan(m.params, x, dropout_mask=np.array([k], np.float32))[0]
+        for k in itertools.product([0.0, 2.0], repeat=2)
+    ]
     assert any(np.allclose(noisy, c, atol=1e-6) for c in candidates)
     assert not np.allclose(m(x), noisy)  # a fresh mask per call
 
 
 def test_recurrent_dropout_masks_the_state_once_per_sequence():
-    m = jaxlstm.LSTM(2, 2, recurrent_dropout=0.5, return_sequences=True, rngs=nnx.Rngs(params=0, dropout=3))
+    m = jaxlstm.LSTM(
+        2, 2, recurrent_dropout=0.5, return_sequences=True, rngs=nnx.Rngs(params=0, dropout=3)
+    )
     x = np.random.default_rng(2).normal(size=(1, 4, 2)).astype(np.float32)
     noisy = m(x)
-    candidates = [lstm_scan(m.params, x, recurrent_dropout_mask=np.array([k], np.float32))[0]
-                  for k in itertools.product([0.0, 2.0], repeat=2)]
+    candidates = [
+        lstm_scan(m.params, x, recurrent_dropout_mask=np.array([k], np.float32))[0]
+        for k in itertools.product([0.0, 2.0], repeat=2)
+    ]
     assert any(np.allclose(noisy, c, atol=1e-6) for c in candidates)
 
 
@@ -141,7 +168,9 @@ def test_linen_dropout_uses_the_dropout_stream():
     a = lstm.apply(v, x, deterministic=False, rngs={"dropout": jax.random.key(1)})
     b = lstm.apply(v, x, deterministic=False, rngs={"dropout": jax.random.key(2)})
     assert not np.allclose(a, b)
-    np.testing.assert_array_equal(lstm.apply(v, x, deterministic=True), lstm_scan(LSTMParams(**v["params"]), x)[0])
+    np.testing.assert_array_equal(
+        lstm.apply(v, x, deterministic=True), lstm_scan(LSTMParams(**v["params"]), x)[0]
+    )
 
 
 def test_grad_and_jit_through_the_module():

@@ -57,7 +57,8 @@ def run_case(path: Path, repeat: int = 20) -> dict:
         per_call = (time.perf_counter() - start) / repeat
     outs = outs if isinstance(outs, tuple) else (outs,)
     err = max(
-        float(np.max(np.abs(np.asarray(o) - e))) for o, e in zip(outs, keras_outputs(expected), strict=True)
+        float(np.max(np.abs(np.asarray(o) - e)))
+        for o, e in zip(outs, keras_outputs(expected), strict=True)
     )
     kf = read_keras_file(path)
     record = kf.layers[name]
@@ -100,5 +101,8 @@ def demo(repeat: int = 20, print_fn=print) -> bool:
         )
     ok = all(r["max_abs_err"] <= TOLERANCE for r in rows)
     verdict = "match" if ok else "DO NOT all match"
-    print_fn(f"\n{len(rows)} files: {verdict} Keras within {TOLERANCE:g} (jitted, time per call after compile).")
+    print_fn(
+        f"\n{len(rows)} files: {verdict} Keras within {TOLERANCE:g} "
+        "(jitted, time per call after compile)."
+    )
     return ok

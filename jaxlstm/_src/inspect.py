@@ -24,7 +24,9 @@ def _gate_lines(record: LayerRecord) -> list[str]:
         return lines
     if layout == "cudnn":
         lines.append("    layout: CuDNNLSTM: gates i, f, c, o; each kernel block stored transposed")
-        lines.append(f"            (cuDNN order); bias of 8u = {8 * u}: input half + recurrent half")
+        lines.append(
+            f"            (cuDNN order); bias of 8u = {8 * u}: input half + recurrent half"
+        )
     else:
         lines.append("    layout: Keras, gates packed i, f, c, o along the last axis:")
     for g, gate in enumerate(_GATES):

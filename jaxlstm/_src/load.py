@@ -62,7 +62,9 @@ def layer_options(record: LayerRecord) -> dict:
         "recurrent_activation": default_recurrent_activation(record.keras_version),
     }
     if record.class_name == "CuDNNLSTM":  # cuDNN's activations are fixed.
-        config = {k: v for k, v in config.items() if k not in ("activation", "recurrent_activation")}
+        config = {
+            k: v for k, v in config.items() if k not in ("activation", "recurrent_activation")
+        }
         options["recurrent_activation"] = "sigmoid"
     for key, value in config.items():
         if key in _OPTIONS:
@@ -207,4 +209,3 @@ def load_keras_layer(
         module = build_lstm(record, overrides, rngs)
     module.eval()  # in place: dropout off
     return module
-

@@ -114,9 +114,7 @@ def merge_bidirectional(fw, bw, *, merge_mode, return_sequences, return_state, t
     elif merge_mode is None:
         out = (y, y_rev)
     else:
-        raise UnsupportedOptionError(
-            f"merge_mode={merge_mode!r}; expected one of {MERGE_MODES}."
-        )
+        raise UnsupportedOptionError(f"merge_mode={merge_mode!r}; expected one of {MERGE_MODES}.")
     if not return_state:
         return out
     return (*out, *states) if merge_mode is None else (out, *states)

@@ -270,7 +270,8 @@ def _check_and_flatten(params, x, mask, initial_state, dropout_mask, recurrent_d
         if tuple(a.shape) != (*batch_shape, *trailing):
             raise ShapeError(
                 f"{what} has shape {tuple(a.shape)}; expected {expected} = "
-                f"{(*batch_shape, *trailing)} for inputs of shape {(*batch_shape, steps, in_features)}."
+                f"{(*batch_shape, *trailing)} for inputs of shape "
+                f"{(*batch_shape, steps, in_features)}."
             )
         return a.reshape(math.prod(batch_shape), *trailing)
 

@@ -57,11 +57,13 @@ class LSTM(nn.Module):
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
         u = self.units
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], 4 * u), self.param_dtype)
-        recurrent = self.param("recurrent_kernel", self.recurrent_init, (u, 4 * u), self.param_dtype)
+        recurrent = self.param(
+            "recurrent_kernel", self.recurrent_init, (u, 4 * u), self.param_dtype
+        )
         bias = None
         if self.use_bias:
             bias = self.param(
-                "bias", lambda _, : keras_bias_init(u, self.unit_forget_bias, self.param_dtype)
+                "bias", lambda _,: keras_bias_init(u, self.unit_forget_bias, self.param_dtype)
             )
         needs_rng = 0.0 < self.dropout < 1.0 or 0.0 < self.recurrent_dropout < 1.0
         key = self.make_rng("dropout") if needs_rng and not deterministic else None
@@ -87,7 +89,8 @@ class LSTM(nn.Module):
 
 class Bidirectional(nn.Module):
     """``keras.layers.Bidirectional`` over two Linen :class:`LSTM` s (parameters under
-    ``forward_layer`` and ``backward_layer``, as Keras 3 names them); same call and outputs as :class:`jaxlstm.Bidirectional`."""
+    ``forward_layer`` and ``backward_layer``, as Keras 3 names them); same call and outputs
+    as :class:`jaxlstm.Bidirectional`."""
 
     forward: LSTM
     backward: LSTM

@@ -16,6 +16,10 @@ from jaxlstm._src.core.layer import (
 from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.errors import UnsupportedOptionError
 
+# Keras's LSTM initialisers (glorot_uniform kernel, orthogonal recurrent kernel).
+GLOROT_UNIFORM = nnx.initializers.glorot_uniform()
+ORTHOGONAL = nnx.initializers.orthogonal()
+
 
 def keras_bias_init(units: int, unit_forget_bias: bool, dtype=jnp.float32) -> jax.Array:
     """Keras's LSTM bias: zeros, with the forget slice at one when ``unit_forget_bias``."""
@@ -42,7 +46,8 @@ class LSTM(nnx.Module):
       activation, recurrent_activation: Keras names (see ``jaxlstm.ACTIVATIONS``; note
         ``"hard_sigmoid"`` is Keras 3's, ``"hard_sigmoid_keras2"`` the Keras 1/2 one) or callables.
       use_bias, unit_forget_bias: as in Keras (forget-gate bias initialised to one).
-      return_sequences: return ``(*batch, T, units)`` instead of the last output ``(*batch, units)``.
+      return_sequences: return ``(*batch, T, units)`` instead of the last output
+        ``(*batch, units)``.
       return_state: also return the final ``h`` and ``c``: the call gives ``(outputs, h, c)``.
       go_backwards: run from the last step to the first; sequences come back in that order.
       dropout, recurrent_dropout: Keras 3 dropout on the inputs and on ``h``, one mask per sequence,
@@ -86,8 +91,8 @@ class LSTM(nnx.Module):
         unroll: int | bool = 1,
         compute_dtype=None,
         param_dtype=jnp.float32,
-        kernel_init=nnx.initializers.glorot_uniform(),
-        recurrent_init=nnx.initializers.orthogonal(),
+        kernel_init=GLOROT_UNIFORM,
+        recurrent_init=ORTHOGONAL,
         deterministic: bool = False,
         rngs: nnx.Rngs,
     ):

@@ -31,6 +31,7 @@ from jaxlstm._src.readers.records import (
     walk_model_config,
 )
 
+
 def is_v3_weights(f: h5py.File) -> bool:
     return "layers" in f or "vars" in f
 
@@ -60,7 +61,9 @@ def _json(z: zipfile.ZipFile, member: str, path: str):
     try:
         return json.loads(z.read(member))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise KerasFileError(f"{path}: {member} in the archive is not valid JSON ({err}).") from None
+        raise KerasFileError(
+            f"{path}: {member} in the archive is not valid JSON ({err})."
+        ) from None
 
 
 def read_v3_weights(

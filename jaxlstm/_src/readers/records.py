@@ -121,7 +121,9 @@ class ConfigLayer:
 
 def layer_list(model_config: dict | list) -> list[dict]:
     """The layer dicts of a Sequential/Functional config (Keras 1 Sequential is a bare list)."""
-    cfg = model_config.get("config", model_config) if isinstance(model_config, dict) else model_config
+    cfg = (
+        model_config.get("config", model_config) if isinstance(model_config, dict) else model_config
+    )
     if isinstance(cfg, list):
         return cfg
     layers = cfg.get("layers", []) if isinstance(cfg, dict) else []
@@ -161,7 +163,9 @@ def record_from_config(class_name, config, name, version, path, wrapper=None):
         return None
     fw_class, fw_config = lstm_config(inner_class, inner_config)
     bw_entry = config.get("backward_layer")
-    if isinstance(bw_entry, dict) and lstm_config(str(bw_entry.get("class_name")), bw_entry.get("config", {})):
+    if isinstance(bw_entry, dict) and lstm_config(
+        str(bw_entry.get("class_name")), bw_entry.get("config", {})
+    ):
         bw_class, bw_config = lstm_config(str(bw_entry["class_name"]), bw_entry.get("config", {}))
     else:  # Keras builds the backward layer as a copy running the other way.
         bw_class = fw_class
