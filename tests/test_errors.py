@@ -297,3 +297,14 @@ def test_cli_reports_errors_without_traceback(capsys, tmp_path):
     assert main(["inspect", str(tmp_path / "missing.h5")]) == 2
     err = capsys.readouterr().err
     assert "jaxlstm: error:" in err and "no such file" in err and "Traceback" not in err
+
+
+def test_archive_with_damaged_weights(tmp_path):
+    p = tmp_path / "m.keras"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr(
+            "config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}})
+        )
+        z.writestr("model.weights.h5", SEQ.read_bytes()[:2000])
+    with pytest.raises(KerasFileError, match=r"model\.weights\.h5 in the archive is unreadable"):
+        jaxlstm.load_keras_layer(p)

@@ -53,8 +53,13 @@ def read_keras_archive(path: str) -> KerasFile:
     except zipfile.BadZipFile as err:
         raise KerasFileError(f"{path}: not a readable .keras zip archive ({err}).") from None
     version = str(metadata.get("keras_version", "3")) if isinstance(metadata, dict) else "3"
-    with h5py.File(io.BytesIO(weights), "r") as f:
-        return read_v3_weights(f, path, config, version, "Keras 3 archive (.keras)")
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as f:
+            return read_v3_weights(f, path, config, version, "Keras 3 archive (.keras)")
+    except OSError as err:  # h5py's report of a damaged HDF5 member
+        raise KerasFileError(
+            f"{path}: model.weights.h5 in the archive is unreadable ({err})."
+        ) from None
 
 
 def _json(z: zipfile.ZipFile, member: str, path: str):
