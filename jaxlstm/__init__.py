@@ -7,10 +7,10 @@ The whole public API::
     # Flax NNX modules (Linen twins in jaxlstm.linen)
     LSTM, Bidirectional
     # Keras files
-    load_keras_layer, read_keras_file, describe_keras_file
+    load_keras, KerasModel, load_keras_layer, read_keras_file, describe_keras_file
     # errors
     JaxLSTMError, KerasFileError, LayerNotFoundError, UnsupportedOptionError,
-    UnknownActivationError, ShapeError
+    UnsupportedLayerError, UnknownActivationError, ShapeError
 """
 
 from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
@@ -21,10 +21,12 @@ from jaxlstm._src.errors import (
     LayerNotFoundError,
     ShapeError,
     UnknownActivationError,
+    UnsupportedLayerError,
     UnsupportedOptionError,
 )
 from jaxlstm._src.inspect import describe_keras_file
 from jaxlstm._src.load import load_keras_layer
+from jaxlstm._src.models.graph import KerasModel, load_keras
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional
 from jaxlstm._src.readers import read_keras_file
 
@@ -36,14 +38,17 @@ __all__ = [
     "Bidirectional",
     "JaxLSTMError",
     "KerasFileError",
+    "KerasModel",
     "LSTMParams",
     "LSTMState",
     "LayerNotFoundError",
     "ShapeError",
     "UnknownActivationError",
+    "UnsupportedLayerError",
     "UnsupportedOptionError",
     "describe_keras_file",
     "get_activation",
+    "load_keras",
     "load_keras_layer",
     "lstm_scan",
     "lstm_step",

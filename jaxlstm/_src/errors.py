@@ -22,6 +22,10 @@ class UnsupportedOptionError(JaxLSTMError, ValueError):
     """A layer option (from a file or an argument) that jaxlstm does not implement."""
 
 
+class UnsupportedLayerError(UnsupportedOptionError):
+    """A layer class jaxlstm does not implement (Lambda, custom classes, ...)."""
+
+
 class UnknownActivationError(UnsupportedOptionError):
     """An activation name that is not a Keras built-in."""
 

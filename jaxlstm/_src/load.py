@@ -197,15 +197,18 @@ def load_keras_layer(
     """
     kf = read_keras_file(path)
     record = find_layer(kf, name)
+    module = module_from_record(record, overrides, rngs if rngs is not None else nnx.Rngs(0))
+    module.eval()  # in place: dropout off
+    return module
+
+
+def module_from_record(record: LayerRecord, overrides: dict, rngs: nnx.Rngs) -> LSTM | Bidirectional:
+    """The :class:`LSTM` or :class:`Bidirectional` for one record (in training mode)."""
     bidirectional = record.class_name == "Bidirectional"
     _check_overrides(overrides, bidirectional)
-    rngs = rngs if rngs is not None else nnx.Rngs(0)
     if bidirectional:
         merge_mode = overrides.pop("merge_mode", record.merge_mode)
         fw = build_lstm(record.forward, overrides, rngs)
         bw = build_lstm(record.backward, overrides, rngs)
-        module = Bidirectional(fw, bw, merge_mode=merge_mode)
-    else:
-        module = build_lstm(record, overrides, rngs)
-    module.eval()  # in place: dropout off
-    return module
+        return Bidirectional(fw, bw, merge_mode=merge_mode)
+    return build_lstm(record, overrides, rngs)

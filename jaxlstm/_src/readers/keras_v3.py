@@ -75,12 +75,14 @@ def read_v3_weights(
     f: h5py.File, path: str, config=None, version: str = "3", fmt="Keras 3 weights (.weights.h5)"
 ) -> KerasFile:
     """Read the LSTM layers of an open Keras 3 weights HDF5 file, with the model config if known."""
-    kf = KerasFile(path, fmt, version)
+    kf = KerasFile(path, fmt, version, config=config)
     if config is None:
         _walk_groups(kf, f, "", version, path)
         return kf
     for cl in walk_model_config(config):
         name = "/".join(cl.names)
+        if cl.class_name not in MODEL_CLASSES and cl.v3_path in f:
+            kf.arrays[name] = _all_vars(f[cl.v3_path])
         record = record_from_config(cl.class_name, cl.config, name, version, path)
         if record is None:
             if cl.class_name not in MODEL_CLASSES:
@@ -120,6 +122,22 @@ def _cell_vars(f, layer_path: str, path: str, layer: str) -> list[tuple[str, np.
     group = f[vars_path]
     keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else 1 << 30)
     return [(f"{vars_path}/{k}", np.asarray(group[k][()])) for k in keys]
+
+
+# Sub-objects whose variables belong to a layer, in the order Keras 2 lists a layer's weights.
+_OWN_CHILDREN = ("vars", "cell", "layer", "forward_layer", "backward_layer")
+
+
+def _all_vars(group: h5py.Group) -> list[tuple[str, np.ndarray]]:
+    """Every variable of one layer (not of nested models' layers), in Keras's weight order."""
+    out = []
+    if "vars" in group:
+        keys = sorted(group["vars"], key=lambda k: int(k) if k.isdigit() else 1 << 30)
+        out += [(f"{group.name}/vars/{k}", np.asarray(group["vars"][k][()])) for k in keys]
+    for child in _OWN_CHILDREN[1:]:
+        if child in group and isinstance(group[child], h5py.Group):
+            out += _all_vars(group[child])
+    return out
 
 
 def _walk_groups(kf: KerasFile, group: h5py.Group, prefix: str, version: str, path: str):

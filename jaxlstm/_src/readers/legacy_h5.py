@@ -70,6 +70,7 @@ def read_legacy_h5(f: h5py.File, path: str) -> KerasFile:
 
     config = json_attr(f, "model_config", path) if "model_config" in f.attrs else None
     if config is not None:
+        kf.config = config
         _from_config(kf, config, layer_names, arrays, version, path)
     else:
         _from_weights_only(kf, layer_names, arrays, version, path)
@@ -81,6 +82,11 @@ def _from_config(kf, config, layer_names, arrays, version, path):
     for cl in walk_model_config(config):
         top = cl.names[0]
         name = "/".join(cl.names)
+        if cl.class_name not in MODEL_CLASSES and top in listed:
+            weights = arrays(top)
+            if len(cl.names) > 1:
+                weights = [w for w in weights if cl.names[-1] in strip_suffix(w[0]).split("/")]
+            kf.arrays[name] = weights
         found = record_from_config(cl.class_name, cl.config, name, version, path)
         if found is None:
             if cl.class_name not in MODEL_CLASSES:
@@ -91,10 +97,7 @@ def _from_config(kf, config, layer_names, arrays, version, path):
                 f"{path}: the model config has layer {top!r} but the weights have no such "
                 f"layer (found {sorted(listed)}); the file is damaged."
             )
-        weights = arrays(top)
-        if len(cl.names) > 1:  # inside a nested model: its arrays are named after it
-            weights = [w for w in weights if cl.names[-1] in strip_suffix(w[0]).split("/")]
-        kf.layers[name] = attach_weights(found, weights)
+        kf.layers[name] = attach_weights(found, kf.arrays[name])
 
 
 _KERAS1_NAME = re.compile(r"_[WUb]_[icfo]$")

@@ -52,6 +52,8 @@ class KerasFile:
     keras_version: str
     layers: dict[str, LayerRecord] = field(default_factory=dict)
     other_layers: list[tuple[str, str]] = field(default_factory=list)  # (name, class_name)
+    config: dict | None = None  # the model config, when the file has one
+    arrays: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)  # every layer's
 
 
 def strip_suffix(name: str) -> str:

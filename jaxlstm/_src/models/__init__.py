@@ -1,0 +1,1 @@
+"""Whole Keras models as Flax NNX modules: a layer registry and a graph runner."""

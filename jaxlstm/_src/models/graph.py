@@ -1,0 +1,348 @@
+"""``load_keras``: a whole Keras model (Sequential or Functional, nested, several inputs and
+outputs) as one NNX module that runs its layers in graph order with Keras's mask propagation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from jaxlstm._src.core.lstm import LSTMState
+from jaxlstm._src.errors import KerasFileError, UnsupportedLayerError
+from jaxlstm._src.load import module_from_record
+from jaxlstm._src.models.layers import (
+    ALIASES,
+    LAYERS,
+    OP_MODULE_PREFIX,
+    OPS,
+    BuildContext,
+    KerasLayer,
+    Op,
+    TimeDistributed,
+)
+from jaxlstm._src.readers import KerasFile, read_keras_file
+from jaxlstm._src.readers.records import MODEL_CLASSES, layer_list
+
+_WHY = {
+    "Lambda": "a Lambda layer holds Python code (bytecode) and jaxlstm never executes code "
+    "from a file",
+}
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Output ``index`` of call number ``node`` of layer ``layer`` (Keras's keras_history)."""
+
+    layer: str
+    node: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """One call of a layer: positional ``args`` and keyword ``kwargs`` hold :class:`Ref` s."""
+
+    layer: str
+    node: int
+    args: tuple
+    kwargs: tuple  # ((key, value), ...)
+
+
+def _refs(value) -> Any:
+    """Keras 2 ``["name", node, index]`` lists and Keras 3 ``__keras_tensor__`` dicts -> Ref."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            return Ref(*value["config"]["keras_history"])
+        return tuple((k, _refs(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        if len(value) in (3, 4) and isinstance(value[0], str) and isinstance(value[1], int):
+            return Ref(value[0], int(value[1]), int(value[2]))
+        return tuple(_refs(v) for v in value)
+    return value
+
+
+def _io_refs(spec) -> tuple[Ref, ...]:
+    if spec and isinstance(spec[0], str):  # a single [name, node, index]
+        spec = [spec]
+    return tuple(Ref(s[0], int(s[1]), int(s[2])) for s in spec)
+
+
+def _parse_nodes(name: str, class_name: str, inbound) -> list[Node]:
+    nodes = []
+    for i, node in enumerate(inbound or []):
+        if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
+            args = _refs(node.get("args", []))
+            kwargs = dict(_refs(node.get("kwargs", {})) or ())
+        else:  # Keras 1/2: [[name, node, index, kwargs], ...]
+            entries = [_refs(e) for e in node]
+            extra = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
+            kwargs = dict(_refs(extra) or ())
+            if class_name in RNN_CLASSES and len(entries) > 1:
+                args, kwargs["initial_state"] = (entries[0],), tuple(entries[1:])
+            else:
+                args = (entries[0],) if len(entries) == 1 else (tuple(entries),)
+        nodes.append(Node(name, i, tuple(args), tuple(sorted(kwargs.items()))))
+    return nodes
+
+
+RNN_CLASSES = ("LSTM", "CuDNNLSTM", "Bidirectional", "RNN", "UnifiedLSTM", "LSTMV1")
+
+
+class RNNLayer(KerasLayer):
+    """An imported LSTM / Bidirectional inside a model: Keras's outputs, masks and, for
+    ``stateful=True`` layers, the carried state."""
+
+    def __init__(self, module, stateful: bool):
+        self.module, self.stateful = module, stateful
+        self.return_sequences = module.return_sequences
+        self.return_state = module.return_state
+        self.merge_none = getattr(module, "merge_mode", "x") is None
+        self.n_out = 2 if self.merge_none else 1
+        for part in {id(m): m for m in (module, *_lstms(module))}.values():
+            part.return_state = True  # we always take the final state, which is free
+
+    def __call__(self, x, mask=None, initial_state=None):
+        outs = self.module(x, mask=mask, initial_state=initial_state)
+        keras_outs = outs if self.return_state else outs[: self.n_out]
+        states = outs[self.n_out :]
+        keras_outs = keras_outs[0] if len(keras_outs) == 1 else tuple(keras_outs)
+        return keras_outs, tuple(LSTMState(*states[i : i + 2]) for i in range(0, len(states), 2))
+
+    def output_mask(self, inputs, mask):
+        seq_mask = mask if self.return_sequences else None
+        masks = (seq_mask,) * self.n_out
+        if self.return_state:
+            masks += (None,) * (4 if hasattr(self.module, "forward") else 2)
+        return masks[0] if len(masks) == 1 else masks
+
+
+def _lstms(module):
+    return [module.forward, module.backward] if hasattr(module, "forward") else [module]
+
+
+class CustomLayer(KerasLayer):
+    """A user-supplied implementation of a layer class (``custom_layers=``)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.passes_mask = False
+
+    def __call__(self, *args, mask=None):
+        return self.fn(*args)
+
+    def output_mask(self, inputs, mask):
+        own = getattr(self.fn, "output_mask", None)
+        return own(inputs, mask) if own is not None else None
+
+
+class KerasModel(nnx.Module):
+    """A Keras model imported by :func:`load_keras`: call it as Keras would be called.
+
+    ``model(x)`` or ``model(x1, x2)`` returns the output, or a tuple of outputs in Keras's order.
+    It starts in eval mode (dropout and noise off, BatchNormalization on moving statistics);
+    ``model.train()`` switches to training behaviour for fine-tuning, ``model.eval()`` back.
+    ``model.layers`` holds the layer modules by Keras name; their weights are ``nnx.Param`` s.
+
+    Stateful LSTMs (``stateful=True``): ``model(x)`` starts them from zeros; to stream a long
+    sequence chunk by chunk, carry the state explicitly::
+
+        states = None
+        for chunk in chunks:                      # each (batch, steps, features)
+            y, states = model.call_with_state(chunk, states=states)
+
+    which gives the same outputs as one call on the whole sequence. ``states`` maps each stateful
+    layer's name to its ``LSTMState`` (a tuple of two for a Bidirectional layer).
+    """
+
+    def __init__(self, kf: KerasFile, config: dict, custom_layers=None, rngs=None, prefix=()):
+        rngs = rngs if rngs is not None else nnx.Rngs(0)
+        custom_layers = dict(custom_layers or {})
+        self.name = str(config.get("config", {}).get("name", "model")) if isinstance(
+            config.get("config"), dict
+        ) else "model"
+        self.class_name = str(config.get("class_name", "Sequential"))
+        entries = [e for e in layer_list(config) if isinstance(e, dict)]
+        layers, nodes = {}, []
+        for entry in entries:
+            class_name = str(entry.get("class_name", ""))
+            cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
+            name = str(cfg.get("name", entry.get("name", "")))
+            if class_name == "InputLayer":
+                continue
+            layers[name] = _build_layer(kf, entry, (*prefix, name), custom_layers, rngs)
+            if self.class_name == "Sequential":
+                prev = Ref(nodes[-1].layer, 0, 0) if nodes else Ref("__input__", 0, 0)
+                nodes.append(Node(name, 0, (prev,), ()))
+            else:
+                nodes.extend(_parse_nodes(name, class_name, entry.get("inbound_nodes")))
+        model_cfg = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
+        if self.class_name == "Sequential":
+            self.inputs, self.outputs = (Ref("__input__", 0, 0),), (Ref(nodes[-1].layer, 0, 0),)
+        else:
+            self.inputs = _io_refs(model_cfg.get("input_layers", []))
+            self.outputs = _io_refs(model_cfg.get("output_layers", []))
+        self.layers = nnx.Dict(layers)
+        self.order = _topological(nodes, self.inputs, kf.path)
+        self.stateful = tuple(
+            n for n, m in layers.items() if isinstance(m, RNNLayer) and m.stateful
+        )
+        self.eval()
+
+    def __call__(self, *inputs):
+        outputs, _, _ = self.run(inputs)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def call_with_state(self, *inputs, states: dict | None = None):
+        """``(outputs, states)``: run with the stateful layers starting from ``states``
+        (zeros when ``None`` or missing) and return their final states for the next chunk."""
+        outputs, _, new_states = self.run(inputs, states=states or {})
+        return (outputs[0] if len(outputs) == 1 else outputs), new_states
+
+    def run(self, inputs, masks=None, states=None):
+        """Evaluate the graph: ``(outputs, output_masks, final states of stateful layers)``."""
+        if len(inputs) != len(self.inputs):
+            raise KerasFileError(
+                f"model {self.name!r} takes {len(self.inputs)} input(s) "
+                f"({[r.layer for r in self.inputs]}); received {len(inputs)}."
+            )
+        masks = masks if masks is not None else (None,) * len(inputs)
+        values = {ref: (x, m) for ref, x, m in zip(self.inputs, inputs, masks, strict=True)}
+        new_states = {}
+        for node in self.order:
+            layer = self.layers[node.layer]
+            args = jax.tree.map(lambda r: values[r][0] if _is_ref(r) else r, node.args, is_leaf=_is_ref)
+            arg_masks = jax.tree.map(
+                lambda r: values[r][1] if _is_ref(r) else None, node.args, is_leaf=_is_ref
+            )
+            kwargs = dict(node.kwargs)
+            mask = arg_masks[0] if arg_masks else None
+            if isinstance(kwargs.get("mask"), Ref):
+                mask = values[kwargs["mask"]][0]
+            if isinstance(layer, RNNLayer):
+                init = kwargs.get("initial_state")
+                init = None if init is None else [values[r][0] for r in init]
+                if init is None and states is not None and layer.stateful:
+                    init = _flat_state(states.get(node.layer))
+                out, final = layer(args[0], mask=mask, initial_state=init)
+                if layer.stateful:
+                    new_states[node.layer] = final[0] if len(final) == 1 else final
+                out_mask = layer.output_mask(args, mask)
+            elif isinstance(layer, KerasModel):
+                out, out_mask, inner = layer.run(args, arg_masks, states)
+                new_states.update(inner)
+                out, out_mask = (out[0], out_mask[0]) if len(out) == 1 else (out, out_mask)
+            else:
+                out = layer(*args, mask=mask)
+                out_mask = layer.output_mask(args, mask)
+            outs = out if isinstance(out, tuple) else (out,)
+            out_masks = out_mask if isinstance(out_mask, tuple) else (out_mask,) * len(outs)
+            for i, (o, m) in enumerate(zip(outs, out_masks, strict=True)):
+                values[Ref(node.layer, node.node, i)] = (o, m)
+        outputs = tuple(values[r][0] for r in self.outputs)
+        return outputs, tuple(values[r][1] for r in self.outputs), new_states
+
+
+def _is_ref(x) -> bool:
+    return isinstance(x, Ref)
+
+
+def _flat_state(state):
+    if state is None:
+        return None
+    if isinstance(state, LSTMState):
+        return [state.h, state.c]
+    return [a for s in state for a in s]
+
+
+def _topological(nodes: list[Node], inputs, path: str) -> tuple[Node, ...]:
+    """Order the calls so each runs after what it reads (config order is not always enough)."""
+    ready = set(inputs)
+    order, pending = [], list(nodes)
+    while pending:
+        progressed = False
+        for node in list(pending):
+            needed = [r for r in jax.tree.leaves((node.args, node.kwargs), is_leaf=_is_ref) if _is_ref(r)]
+            if all(_produced(r, ready) for r in needed):
+                order.append(node)
+                ready.add(Ref(node.layer, node.node, -1))
+                pending.remove(node)
+                progressed = True
+        if not progressed:
+            missing = sorted({n.layer for n in pending})
+            raise KerasFileError(
+                f"{path}: the model graph cannot be evaluated: layers {missing} read tensors "
+                "that no layer produces; the config is damaged."
+            )
+    return tuple(order)
+
+
+def _produced(ref: Ref, ready: set) -> bool:
+    return ref in ready or Ref(ref.layer, ref.node, -1) in ready
+
+
+def _build_layer(kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs) -> nnx.Module:
+    class_name = str(entry.get("class_name", ""))
+    config = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
+    key = "/".join(names)
+    arrays = [a for _, a in kf.arrays.get(key, [])]
+    ctx = BuildContext(names[-1], class_name, kf.keras_version, kf.path, rngs)
+    if class_name in custom:
+        fn = custom[class_name](config, arrays)
+        return fn if isinstance(fn, KerasLayer) else CustomLayer(fn)
+    if class_name in MODEL_CLASSES:
+        return KerasModel(kf, entry, custom, rngs, names)
+    if key in kf.layers:  # LSTM / Bidirectional (also inside TimeDistributed)
+        record = kf.layers[key]
+        module = module_from_record(record, {}, rngs)
+        stateful = bool((record.forward or record).config.get("stateful", False))
+        return RNNLayer(module, stateful)
+    if class_name == "TimeDistributed":
+        inner = config.get("layer", {})
+        inner_entry = {**inner, "config": {**inner.get("config", {}), "name": names[-1]}}
+        inner_kf = KerasFile(kf.path, kf.format, kf.keras_version, arrays={key: kf.arrays.get(key, [])})
+        return TimeDistributed(_build_layer(inner_kf, inner_entry, names, custom, rngs))
+    builder = LAYERS.get(ALIASES.get(class_name, class_name))
+    module = str(entry.get("module", ""))
+    if module.startswith(OP_MODULE_PREFIX) or (not module and builder is None):
+        builder = Op if class_name in OPS else None
+    if builder is None:
+        why = _WHY.get(class_name, "a layer class jaxlstm does not implement")
+        raise UnsupportedLayerError(
+            f"{kf.path}: layer {key!r} is {class_name}: {why}. Nothing from the file was run. "
+            f"To proceed, supply a JAX implementation: load_keras(path, custom_layers="
+            f"{{{class_name!r}: factory}}), where factory(config, weights) returns a callable "
+            "taking the layer's inputs (weights: the layer's arrays in Keras's order)."
+        )
+    return builder(config, arrays, ctx)
+
+
+def load_keras(
+    path: str | os.PathLike,
+    *,
+    custom_layers: dict[str, Callable] | None = None,
+    rngs: nnx.Rngs | None = None,
+) -> KerasModel:
+    """Load a whole Keras model (legacy ``.h5`` full model or ``.keras``) as a :class:`KerasModel`.
+
+    Sequential and Functional models, nested models, several inputs and outputs. Layers are
+    built from their configs as plain data; unsupported ones (Lambda, custom classes) are refused
+    with an :class:`~jaxlstm.UnsupportedLayerError` naming the layer, unless ``custom_layers``
+    maps the class name to ``factory(config, weights) -> callable``. Nothing in the file is
+    executed. The model starts in eval mode.
+
+    Example:
+      >>> model = jaxlstm.load_keras("forecaster.h5")            # doctest: +SKIP
+      >>> y = model(x)                                            # doctest: +SKIP
+    """
+    kf = read_keras_file(path)
+    if kf.config is None:
+        raise KerasFileError(
+            f"{kf.path}: {kf.format} has no model config, only weights; load_keras needs a full "
+            "model (model.save). Use load_keras_layer(path, name, ...) for its LSTM layers."
+        )
+    return KerasModel(kf, kf.config, custom_layers, rngs)
