@@ -23,10 +23,17 @@ def randomize(model, seed):
 
 
 def forecaster():
-    return keras.Sequential([
-        keras.Input((8, 3)), L.LSTM(6, return_sequences=True), L.Dropout(0.2), L.LSTM(4),
-        L.Dropout(0.2), L.Dense(3, activation="relu"), L.Dense(1),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((8, 3)),
+            L.LSTM(6, return_sequences=True),
+            L.Dropout(0.2),
+            L.LSTM(4),
+            L.Dropout(0.2),
+            L.Dense(3, activation="relu"),
+            L.Dense(1),
+        ]
+    )
 
 
 def classifier(merges=("concat", "sum")):
@@ -38,10 +45,15 @@ def classifier(merges=("concat", "sum")):
 
 
 def autoencoder():
-    return keras.Sequential([
-        keras.Input((6, 2)), L.LSTM(4), L.RepeatVector(6), L.LSTM(4, return_sequences=True),
-        L.TimeDistributed(L.Dense(2)),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((6, 2)),
+            L.LSTM(4),
+            L.RepeatVector(6),
+            L.LSTM(4, return_sequences=True),
+            L.TimeDistributed(L.Dense(2)),
+        ]
+    )
 
 
 def seq2seq():
@@ -60,11 +72,18 @@ def two_outputs():
 
 
 def cnn_lstm():
-    return keras.Sequential([
-        keras.Input((16, 2)), L.Conv1D(4, 3, padding="same", activation="relu"), L.MaxPooling1D(2),
-        L.Conv1D(4, 3, padding="valid", dilation_rate=1), L.AveragePooling1D(2, padding="same"),
-        L.Conv1D(3, 2, padding="causal", dilation_rate=2), L.LSTM(3), L.Dense(1),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((16, 2)),
+            L.Conv1D(4, 3, padding="same", activation="relu"),
+            L.MaxPooling1D(2),
+            L.Conv1D(4, 3, padding="valid", dilation_rate=1),
+            L.AveragePooling1D(2, padding="same"),
+            L.Conv1D(3, 2, padding="causal", dilation_rate=2),
+            L.LSTM(3),
+            L.Dense(1),
+        ]
+    )
 
 
 def masking_layers():
@@ -85,7 +104,9 @@ def merges():
     a, b = keras.Input((5, 3)), keras.Input((5, 3))
     la = L.LSTM(4, return_sequences=True)(a)
     lb = L.LSTM(4, return_sequences=True, go_backwards=True)(b)
-    parts = [op()([la, lb]) for op in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)]
+    parts = [
+        op()([la, lb]) for op in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)
+    ]
     x = L.Concatenate(axis=-1)(parts)
     x = L.Cropping1D((2, 1))(L.ZeroPadding1D((1, 2))(x))
     x = L.Flatten()(L.Permute((2, 1))(x))
@@ -95,7 +116,9 @@ def merges():
 
 
 def nested():
-    encoder = keras.Sequential([keras.Input((5, 2)), L.LSTM(4, return_sequences=True), L.LSTM(3)], name="encoder")
+    encoder = keras.Sequential(
+        [keras.Input((5, 2)), L.LSTM(4, return_sequences=True), L.LSTM(3)], name="encoder"
+    )
     inp = keras.Input((5, 2))
     return keras.Model(inp, L.Dense(2)(encoder(inp)))
 
@@ -158,3 +181,80 @@ def test_model_matches_keras3(case, fmt, tmp_path):
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape
         np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
+
+
+def test_stateful_model_streams_chunk_by_chunk(tmp_path):
+    inp = keras.Input(batch_shape=(2, 4, 3))
+    model = keras.Sequential([inp, L.LSTM(3, stateful=True, return_sequences=True), L.Dense(1)])
+    randomize(model, 3)
+    x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype("float32")
+    want = np.concatenate([np.asarray(model(x[:, i : i + 4])) for i in range(0, 12, 4)], axis=1)
+    model.save(tmp_path / "s.keras")
+    jmodel = jaxlstm.load_keras(tmp_path / "s.keras")
+    assert jmodel.stateful == ("lstm",)
+    states, chunks = None, []
+    for i in range(0, 12, 4):
+        y, states = jmodel.call_with_state(x[:, i : i + 4], states=states)
+        chunks.append(np.asarray(y))
+    np.testing.assert_allclose(np.concatenate(chunks, axis=1), want, atol=1e-5)
+    np.testing.assert_allclose(jmodel(x), want, atol=1e-5)  # one call on the whole sequence
+    assert isinstance(states["lstm"], jaxlstm.LSTMState)
+
+
+def test_lambda_is_refused_then_supplied(tmp_path):
+    model = keras.Sequential([keras.Input((4, 2)), L.Lambda(lambda t: t * 2.0), L.LSTM(2)])
+    randomize(model, 1)
+    x = np.random.default_rng(1).normal(size=(3, 4, 2)).astype("float32")
+    want = np.asarray(model(x))
+    model.save(tmp_path / "l.keras")
+    with pytest.raises(
+        jaxlstm.UnsupportedLayerError, match=r"layer 'lambda' is Lambda: .*never executes code"
+    ):
+        jaxlstm.load_keras(tmp_path / "l.keras")
+    jmodel = jaxlstm.load_keras(
+        tmp_path / "l.keras", custom_layers={"Lambda": lambda cfg, w: lambda t: t * 2.0}
+    )
+    np.testing.assert_allclose(jmodel(x), want, atol=1e-5)
+
+
+def test_unknown_layer_names_layer_and_class(tmp_path):
+    model = keras.Sequential([keras.Input((4, 2)), L.GRU(2, name="my_gru")])
+    model.save(tmp_path / "g.keras")
+    with pytest.raises(
+        jaxlstm.UnsupportedLayerError,
+        match=r"layer 'my_gru' is GRU: .*custom_layers=\{'GRU': factory\}",
+    ):
+        jaxlstm.load_keras(tmp_path / "g.keras")
+
+
+def test_weights_only_file_is_not_a_model(tmp_path):
+    model = forecaster()
+    model.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(jaxlstm.KerasFileError, match="has no model config, only weights"):
+        jaxlstm.load_keras(tmp_path / "w.weights.h5")
+
+
+def test_train_mode_jit_and_grad(tmp_path):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    model = randomize(masking_layers(), 5)
+    model.save(tmp_path / "m.keras")
+    jmodel = jaxlstm.load_keras(tmp_path / "m.keras")
+    x = inputs_for(model, 2, "masking")[0]
+    eval_out = np.asarray(jmodel(x))
+    np.testing.assert_array_equal(jmodel(x), eval_out)  # eval mode is deterministic
+    jmodel.train()
+    train_out = np.asarray(jmodel(x))
+    assert not np.allclose(train_out, eval_out)  # dropout, noise and batch statistics
+    jmodel.eval()
+
+    @nnx.jit
+    def loss(m, x):
+        return jnp.mean(m(x) ** 2)
+
+    grads = nnx.grad(loss)(jmodel, x)
+    flat = jax.tree.leaves(nnx.state(grads, nnx.Param))
+    assert flat and all(np.all(np.isfinite(g)) for g in flat)
+    assert sum(float(jnp.abs(g).sum()) for g in flat) > 0

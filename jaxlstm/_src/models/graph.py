@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
-import numpy as np
 from flax import nnx
 
+from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.core.lstm import LSTMState
 from jaxlstm._src.errors import KerasFileError, UnsupportedLayerError
 from jaxlstm._src.load import module_from_record
@@ -72,7 +72,10 @@ def _io_refs(spec) -> tuple[Ref, ...]:
     return tuple(Ref(s[0], int(s[1]), int(s[2])) for s in spec)
 
 
-def _parse_nodes(name: str, class_name: str, inbound) -> list[Node]:
+def _parse_nodes(name: str, class_name: str, inbound, first: int = 0) -> list[Node]:
+    """A layer's calls; ``first`` is the index Keras gives the first one (1 for a Keras 2 nested
+    model that has its own Input: Keras 2 keeps that internal call out of the config but still
+    counts it)."""
     nodes = []
     for i, node in enumerate(inbound or []):
         if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
@@ -86,7 +89,7 @@ def _parse_nodes(name: str, class_name: str, inbound) -> list[Node]:
                 args, kwargs["initial_state"] = (entries[0],), tuple(entries[1:])
             else:
                 args = (entries[0],) if len(entries) == 1 else (tuple(entries),)
-        nodes.append(Node(name, i, tuple(args), tuple(sorted(kwargs.items()))))
+        nodes.append(Node(name, first + i, tuple(args), tuple(sorted(kwargs.items()))))
     return nodes
 
 
@@ -162,9 +165,11 @@ class KerasModel(nnx.Module):
     def __init__(self, kf: KerasFile, config: dict, custom_layers=None, rngs=None, prefix=()):
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         custom_layers = dict(custom_layers or {})
-        self.name = str(config.get("config", {}).get("name", "model")) if isinstance(
-            config.get("config"), dict
-        ) else "model"
+        self.name = (
+            str(config.get("config", {}).get("name", "model"))
+            if isinstance(config.get("config"), dict)
+            else "model"
+        )
         self.class_name = str(config.get("class_name", "Sequential"))
         entries = [e for e in layer_list(config) if isinstance(e, dict)]
         layers, nodes = {}, []
@@ -179,7 +184,12 @@ class KerasModel(nnx.Module):
                 prev = Ref(nodes[-1].layer, 0, 0) if nodes else Ref("__input__", 0, 0)
                 nodes.append(Node(name, 0, (prev,), ()))
             else:
-                nodes.extend(_parse_nodes(name, class_name, entry.get("inbound_nodes")))
+                first = int(
+                    class_name in MODEL_CLASSES
+                    and keras_major(kf.keras_version) < 3
+                    and _starts_with_input(entry)
+                )
+                nodes.extend(_parse_nodes(name, class_name, entry.get("inbound_nodes"), first))
         model_cfg = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
         if self.class_name == "Sequential":
             self.inputs, self.outputs = (Ref("__input__", 0, 0),), (Ref(nodes[-1].layer, 0, 0),)
@@ -215,7 +225,9 @@ class KerasModel(nnx.Module):
         new_states = {}
         for node in self.order:
             layer = self.layers[node.layer]
-            args = jax.tree.map(lambda r: values[r][0] if _is_ref(r) else r, node.args, is_leaf=_is_ref)
+            args = jax.tree.map(
+                lambda r: values[r][0] if _is_ref(r) else r, node.args, is_leaf=_is_ref
+            )
             arg_masks = jax.tree.map(
                 lambda r: values[r][1] if _is_ref(r) else None, node.args, is_leaf=_is_ref
             )
@@ -247,6 +259,13 @@ class KerasModel(nnx.Module):
         return outputs, tuple(values[r][1] for r in self.outputs), new_states
 
 
+def _starts_with_input(entry: dict) -> bool:
+    layers = layer_list(entry)
+    return (
+        bool(layers) and isinstance(layers[0], dict) and layers[0].get("class_name") == "InputLayer"
+    )
+
+
 def _is_ref(x) -> bool:
     return isinstance(x, Ref)
 
@@ -266,7 +285,9 @@ def _topological(nodes: list[Node], inputs, path: str) -> tuple[Node, ...]:
     while pending:
         progressed = False
         for node in list(pending):
-            needed = [r for r in jax.tree.leaves((node.args, node.kwargs), is_leaf=_is_ref) if _is_ref(r)]
+            needed = [
+                r for r in jax.tree.leaves((node.args, node.kwargs), is_leaf=_is_ref) if _is_ref(r)
+            ]
             if all(_produced(r, ready) for r in needed):
                 order.append(node)
                 ready.add(Ref(node.layer, node.node, -1))
@@ -304,7 +325,9 @@ def _build_layer(kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs) -
     if class_name == "TimeDistributed":
         inner = config.get("layer", {})
         inner_entry = {**inner, "config": {**inner.get("config", {}), "name": names[-1]}}
-        inner_kf = KerasFile(kf.path, kf.format, kf.keras_version, arrays={key: kf.arrays.get(key, [])})
+        inner_kf = KerasFile(
+            kf.path, kf.format, kf.keras_version, arrays={key: kf.arrays.get(key, [])}
+        )
         return TimeDistributed(_build_layer(inner_kf, inner_entry, names, custom, rngs))
     builder = LAYERS.get(ALIASES.get(class_name, class_name))
     module = str(entry.get("module", ""))

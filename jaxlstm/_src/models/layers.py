@@ -450,9 +450,7 @@ class Dot(KerasLayer):
         if self.normalize:
             x = x / jnp.maximum(jnp.linalg.norm(x, axis=ax, keepdims=True), 1e-12)
             y = y / jnp.maximum(jnp.linalg.norm(y, axis=ay, keepdims=True), 1e-12)
-        out = lax.dot_general(
-            x, y, (((ax,), (ay,)), ((0,), (0,))), precision=lax.Precision.HIGHEST
-        )
+        out = lax.dot_general(x, y, (((ax,), (ay,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
         return out[:, None] if out.ndim == 1 else out
 
 
@@ -477,8 +475,13 @@ class Op(KerasLayer):
 
     def __init__(self, config, weights, ctx: BuildContext):
         self.op = ctx.class_name
-        self.kwargs = tuple(sorted((k, v if not isinstance(v, list) else tuple(v))
-                                   for k, v in config.items() if k in OPS[self.op][1]))
+        self.kwargs = tuple(
+            sorted(
+                (k, v if not isinstance(v, list) else tuple(v))
+                for k, v in config.items()
+                if k in OPS[self.op][1]
+            )
+        )
 
     def __call__(self, *args, mask=None):
         kwargs = {k: v for k, v in self.kwargs}
@@ -498,8 +501,14 @@ OPS: dict[str, tuple[Callable, tuple[str, ...]]] = {
     "LogicalAnd": (lambda a, b: jnp.logical_and(a, b), ()),
     "LogicalOr": (lambda a, b: jnp.logical_or(a, b), ()),
     "LogicalNot": (lambda a: jnp.logical_not(a), ()),
-    "Any": (lambda a, axis=None, keepdims=False: jnp.any(a, _axis(axis), keepdims=keepdims), ("axis", "keepdims")),
-    "All": (lambda a, axis=None, keepdims=False: jnp.all(a, _axis(axis), keepdims=keepdims), ("axis", "keepdims")),
+    "Any": (
+        lambda a, axis=None, keepdims=False: jnp.any(a, _axis(axis), keepdims=keepdims),
+        ("axis", "keepdims"),
+    ),
+    "All": (
+        lambda a, axis=None, keepdims=False: jnp.all(a, _axis(axis), keepdims=keepdims),
+        ("axis", "keepdims"),
+    ),
     "Cast": (lambda a, dtype="float32": jnp.asarray(a).astype(dtype), ("dtype",)),
     "ExpandDims": (lambda a, axis=-1: jnp.expand_dims(a, _axis(axis)), ("axis",)),
     "Squeeze": (lambda a, axis=None: jnp.squeeze(a, _axis(axis)), ("axis",)),

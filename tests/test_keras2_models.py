@@ -1,0 +1,47 @@
+"""Whole models written by real tf.keras 2.21 (tests/fixtures/make_model_fixtures.py) against
+the outputs Keras computed: files Keras 3 itself refuses to load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import jaxlstm
+
+FIX = Path(__file__).parent / "fixtures" / "keras2_models"
+REFUSED = {"gru_refused": "GRU", "lambda_refused": "Lambda"}
+CASES = sorted(p.stem for p in FIX.glob("*.h5") if p.stem not in REFUSED)
+
+
+def load_case(name):
+    data = np.load(FIX / f"{name}.npz")
+    inputs = [data[f"in{i}"] for i in range(sum(k.startswith("in") for k in data.files))]
+    outputs = [data[f"out{i}"] for i in range(sum(k.startswith("out") for k in data.files))]
+    return data, inputs, outputs
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_keras2_model_matches_keras(name):
+    data, inputs, want = load_case(name)
+    model = jaxlstm.load_keras(FIX / f"{name}.h5")
+    if name == "stateful":  # Keras's outputs were streamed chunk by chunk
+        chunk, states, got = int(data["chunk"]), None, []
+        for i in range(0, inputs[0].shape[1], chunk):
+            y, states = model.call_with_state(inputs[0][:, i : i + chunk], states=states)
+            got.append(np.asarray(y))
+        got = (np.concatenate(got, axis=1),)
+    else:
+        got = model(*inputs)
+        got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name,cls", sorted(REFUSED.items()))
+def test_unsupported_layers_are_refused_without_running_them(name, cls):
+    with pytest.raises(jaxlstm.UnsupportedLayerError, match=rf"is {cls}: .*custom_layers="):
+        jaxlstm.load_keras(FIX / f"{name}.h5")
