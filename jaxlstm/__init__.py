@@ -7,7 +7,7 @@ The whole public API::
     # Flax NNX modules (Linen twins in jaxlstm.linen)
     LSTM, Bidirectional
     # Keras files
-    load_keras, KerasModel, load_keras_layer, read_keras_file, describe_keras_file
+    load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # errors
     JaxLSTMError, KerasFileError, LayerNotFoundError, UnsupportedOptionError,
     UnsupportedLayerError, UnknownActivationError, ShapeError
@@ -29,6 +29,7 @@ from jaxlstm._src.load import load_keras_layer
 from jaxlstm._src.models.graph import KerasModel, load_keras
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional
 from jaxlstm._src.readers import read_keras_file
+from jaxlstm._src.save import save_keras
 
 __version__ = "0.1.0"
 
@@ -53,5 +54,6 @@ __all__ = [
     "lstm_scan",
     "lstm_step",
     "read_keras_file",
+    "save_keras",
     "zeros_state",
 ]

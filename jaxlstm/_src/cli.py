@@ -15,12 +15,20 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--repeat", type=int, default=20, help="timed calls per file")
     p_inspect = sub.add_parser("inspect", help="show a Keras file's LSTM layers and gate layout")
     p_inspect.add_argument("file")
+    p_convert = sub.add_parser(
+        "convert", help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5)"
+    )
+    p_convert.add_argument("input")
+    p_convert.add_argument("output", help="ends in .keras (Keras 3 archive) or .h5 (legacy)")
+    p_convert.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             from jaxlstm._src.demo import demo
 
             return 0 if demo(repeat=args.repeat) else 1
+        if args.command == "convert":
+            return _convert(args.input, args.output, args.overwrite)
         from jaxlstm._src.inspect import describe_keras_file
 
         print(describe_keras_file(args.file))
@@ -28,6 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     except JaxLSTMError as err:
         print(f"jaxlstm: error: {err}", file=sys.stderr)
         return 2
+
+
+def _convert(src: str, dst: str, overwrite: bool) -> int:
+    import os
+
+    from jaxlstm._src.models.graph import load_keras
+    from jaxlstm._src.save import save_keras
+
+    if os.path.exists(dst) and not overwrite:
+        print(f"jaxlstm: error: {dst} exists; pass --overwrite to replace it.", file=sys.stderr)
+        return 2
+    save_keras(load_keras(src), dst)
+    print(f"wrote {dst}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -202,7 +202,9 @@ def load_keras_layer(
     return module
 
 
-def module_from_record(record: LayerRecord, overrides: dict, rngs: nnx.Rngs) -> LSTM | Bidirectional:
+def module_from_record(
+    record: LayerRecord, overrides: dict, rngs: nnx.Rngs
+) -> LSTM | Bidirectional:
     """The :class:`LSTM` or :class:`Bidirectional` for one record (in training mode)."""
     bidirectional = record.class_name == "Bidirectional"
     _check_overrides(overrides, bidirectional)

@@ -3,6 +3,7 @@ outputs) as one NNX module that runs its layers in graph order with Keras's mask
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ class RNNLayer(KerasLayer):
         keras_outs = keras_outs[0] if len(keras_outs) == 1 else tuple(keras_outs)
         return keras_outs, tuple(LSTMState(*states[i : i + 2]) for i in range(0, len(states), 2))
 
+    def keras_weights(self):
+        return [(p, True) for lstm in _lstms(self.module) for p in lstm.params if p is not None]
+
     def output_mask(self, inputs, mask):
         seq_mask = mask if self.return_sequences else None
         masks = (seq_mask,) * self.n_out
@@ -131,9 +135,19 @@ def _lstms(module):
 class CustomLayer(KerasLayer):
     """A user-supplied implementation of a layer class (``custom_layers=``)."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, n_arrays: int):
         self.fn = fn
         self.passes_mask = False
+        self.n_arrays = n_arrays
+
+    def keras_weights(self):
+        if self.n_arrays:
+            raise UnsupportedLayerError(
+                "a layer supplied through custom_layers holds weights that jaxlstm cannot "
+                "write back to a Keras file; give it a keras_weights() method returning "
+                "[(array, trainable), ...] in Keras's order."
+            )
+        return []
 
     def __call__(self, *args, mask=None):
         return self.fn(*args)
@@ -201,7 +215,26 @@ class KerasModel(nnx.Module):
         self.stateful = tuple(
             n for n, m in layers.items() if isinstance(m, RNNLayer) and m.stateful
         )
+        self.keras_version = kf.keras_version
+        self.config_json = json.dumps(config)  # the Keras config it came from (a str: static)
         self.eval()
+
+    @property
+    def config(self) -> dict:
+        """The Keras model config this model was built from (plain JSON data)."""
+        return json.loads(self.config_json)
+
+    def layer(self, name: str):
+        """A layer module by Keras name; ``"outer/inner"`` reaches into nested models."""
+        module = self
+        for part in name.split("/"):
+            module = module.layers[part]
+        return module
+
+    def keras_weights(self):
+        """All weights in Keras's order for a model used as a layer: trainable ones first."""
+        pairs = [w for layer in self.layers.values() for w in layer.keras_weights()]
+        return [w for w in pairs if w[1]] + [w for w in pairs if not w[1]]
 
     def __call__(self, *inputs):
         outputs, _, _ = self.run(inputs)
@@ -314,7 +347,7 @@ def _build_layer(kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs) -
     ctx = BuildContext(names[-1], class_name, kf.keras_version, kf.path, rngs)
     if class_name in custom:
         fn = custom[class_name](config, arrays)
-        return fn if isinstance(fn, KerasLayer) else CustomLayer(fn)
+        return fn if isinstance(fn, KerasLayer) else CustomLayer(fn, len(arrays))
     if class_name in MODEL_CLASSES:
         return KerasModel(kf, entry, custom, rngs, names)
     if key in kf.layers:  # LSTM / Bidirectional (also inside TimeDistributed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +69,10 @@ class KerasLayer(nnx.Module):
     def output_mask(self, inputs, mask):
         return mask if self.passes_mask else None
 
+    def keras_weights(self) -> list[tuple[jax.Array, bool]]:
+        """The current weights in the order Keras saves them, each with whether it is trainable."""
+        return []
+
 
 def _param(a) -> nnx.Param:
     return nnx.Param(jnp.asarray(np.asarray(a), jnp.float32))
@@ -103,6 +108,13 @@ class Dense(KerasLayer):
             y = y + self.bias[...]
         return get_activation(self.activation)(y)
 
+    def keras_weights(self):
+        return _trainable(self.kernel, self.bias)
+
+
+def _trainable(*params) -> list[tuple[jax.Array, bool]]:
+    return [(p[...], True) for p in params if p is not None]
+
 
 class Activation(KerasLayer):
     def __init__(self, config, weights, ctx: BuildContext):
@@ -120,6 +132,9 @@ class Embedding(KerasLayer):
 
     def __call__(self, ids, mask=None):
         return jnp.take(self.embeddings[...], jnp.asarray(ids).astype(jnp.int32), axis=0)
+
+    def keras_weights(self):
+        return _trainable(self.embeddings)
 
     def output_mask(self, inputs, mask):
         return (jnp.asarray(inputs[0]) != 0) if self.mask_zero else None
@@ -264,6 +279,9 @@ class LayerNormalization(KerasLayer):
             y = y * self.gamma[...]
         return y + self.beta[...] if self.beta is not None else y
 
+    def keras_weights(self):
+        return _trainable(self.gamma, self.beta)
+
 
 class BatchNormalization(KerasLayer):
     """Inference uses the moving statistics; training uses batch statistics and updates them."""
@@ -300,6 +318,10 @@ class BatchNormalization(KerasLayer):
             inv = inv * self.gamma[...]
         offset = -mean * inv + (self.beta[...] if self.beta is not None else 0.0)
         return x * inv.reshape(shape) + offset.reshape(shape)
+
+    def keras_weights(self):
+        stats = [(self.moving_mean[...], False), (self.moving_variance[...], False)]
+        return _trainable(self.gamma, self.beta) + stats
 
 
 class Conv1D(KerasLayer):
@@ -338,6 +360,9 @@ class Conv1D(KerasLayer):
         if self.bias is not None:
             y = y + self.bias[...]
         return get_activation(self.activation)(y)
+
+    def keras_weights(self):
+        return _trainable(self.kernel, self.bias)
 
 
 def _first(value) -> int:
@@ -389,7 +414,7 @@ class Merge(KerasLayer):
     Output mask: Keras 3 ORs the input masks (none if any input has none); Keras 1/2 ANDed the
     masks that exist. The version that wrote the file decides."""
 
-    OPS: dict[str, Callable] = {
+    OPS: ClassVar[dict[str, Callable]] = {
         "Add": lambda xs: sum(xs[1:], xs[0]),
         "Subtract": lambda xs: xs[0] - xs[1],
         "Multiply": lambda xs: math.prod(xs[1:], start=xs[0]),
@@ -464,6 +489,9 @@ class TimeDistributed(KerasLayer):
         b, t = x.shape[:2]
         y = self.inner(x.reshape(b * t, *x.shape[2:]))
         return y.reshape(b, t, *y.shape[1:])
+
+    def keras_weights(self):
+        return self.inner.keras_weights()
 
 
 class Op(KerasLayer):

@@ -1,0 +1,161 @@
+"""Keras 1/2 model configs rewritten into Keras 3's format, with the same numerical meaning.
+
+Keras 3 refuses most tf.keras LSTM files (``Unrecognized keyword arguments passed to LSTM:
+{'time_major': False}``), has no ``CuDNNLSTM``, and reads graphs in its own node format. The
+rewrite keeps every option that changes the numbers and refuses what Keras 3 cannot express
+(``time_major=True``; Keras 2's ``hard_sigmoid``, which Keras 3 redefined)."""
+
+from __future__ import annotations
+
+import copy
+
+from jaxlstm._src.core.activations import keras_major
+from jaxlstm._src.errors import UnsupportedOptionError
+from jaxlstm._src.readers.records import MODEL_CLASSES, layer_list
+
+# Options Keras 2 saved that Keras 3 layers no longer accept and that do not change results.
+_DROPPED = {
+    "LSTM": ("time_major", "implementation"),
+    "GRU": ("time_major", "implementation"),
+    "SimpleRNN": ("time_major",),
+    "SpatialDropout1D": ("trainable", "noise_shape"),
+}
+_RNN = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional")
+_ACTIVATION_KEYS = ("activation", "recurrent_activation")
+_OBJECT_MODULES = {
+    "_initializer": "keras.initializers",
+    "_regularizer": "keras.regularizers",
+    "_constraint": "keras.constraints",
+}
+
+
+def keras3_config(config: dict, keras_version: str, where: str) -> dict:
+    """A copy of ``config`` that Keras 3 can deserialize, with the same numerical meaning."""
+    config = copy.deepcopy(config)
+    if keras_major(keras_version) >= 3:
+        return config
+    _layer(config, where, "keras")
+    return config
+
+
+def _layer(node: dict, where: str, module: str = "keras.layers") -> None:
+    """Rewrite one serialized layer (or model) dict in place."""
+    class_name, cfg = node.get("class_name"), node.get("config")
+    if class_name in ("Model", "Functional"):
+        node["class_name"] = class_name = "Functional"
+    if class_name == "Functional":  # where Keras 3 itself says Functional lives
+        node.setdefault("module", "keras.src.models.functional")
+        node.setdefault("registered_name", "Functional")
+    node.setdefault("module", "keras" if class_name in MODEL_CLASSES else module)
+    node.setdefault("registered_name", None)
+    if class_name == "Sequential" and isinstance(cfg, list):  # Keras 1/2.0: a bare list
+        node["config"] = cfg = {"name": "sequential", "layers": cfg}
+    if not isinstance(cfg, dict):
+        return
+    name = cfg.get("name", class_name)
+    if class_name in ("CuDNNLSTM", "UnifiedLSTM", "LSTMV1"):
+        node["class_name"] = class_name = "LSTM"
+        if "activation" not in cfg:  # cuDNN's fixed activations
+            cfg.update(activation="tanh", recurrent_activation="sigmoid")
+    if cfg.get("time_major"):
+        raise UnsupportedOptionError(
+            f"{where}: layer {name!r} has time_major=True, which Keras 3 layers do not support; "
+            "the model cannot be written as a Keras 3 file. Transpose its inputs to batch-major "
+            "in the model instead."
+        )
+    for key in _DROPPED.get(class_name, ()):
+        cfg.pop(key, None)
+    for key in _ACTIVATION_KEYS:
+        if cfg.get(key) == "hard_sigmoid":
+            raise UnsupportedOptionError(
+                f"{where}: layer {name!r} uses {key}='hard_sigmoid', which meant "
+                "clip(0.2x + 0.5, 0, 1) in the Keras that wrote this file but relu6(x + 3) / 6 in "
+                "Keras 3: Keras 3 would compute different numbers, so the model is not written. "
+                "(jaxlstm itself keeps the original meaning.)"
+            )
+    if class_name == "InputLayer" and "batch_input_shape" in cfg:
+        cfg["batch_shape"] = cfg.pop("batch_input_shape")
+    elif class_name not in MODEL_CLASSES:
+        cfg.pop("batch_input_shape", None)  # Keras 3 keeps input shapes on InputLayer only
+    if class_name == "BatchNormalization" and isinstance(cfg.get("axis"), list):
+        if len(cfg["axis"]) != 1:
+            raise UnsupportedOptionError(f"{where}: layer {name!r} normalises over several axes.")
+        cfg["axis"] = cfg["axis"][0]
+    for key, value in cfg.items():
+        suffix = next((s for s in _OBJECT_MODULES if key.endswith(s)), None)
+        if suffix and isinstance(value, dict) and "class_name" in value:
+            value.setdefault("module", _OBJECT_MODULES[suffix])
+            value.setdefault("registered_name", None)
+        elif key in ("layer", "backward_layer") and isinstance(value, dict):
+            _layer(value, where)
+    if class_name in MODEL_CLASSES:
+        _model(node, where)
+
+
+def _model(node: dict, where: str) -> None:
+    """Rewrite a model's layers and, for Functional, its graph into Keras 3's node format."""
+    layers = layer_list(node)
+    first = layers[0] if layers else {}
+    shape = first.get("config", {}).get("batch_input_shape")
+    if node["class_name"] == "Sequential" and first.get("class_name") != "InputLayer" and shape:
+        # Keras 2 kept a Sequential's input shape on its first layer; Keras 3 wants an InputLayer.
+        dtype = first["config"].get("dtype", "float32")
+        layers.insert(
+            0,
+            {
+                "class_name": "InputLayer",
+                "config": {
+                    "batch_shape": shape,
+                    "dtype": dtype if isinstance(dtype, str) else "float32",
+                    "name": f"{first['config'].get('name', 'layer')}_input",
+                },
+            },
+        )
+    for entry in layers:
+        _layer(entry, where)
+    if node["class_name"] != "Functional":
+        return
+    # Keras 2 numbers a nested model's calls from 1 when it has its own Input (that internal
+    # call is counted but not saved); Keras 3 numbers saved calls from 0.
+    shift = {e["name"] for e in layers if e.get("class_name") in MODEL_CLASSES and _own_input(e)}
+
+    def tensor(ref):
+        history = [ref[0], int(ref[1]) - (ref[0] in shift), int(ref[2])]
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": [None], "dtype": "float32", "keras_history": history},
+        }
+
+    def convert(value):
+        if isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str):
+            return tensor(value)
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    for entry in layers:
+        nodes = []
+        for inbound in entry.get("inbound_nodes", []):
+            if isinstance(inbound, dict):
+                nodes.append(inbound)
+                continue
+            tensors = [tensor(e) for e in inbound]
+            kwargs = convert(inbound[0][3]) if len(inbound[0]) > 3 else {}
+            if entry.get("class_name") in _RNN and len(tensors) > 1:
+                args, kwargs["initial_state"] = [tensors[0]], tensors[1:]
+            else:
+                args = [tensors[0]] if len(tensors) == 1 else [tensors]
+            nodes.append({"args": args, "kwargs": kwargs})
+        entry["inbound_nodes"] = nodes
+    cfg = node["config"]
+    for key in ("input_layers", "output_layers"):
+        refs = cfg.get(key, [])
+        refs = [refs] if refs and isinstance(refs[0], str) else refs
+        cfg[key] = [[r[0], int(r[1]) - (r[0] in shift), int(r[2])] for r in refs]
+
+
+def _own_input(entry: dict) -> bool:
+    layers = layer_list(entry)
+    return bool(layers) and layers[0].get("class_name") == "InputLayer"
