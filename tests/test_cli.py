@@ -46,3 +46,14 @@ def test_inspect_keras1_explains_the_order(capsys):
     assert main(["inspect", str(FIX / "keras1" / "k1_lstm.h5")]) == 0
     out = capsys.readouterr().out
     assert "saved in order i, c, f, o" in out and "hard_sigmoid_keras2" in out
+
+
+def test_inspect_model_table_shows_shapes_masks_and_support(capsys):
+    models = FIX / "keras2_models"
+    assert main(["inspect", str(models / "classifier_left_pad.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "embedding        Embedding      (2, 7, 5)     100     -→out   yes" in out
+    assert "bidirectional_1  Bidirectional  (2, 3)        192     in→-    yes" in out
+    assert main(["inspect", str(models / "lambda_refused.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "NO: a Lambda layer holds Python code" in out and "cannot be loaded as it is" in out

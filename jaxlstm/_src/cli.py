@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if demo(repeat=args.repeat) else 1
         if args.command == "convert":
             return _convert(args.input, args.output, args.overwrite)
-        from jaxlstm._src.inspect import describe_keras_file
+        from jaxlstm._src.inspect import describe_keras_file, describe_model
+        from jaxlstm._src.readers import read_keras_file
 
+        if read_keras_file(args.file).config is not None:
+            print(describe_model(args.file), end="\n\n")
         print(describe_keras_file(args.file))
         return 0
     except JaxLSTMError as err:

@@ -70,3 +70,88 @@ def describe_keras_file(path: str | os.PathLike) -> str:
     if kf.other_layers:
         out.append(f"\nother layers: {', '.join(f'{n} ({c})' for n, c in kf.other_layers)}")
     return "\n".join(out)
+
+
+def _input_specs(config: dict) -> list:
+    """Example inputs (as ShapeDtypeStructs) from a model config's input shapes: unknown batch
+    sizes become 2 and unknown lengths 8."""
+    from jaxlstm._src.readers.records import layer_list
+
+    specs = []
+    for entry in layer_list(config):
+        cfg = entry.get("config", {})
+        shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+        if (
+            entry.get("class_name") != "InputLayer"
+            and specs == []
+            and shape
+            and config.get("class_name") == "Sequential"
+        ):
+            specs.append(_spec(shape, "float32"))  # Keras 2 Sequential: shape on the first layer
+            break
+        if entry.get("class_name") == "InputLayer" and shape:
+            dtype = cfg.get("dtype", "float32")
+            specs.append(_spec(shape, dtype if isinstance(dtype, str) else "float32"))
+    return specs
+
+
+def _spec(shape, dtype):
+    import jax
+
+    dims = [2 if i == 0 and d is None else 8 if d is None else int(d) for i, d in enumerate(shape)]
+    return jax.ShapeDtypeStruct(tuple(dims), "int32" if "int" in dtype else "float32")
+
+
+def describe_model(path: str | os.PathLike) -> str:
+    """The whole model as a table: layer, class, output shape, parameters, mask flow, and
+    whether jaxlstm supports the layer (and why not)."""
+    import jax
+
+    from jaxlstm._src.errors import JaxLSTMError
+    from jaxlstm._src.models.graph import KerasModel, layer_support
+    from jaxlstm._src.readers.records import walk_model_config
+
+    kf = read_keras_file(path)
+    if kf.config is None:
+        return f"{kf.path}: {kf.format}: weights only, no model config."
+    rows, problem = {}, None
+    for cl in walk_model_config(kf.config):
+        name = "/".join(cl.names)
+        params = sum(int(np.size(a)) for _, a in kf.arrays.get(name, []))
+        ok, why = layer_support(kf, cl, name)
+        rows[name] = [name, cl.class_name, "", str(params), "", "yes" if ok else f"NO: {why}"]
+    try:
+        model = KerasModel(kf, kf.config)
+        trace = []
+        specs = _input_specs(kf.config)
+        jax.eval_shape(lambda *xs: model.run(xs, trace=trace)[0], *specs)
+        for layer, outs, mask_in, out_masks in trace:
+            key = next((k for k in rows if k == layer or k.endswith("/" + layer)), None)
+            if key is None:
+                continue
+            rows[key][2] = " ".join(str(tuple(o.shape)) for o in outs)
+            flow = (
+                ("in" if mask_in is not None else "-")
+                + "→"
+                + ("out" if any(m is not None for m in out_masks) else "-")
+            )
+            rows[key][4] = flow
+    except JaxLSTMError as err:
+        problem = str(err)
+    header = ["layer", "class", "output shape", "params", "mask", "supported"]
+    table = [header, *rows.values()]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = [
+        f"{kf.path}",
+        f"  format: {kf.format}, keras_version: {kf.keras_version}, "
+        "shapes for batch 2 (and length 8 where the model leaves it open)",
+        "",
+    ]
+    for i, r in enumerate(table):
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    lines.append("  mask: in→out says whether a Keras mask reaches the layer and leaves it.")
+    if problem:
+        lines.append(f"\n  the model cannot be loaded as it is: {problem}")
+    return "\n".join(lines)

@@ -246,8 +246,10 @@ class KerasModel(nnx.Module):
         outputs, _, new_states = self.run(inputs, states=states or {})
         return (outputs[0] if len(outputs) == 1 else outputs), new_states
 
-    def run(self, inputs, masks=None, states=None):
-        """Evaluate the graph: ``(outputs, output_masks, final states of stateful layers)``."""
+    def run(self, inputs, masks=None, states=None, trace=None):
+        """Evaluate the graph: ``(outputs, output_masks, final states of stateful layers)``.
+
+        ``trace``, a list, receives ``(layer name, outputs, mask in, output masks)`` per call."""
         if len(inputs) != len(self.inputs):
             raise KerasFileError(
                 f"model {self.name!r} takes {len(self.inputs)} input(s) "
@@ -278,7 +280,7 @@ class KerasModel(nnx.Module):
                     new_states[node.layer] = final[0] if len(final) == 1 else final
                 out_mask = layer.output_mask(args, mask)
             elif isinstance(layer, KerasModel):
-                out, out_mask, inner = layer.run(args, arg_masks, states)
+                out, out_mask, inner = layer.run(args, arg_masks, states, trace)
                 new_states.update(inner)
                 out, out_mask = (out[0], out_mask[0]) if len(out) == 1 else (out, out_mask)
             else:
@@ -286,6 +288,8 @@ class KerasModel(nnx.Module):
                 out_mask = layer.output_mask(args, mask)
             outs = out if isinstance(out, tuple) else (out,)
             out_masks = out_mask if isinstance(out_mask, tuple) else (out_mask,) * len(outs)
+            if trace is not None:
+                trace.append((node.layer, outs, mask, out_masks))
             for i, (o, m) in enumerate(zip(outs, out_masks, strict=True)):
                 values[Ref(node.layer, node.node, i)] = (o, m)
         outputs = tuple(values[r][0] for r in self.outputs)
@@ -337,6 +341,19 @@ def _topological(nodes: list[Node], inputs, path: str) -> tuple[Node, ...]:
 
 def _produced(ref: Ref, ready: set) -> bool:
     return ref in ready or Ref(ref.layer, ref.node, -1) in ready
+
+
+def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
+    """Whether :func:`load_keras` can build this config layer, and if not, why."""
+    if cl.class_name in MODEL_CLASSES or cl.class_name == "InputLayer" or name in kf.layers:
+        return True, ""
+    if cl.class_name == "TimeDistributed":
+        inner = cl.config.get("layer", {}) if isinstance(cl.config.get("layer"), dict) else {}
+        cls = str(inner.get("class_name", ""))
+        return (cls in LAYERS or ALIASES.get(cls) in LAYERS), f"wraps {cls}"
+    if cl.class_name in LAYERS or ALIASES.get(cl.class_name) in LAYERS or cl.class_name in OPS:
+        return True, ""
+    return False, _WHY.get(cl.class_name, "not implemented; use custom_layers=")
 
 
 def _build_layer(kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs) -> nnx.Module:
