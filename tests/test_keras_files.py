@@ -12,7 +12,7 @@ import pytest
 import jaxlstm
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CASES = sorted(FIXTURES.glob("keras*/*.h5"))
+CASES = sorted([*FIXTURES.glob("keras1/*.h5"), *FIXTURES.glob("keras2/*.h5")])
 
 
 def run_fixture(path: Path):

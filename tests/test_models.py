@@ -185,20 +185,22 @@ def test_model_matches_keras3(case, fmt, tmp_path):
 
 def test_stateful_model_streams_chunk_by_chunk(tmp_path):
     inp = keras.Input(batch_shape=(2, 4, 3))
-    model = keras.Sequential([inp, L.LSTM(3, stateful=True, return_sequences=True), L.Dense(1)])
+    model = keras.Sequential(
+        [inp, L.LSTM(3, stateful=True, return_sequences=True, name="stream"), L.Dense(1)]
+    )
     randomize(model, 3)
     x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype("float32")
     want = np.concatenate([np.asarray(model(x[:, i : i + 4])) for i in range(0, 12, 4)], axis=1)
     model.save(tmp_path / "s.keras")
     jmodel = jaxlstm.load_keras(tmp_path / "s.keras")
-    assert jmodel.stateful == ("lstm",)
+    assert jmodel.stateful == ("stream",)
     states, chunks = None, []
     for i in range(0, 12, 4):
         y, states = jmodel.call_with_state(x[:, i : i + 4], states=states)
         chunks.append(np.asarray(y))
     np.testing.assert_allclose(np.concatenate(chunks, axis=1), want, atol=1e-5)
     np.testing.assert_allclose(jmodel(x), want, atol=1e-5)  # one call on the whole sequence
-    assert isinstance(states["lstm"], jaxlstm.LSTMState)
+    assert isinstance(states["stream"], jaxlstm.LSTMState)
 
 
 def test_lambda_is_refused_then_supplied(tmp_path):
