@@ -1,0 +1,1 @@
+"""Fine-tuning: losses and metrics that respect masks, a jitted train/eval step, and ``fit``."""
