@@ -19,7 +19,7 @@ def test_demo_runs_offline_and_matches_keras():
         env={"PATH": "", "JAX_PLATFORMS": "cpu", "KERAS_BACKEND": "none-installed"},
     )
     assert run.returncode == 0, run.stderr
-    assert "5 files: match Keras within 1e-05" in run.stdout
+    assert "6 files: match Keras within 1e-05" in run.stdout
     for name in ("keras1_lstm.h5", "keras2_cudnn.h5", "keras3_bidirectional.keras"):
         assert name in run.stdout
 

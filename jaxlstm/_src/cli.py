@@ -21,12 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     p_convert.add_argument("input")
     p_convert.add_argument("output", help="ends in .keras (Keras 3 archive) or .h5 (legacy)")
     p_convert.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p_ft = sub.add_parser("finetune", help="fine-tune a Keras model as a YAML config describes")
+    p_ft.add_argument("--config", required=True)
+    p_ft.add_argument("--out", help="output folder (default: the config's output.dir)")
+    p_ft.add_argument("--epochs", type=int, help="override the config's epochs")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             from jaxlstm._src.demo import demo
 
             return 0 if demo(repeat=args.repeat) else 1
+        if args.command == "finetune":
+            from jaxlstm._src.train.config import run_finetune
+
+            run_finetune(args.config, args.out, args.epochs)
+            return 0
         if args.command == "convert":
             return _convert(args.input, args.output, args.overwrite)
         from jaxlstm._src.inspect import describe_keras_file, describe_model

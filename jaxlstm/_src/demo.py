@@ -14,6 +14,7 @@ from flax import nnx
 
 from jaxlstm._src.converters import params_from_arrays
 from jaxlstm._src.load import load_keras_layer
+from jaxlstm._src.models.graph import load_keras
 from jaxlstm._src.readers import read_keras_file
 
 TOLERANCE = 1e-5
@@ -29,6 +30,8 @@ _LAYOUT_NOTES = {"keras1": "12 per-gate arrays (i,c,f,o)", "cudnn": "CuDNN 8u bi
 
 
 def _lstms(module):
+    if hasattr(module, "layers"):
+        return []
     return [module.forward, module.backward] if hasattr(module, "forward") else [module]
 
 
@@ -41,7 +44,8 @@ def run_case(path: Path, repeat: int = 20) -> dict:
     expected = np.load(path.with_suffix(".npz"))
     name = str(expected["layer"])
     overrides = json.loads(str(expected["options"]))
-    module = load_keras_layer(path, name, **overrides)
+    # An empty layer name means the whole model (load_keras), else one layer (load_keras_layer).
+    module = load_keras(path) if not name else load_keras_layer(path, name, **overrides)
     kwargs = {"mask": expected["mask"]} if "mask" in expected.files else {}
     graphdef, state = nnx.split(module)
 
@@ -61,10 +65,16 @@ def run_case(path: Path, repeat: int = 20) -> dict:
         for o, e in zip(outs, keras_outputs(expected), strict=True)
     )
     kf = read_keras_file(path)
-    record = kf.layers[name]
-    parts = [record.forward, record.backward] if record.class_name == "Bidirectional" else [record]
-    layouts = {params_from_arrays(r.weights, name)[1] for r in parts}
-    notes = [_LAYOUT_NOTES[x] for x in sorted(layouts) if x in _LAYOUT_NOTES]
+    notes = []
+    if name:
+        record = kf.layers[name]
+        parts = (
+            [record.forward, record.backward] if record.class_name == "Bidirectional" else [record]
+        )
+        layouts = {params_from_arrays(r.weights, name)[1] for r in parts}
+        notes = [_LAYOUT_NOTES[x] for x in sorted(layouts) if x in _LAYOUT_NOTES]
+    else:
+        notes.append(f"whole model, {len(module.layers)} layers")
     if any(getattr(m, "recurrent_activation", "") == "hard_sigmoid_keras2" for m in _lstms(module)):
         notes.append("hard_sigmoid = clip(0.2x+0.5)")
     if "mask" in kwargs:
@@ -74,7 +84,7 @@ def run_case(path: Path, repeat: int = 20) -> dict:
         "file": path.name,
         "written_by": f"Keras {kf.keras_version}",
         "format": kf.format,
-        "layer": name,
+        "layer": name or "(model)",
         "kind": type(module).__name__,
         "max_abs_err": err,
         "ms_per_call": per_call * 1e3,
