@@ -9,9 +9,9 @@ from jaxlstm._src.cli import main
 FIX = Path(__file__).parent / "fixtures"
 
 
-def test_demo_runs_offline_and_matches_keras():
+def test_demo_runs_offline_and_matches_keras(tmp_path):
     run = subprocess.run(
-        [sys.executable, "-m", "jaxlstm", "demo", "--repeat", "2"],
+        [sys.executable, "-m", "jaxlstm", "demo", "--repeat", "2", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -22,12 +22,21 @@ def test_demo_runs_offline_and_matches_keras():
     assert "6 files: match Keras within 1e-05" in run.stdout
     for name in ("keras1_lstm.h5", "keras2_cudnn.h5", "keras3_bidirectional.keras"):
         assert name in run.stdout
+    assert "after fine-tuning" in run.stdout
+    assert (tmp_path / "airline_finetuned.keras").exists() and (tmp_path / "loss.png").exists()
+
+
+def test_shipped_demo_config_is_the_documented_one():
+    root = Path(__file__).parent.parent
+    shipped = root / "jaxlstm" / "data" / "airline_finetune.yaml"
+    assert shipped.read_text() == (root / "configs" / "airline_finetune.yaml").read_text()
 
 
 def test_demo_does_not_import_keras():
     code = (
         "import sys; from jaxlstm._src.demo import demo; "
-        "demo(repeat=1, print_fn=lambda *a: None); print('keras' in sys.modules)"
+        "demo(repeat=1, print_fn=lambda *a: None, finetune=False); "
+        "print('keras' in sys.modules)"
     )
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True

@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run the shipped Keras files in JAX and show parity")
     p_demo.add_argument("--repeat", type=int, default=20, help="timed calls per file")
+    p_demo.add_argument("--out", help="where the fine-tuned model and plot go (./jaxlstm-demo)")
     p_inspect = sub.add_parser("inspect", help="show a Keras file's LSTM layers and gate layout")
     p_inspect.add_argument("file")
     p_convert = sub.add_parser(
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from jaxlstm._src.demo import demo
 
-            return 0 if demo(repeat=args.repeat) else 1
+            return 0 if demo(repeat=args.repeat, out_dir=args.out) else 1
         if args.command == "finetune":
             from jaxlstm._src.train.config import run_finetune
 

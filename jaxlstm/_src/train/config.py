@@ -199,9 +199,11 @@ def run_finetune(config_path, out_dir=None, epochs=None, print_fn=print) -> dict
     save_keras(model, model_path)
     plot_path = out / cfg["output"].get("plot", "loss.png")
     _plot(history, plot_path)
+    scale = float(data.get("scale", 1.0))
     print_fn(
         f"{'validation' if val else 'training'} loss: {before['loss']:.6f} before, "
-        f"{after['loss']:.6f} after fine-tuning"
+        f"{after['loss']:.6f} after fine-tuning (RMSE {np.sqrt(before['loss']) * scale:.1f} -> "
+        f"{np.sqrt(after['loss']) * scale:.1f} in the series' units)"
     )
     print_fn(
         f"wrote {model_path}, {plot_path}, {out / cfg['output'].get('metrics', 'metrics.jsonl')}"
