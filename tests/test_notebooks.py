@@ -13,6 +13,7 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch):
     monkeypatch.chdir(path.parent)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
     cells = json.loads(path.read_text())["cells"]
     namespace = {"__name__": "__main__"}
     for i, cell in enumerate(c for c in cells if c["cell_type"] == "code"):
