@@ -3,7 +3,8 @@
 The whole public API::
 
     # the pure functional core (no Flax)
-    LSTMParams, LSTMState, lstm_step, lstm_scan, zeros_state, ACTIVATIONS, get_activation
+    LSTMParams, LSTMState, lstm_step, lstm_scan, which_impl, zeros_state, ACTIVATIONS,
+    get_activation
     # Flax NNX modules (Linen twins in jaxlstm.linen)
     LSTM, Bidirectional
     # Keras files
@@ -14,7 +15,14 @@ The whole public API::
 """
 
 from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
-from jaxlstm._src.core.lstm import LSTMParams, LSTMState, lstm_scan, lstm_step, zeros_state
+from jaxlstm._src.core.lstm import (
+    LSTMParams,
+    LSTMState,
+    lstm_scan,
+    lstm_step,
+    which_impl,
+    zeros_state,
+)
 from jaxlstm._src.errors import (
     JaxLSTMError,
     KerasFileError,
@@ -55,5 +63,6 @@ __all__ = [
     "lstm_step",
     "read_keras_file",
     "save_keras",
+    "which_impl",
     "zeros_state",
 ]

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from jaxlstm._src.core.activations import Activation
+from jaxlstm._src.core.activations import ACTIVATIONS, Activation
 
 
 class Config(NamedTuple):
@@ -43,6 +43,18 @@ class Config(NamedTuple):
     return_sequences: bool
     compute_dtype: Any
     unroll: int | bool
+
+    @property
+    def elementwise(self) -> bool:
+        """Both activations are known to act elementwise, so a step's JVP is a product with
+        per-element coefficients (anything else, e.g. a softmax or a user's callable, takes the
+        generic path: ``jax.jvp`` of the cell inside the tangent loop)."""
+        return self.activation in ELEMENTWISE and self.recurrent_activation in ELEMENTWISE
+
+
+ELEMENTWISE = frozenset(
+    f for name, f in ACTIVATIONS.items() if name not in ("softmax", "log_softmax", "sparsemax")
+)
 
 
 def matmul(a, b, compute_dtype=None):
@@ -62,6 +74,39 @@ def cell(cfg: Config, z, c_prev):
     return rec(z_o) * act(c), c
 
 
+def _value_and_slope(f, x):
+    """``f(x)`` and ``f'(x)`` of an elementwise ``f`` (as autodiff would give them)."""
+    return jax.jvp(f, (x,), (jnp.ones_like(x),))
+
+
+def cell_with_coefficients(cfg: Config, z, c_prev):
+    """:func:`cell` and the coefficients of its (elementwise) linearisation::
+
+        dc = f * dc_prev + k_i * dz_i + k_f * dz_f + k_c * dz_c
+        dh = k_o * dz_o + e * dc
+
+    with ``k = [σ'(z_i) φ(z_c), σ'(z_f) c_prev, σ(z_i) φ'(z_c), σ'(z_o) φ(c)]`` ``(B, 4u)``,
+    ``f = σ(z_f)`` and ``e = σ(z_o) φ'(c)``. Returns ``(h, c, (k, f, e))``."""
+    act, rec = cfg.activation, cfg.recurrent_activation
+    z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
+    i, di = _value_and_slope(rec, z_i)
+    f, df = _value_and_slope(rec, z_f)
+    g, dg = _value_and_slope(act, z_c)
+    o, do = _value_and_slope(rec, z_o)
+    c = f * c_prev + i * g
+    phi_c, dphi_c = _value_and_slope(act, c)
+    k = jnp.concatenate([di * g, df * c_prev, i * dg, do * phi_c], axis=-1)
+    return o * phi_c, c, (k, f, o * dphi_c)
+
+
+def _cell_jvp(cfg: Config, coefficients, dz, dc_prev):
+    """The step's tangent from the coefficients of :func:`cell_with_coefficients`."""
+    k, f, e = coefficients
+    kz_i, kz_f, kz_c, kz_o = jnp.split(k * dz, 4, axis=-1)
+    dc = f * dc_prev + kz_i + kz_f + kz_c
+    return kz_o + e * dc, dc
+
+
 def _masked(cfg: Config, m, new_h, new_c, h, c, out):
     """Keras's masked step: carry the state, repeat the last output (or output zeros)."""
     out = jnp.where(m, new_h, jnp.zeros_like(new_h) if cfg.zero_output_for_mask else out)
@@ -71,24 +116,47 @@ def _masked(cfg: Config, m, new_h, new_c, h, c, out):
 def _forward(cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask, save):
     """The forward scan over time-major ``x`` ``(T, B, in)``. Returns
     ``((ys_or_last, h_T, c_T, out_T), residuals)``; with ``save`` the residuals are the stacked
-    ``z_t``, ``h_{t-1}`` and ``c_{t-1}``."""
-    xw = matmul(x, kernel, cfg.compute_dtype)  # all steps at once: (T, B, 4u)
-    if bias is not None:
-        xw = xw + bias
+    ``h_{t-1}`` and the linearisation of each step: its coefficients (elementwise activations)
+    or ``(z_t, c_{t-1})``.
+
+    One ``[x_t, 1, h_{t-1}] @ [kernel; bias; recurrent_kernel]`` matmul a step: on CPU this beats
+    two matmuls a step, a separate bias add, and a precomputed ``x @ kernel`` (whose per-step
+    slice, fused into the gate math, makes XLA:CPU's fusion several times slower).
+    """
+    cd = cfg.compute_dtype
+    fold_bias = bias is not None and cd is None  # (bfloat16 matmuls would round the bias)
+    if fold_bias:  # [x_t, 1, h] @ [kernel; bias; recurrent]: no bias add in the gate math
+        x = jnp.concatenate([x, jnp.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
+        w = jnp.concatenate([kernel, bias[None].astype(kernel.dtype), recurrent], axis=0)
+    else:
+        w = jnp.concatenate([kernel, recurrent], axis=0)  # (in + u, 4u)
+    if cd is not None:
+        w = w.astype(cd)
 
     def step(carry, inputs):
         h, c, out = carry
-        xw_t, m = inputs
-        z = xw_t + matmul(h if rdm is None else h * rdm, recurrent, cfg.compute_dtype)
-        new_h, new_c = cell(cfg, z, c)
+        x_t, m = inputs
+        xh = jnp.concatenate([x_t, h if rdm is None else h * rdm], axis=-1)
+        z = matmul(xh, w, cd)
+        if bias is not None and not fold_bias:
+            z = z + bias
+        if not save:
+            new_h, new_c = cell(cfg, z, c)
+            res = None
+        elif cfg.elementwise:
+            new_h, new_c, coefficients = cell_with_coefficients(cfg, z, c)
+            res = (h, coefficients)
+        else:
+            new_h, new_c = cell(cfg, z, c)
+            res = (h, (z, c))
         if cfg.masked:
             new_h, new_c, new_out = _masked(cfg, m, new_h, new_c, h, c, out)
         else:
             new_out = new_h
-        emit = (new_out if cfg.return_sequences else None, (z, h, c) if save else None)
+        emit = (new_out if cfg.return_sequences else None, res)
         return (new_h, new_c, new_out if cfg.masked else None), emit
 
-    (h, c, out), (ys, res) = lax.scan(step, (h0, c0, out0), (xw, mask), unroll=cfg.unroll)
+    (h, c, out), (ys, res) = lax.scan(step, (h0, c0, out0), (x, mask), unroll=cfg.unroll)
     first = ys if cfg.return_sequences else (out if cfg.masked else h)
     return (first, h, c, out), res
 
@@ -124,9 +192,10 @@ def _recurrence_jvp(cfg, primals, tangents):
     kernel, recurrent, bias, x, h0, c0, out0, rdm, mask = primals
     d_kernel, d_recurrent, d_bias, dx, dh0, dc0, dout0, d_rdm, _ = tangents
     cd = cfg.compute_dtype
-    outs, (z, h_prev, c_prev) = _forward(
+    outs, (h_prev, linearisation) = _forward(
         cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask, save=True
     )
+    z_shape = (*h_prev.shape[:-1], 4 * h_prev.shape[-1])
 
     # Everything that does not depend on the carried tangent, for all T*B rows at once.
     terms = []
@@ -135,18 +204,31 @@ def _recurrence_jvp(cfg, primals, tangents):
     if not _zero(d_kernel):
         terms.append(matmul(x, d_kernel, cd))
     if bias is not None and not _zero(d_bias):
-        terms.append(jnp.broadcast_to(d_bias, z.shape).astype(z.dtype))
+        terms.append(jnp.broadcast_to(d_bias, z_shape))
     if not _zero(d_recurrent):
         terms.append(matmul(h_prev if rdm is None else h_prev * rdm, d_recurrent, cd))
     if rdm is not None and not _zero(d_rdm):
         terms.append(matmul(h_prev * d_rdm, recurrent, cd))
-    a = sum(terms[1:], terms[0]).astype(z.dtype) if terms else jnp.zeros_like(z)
+    dtype = h_prev.dtype
+    a = sum(terms[1:], terms[0]).astype(dtype) if terms else jnp.zeros(z_shape, dtype)
+    # dz = dh @ recurrent, written against recurrent.T so that its transpose (the backward
+    # pass's one matmul a step) is a plain (B, 4u) @ (4u, u) on a contiguous matrix.
+    w_t = recurrent.T if cd is None else recurrent.T.astype(cd)
 
     def step(carry, inputs):
         dh, dc, dout = carry
-        a_t, z_t, c_t, m = inputs
-        dz = a_t + matmul(dh if rdm is None else dh * rdm, recurrent, cd)
-        _, (dh_new, dc_new) = jax.jvp(functools.partial(cell, cfg), (z_t, c_t), (dz, dc))
+        a_t, lin, m = inputs
+        dh_r = dh if rdm is None else dh * rdm
+        dz = a_t + jnp.einsum(
+            "bu,gu->bg",
+            dh_r if cd is None else dh_r.astype(cd),
+            w_t,
+            preferred_element_type=None if cd is None else jnp.float32,
+        )
+        if cfg.elementwise:
+            dh_new, dc_new = _cell_jvp(cfg, lin, dz, dc)
+        else:
+            _, (dh_new, dc_new) = jax.jvp(functools.partial(cell, cfg), lin, (dz, dc))
         if cfg.masked:
             dh_new, dc_new, dout_new = _masked(cfg, m, dh_new, dc_new, dh, dc, dout)
         else:
@@ -155,7 +237,7 @@ def _recurrence_jvp(cfg, primals, tangents):
         return (dh_new, dc_new, dout_new if cfg.masked else None), emit
 
     carry0 = (_dense(dh0), _dense(dc0), _dense(dout0) if cfg.masked else None)
-    (dh, dc, dout), dys = lax.scan(step, carry0, (a, z, c_prev, mask), unroll=cfg.unroll)
+    (dh, dc, dout), dys = lax.scan(step, carry0, (a, linearisation, mask), unroll=cfg.unroll)
     first = dys if cfg.return_sequences else (dout if cfg.masked else dh)
     return outs, (first, dh, dc, dout)
 

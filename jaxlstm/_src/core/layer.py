@@ -45,7 +45,8 @@ def lstm_layer(
     """A Keras ``LSTM`` layer call: ``outputs``, or ``(outputs, h, c)`` with ``return_state``.
 
     ``dropout_key`` turns dropout on (training); ``None`` is inference. ``scan_options`` go to
-    :func:`lstm_scan` (activations, ``go_backwards``, ``zero_output_for_mask``, ...).
+    :func:`lstm_scan` (activations, ``go_backwards``, ``zero_output_for_mask``, ``compute_dtype``,
+    ``remat_chunk``, ``impl``, ...).
     """
     dm = rdm = None
     if dropout_key is not None:

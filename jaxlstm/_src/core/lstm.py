@@ -25,9 +25,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxlstm._src.core import fast
+from jaxlstm._src.core import cudnn, fast
 from jaxlstm._src.core.activations import Activation, get_activation
-from jaxlstm._src.errors import ShapeError
+from jaxlstm._src.errors import ShapeError, UnsupportedOptionError
 
 
 class LSTMParams(NamedTuple):
@@ -139,6 +139,7 @@ def lstm_scan(
     unroll: int | bool = 1,
     compute_dtype=None,
     remat_chunk: int | None = None,
+    impl: str = "auto",
 ) -> tuple[jax.Array, LSTMState]:
     """Run an LSTM over a sequence with ``lax.scan``, with Keras's semantics.
 
@@ -169,6 +170,12 @@ def lstm_scan(
         one more forward pass of compute). With ``remat_chunk ~ sqrt(T)`` memory grows as
         ``sqrt(T)``: e.g. ``T=100_000, B=8, units=256`` trains in well under 2 GiB. Gradients
         are those of the plain path. ``None``: no checkpointing.
+      impl: ``"scan"`` (``lax.scan`` with a hand-written JVP whose transpose computes the weight
+        and input gradients as single matmuls over all steps; every option, any backend),
+        ``"cudnn"`` (``jax.experimental.rnn``: GPU, tanh/sigmoid, float32, no recurrent dropout,
+        no checkpointing, masks right-padded and not with ``go_backwards``; raises
+        :class:`UnsupportedOptionError` saying why otherwise), or ``"auto"``: cuDNN where it
+        applies and no mask is given, the scan otherwise. :func:`which_impl` tells which runs.
 
     Returns:
       ``(outputs, final_state)``: ``outputs`` as selected by ``return_sequences``, and the final
@@ -204,34 +211,114 @@ def lstm_scan(
     if dropout_mask is not None:
         x = x * dropout_mask[:, None, :].astype(x.dtype)
 
-    cfg = fast.Config(
+    chosen = _choose_impl(
+        impl,
         activation=act,
         recurrent_activation=rec_act,
         masked=mask is not None,
-        zero_output_for_mask=zero_output_for_mask,
-        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        recurrent_dropout=recurrent_dropout_mask is not None,
         compute_dtype=compute_dtype,
-        unroll=unroll,
-    )
-    x_tm = jnp.swapaxes(x, 0, 1)  # (T, B, F): the scan runs over the leading axis.
-    mask_tm = None if mask is None else jnp.swapaxes(mask, 0, 1)[..., None]  # (T, B, 1)
-    ys, h, c = fast.run(
-        cfg,
-        params.kernel,
-        params.recurrent_kernel,
-        params.bias,
-        x_tm,
-        initial_state.h,
-        initial_state.c,
-        recurrent_dropout_mask,
-        mask_tm,
+        dtypes=(x.dtype, params.kernel.dtype, params.recurrent_kernel.dtype),
         remat_chunk=remat_chunk,
     )
+    if chosen == "cudnn":
+        ys, h, c = cudnn.lstm(
+            params.kernel,
+            params.recurrent_kernel,
+            params.bias,
+            x,
+            initial_state.h,
+            initial_state.c,
+            mask,
+            return_sequences=return_sequences,
+            zero_output_for_mask=zero_output_for_mask,
+        )
+    else:
+        cfg = fast.Config(
+            activation=act,
+            recurrent_activation=rec_act,
+            masked=mask is not None,
+            zero_output_for_mask=zero_output_for_mask,
+            return_sequences=return_sequences,
+            compute_dtype=compute_dtype,
+            unroll=unroll,
+        )
+        ys, h, c = fast.run(
+            cfg,
+            params.kernel,
+            params.recurrent_kernel,
+            params.bias,
+            jnp.swapaxes(x, 0, 1),  # (T, B, F): the scan runs over the leading axis
+            initial_state.h,
+            initial_state.c,
+            recurrent_dropout_mask,
+            None if mask is None else jnp.swapaxes(mask, 0, 1)[..., None],  # (T, B, 1)
+            remat_chunk=remat_chunk,
+        )
+        if return_sequences:
+            ys = jnp.swapaxes(ys, 0, 1)
     final = LSTMState(h.reshape(*batch_shape, units), c.reshape(*batch_shape, units))
     if not return_sequences:
         return ys.reshape(*batch_shape, units), final
-    ys = ys.reshape(ys.shape[0], *batch_shape, units)
-    return (ys if time_major else jnp.moveaxis(ys, 0, -2)), final
+    ys = ys.reshape(*batch_shape, ys.shape[1], units)
+    return (jnp.moveaxis(ys, -2, 0) if time_major else ys), final
+
+
+def _choose_impl(impl, **conditions) -> str:
+    if impl not in cudnn.IMPLS:
+        raise UnsupportedOptionError(f"impl={impl!r}; expected one of {cudnn.IMPLS}.")
+    if impl == "scan":
+        return "scan"
+    reason = cudnn.unsupported_reason(platform=cudnn.default_platform(), **conditions)
+    if impl == "cudnn":
+        if reason is not None:
+            raise UnsupportedOptionError(
+                f"impl='cudnn' cannot run this call: {reason}. Use impl='scan' (or 'auto', "
+                "which picks cuDNN only where it applies)."
+            )
+        return "cudnn"
+    return "cudnn" if reason is None and not conditions["masked"] else "scan"
+
+
+def which_impl(
+    params: LSTMParams,
+    x: jax.Array,
+    *,
+    impl: str = "auto",
+    mask: jax.Array | None = None,
+    go_backwards: bool = False,
+    activation: str | Activation = "tanh",
+    recurrent_activation: str | Activation = "sigmoid",
+    recurrent_dropout_mask: jax.Array | None = None,
+    compute_dtype=None,
+    remat_chunk: int | None = None,
+) -> str:
+    """Which implementation :func:`lstm_scan` runs for these arguments: ``"scan"`` or
+    ``"cudnn"``. Raises :class:`UnsupportedOptionError` (with the reason) for ``impl="cudnn"``
+    where cuDNN cannot run. Only the arguments that decide it are taken; arrays may be
+    ``jax.ShapeDtypeStruct``\\ s. ``"auto"`` picks cuDNN on a GPU backend when the call has
+    tanh/sigmoid activations, float32 weights and inputs, no ``compute_dtype``, no recurrent
+    dropout, no ``remat_chunk`` and no mask (a mask may not be right-padded, which cannot be
+    known while tracing: force ``impl="cudnn"`` for right-padded masks).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> p = LSTMParams(jnp.ones((3, 8)), jnp.ones((2, 8)), jnp.zeros(8))
+      >>> which_impl(p, jnp.ones((1, 5, 3)), impl="scan")
+      'scan'
+    """
+    return _choose_impl(
+        impl,
+        activation=get_activation(activation),
+        recurrent_activation=get_activation(recurrent_activation),
+        masked=mask is not None,
+        go_backwards=go_backwards,
+        recurrent_dropout=recurrent_dropout_mask is not None,
+        compute_dtype=compute_dtype,
+        dtypes=(x.dtype, params.kernel.dtype, params.recurrent_kernel.dtype),
+        remat_chunk=remat_chunk,
+    )
 
 
 def _check_and_flatten(params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask):

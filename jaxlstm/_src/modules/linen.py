@@ -47,6 +47,8 @@ class LSTM(nn.Module):
     time_major: bool = False
     unroll: int | bool = 1
     compute_dtype: Any = None
+    remat_chunk: int | None = None  # checkpointed backward in chunks (see jaxlstm.lstm_scan)
+    impl: str = "auto"  # "auto" | "scan" | "cudnn" (see jaxlstm.lstm_scan)
     param_dtype: Any = jnp.float32
     kernel_init: Any = nn.initializers.glorot_uniform()
     recurrent_init: Any = nn.initializers.orthogonal()
@@ -84,6 +86,8 @@ class LSTM(nn.Module):
             time_major=self.time_major,
             unroll=self.unroll,
             compute_dtype=self.compute_dtype,
+            remat_chunk=self.remat_chunk,
+            impl=self.impl,
         )
 
 

@@ -56,6 +56,10 @@ class LSTM(nnx.Module):
       time_major: inputs ``(T, *batch, in_features)``.
       unroll: steps per ``lax.scan`` iteration.
       compute_dtype: e.g. ``jnp.bfloat16`` for bfloat16 matmuls with a float32 carry.
+      remat_chunk: checkpoint the backward pass in chunks of this many steps (long sequences:
+        memory ~ ``T / remat_chunk + remat_chunk`` steps instead of ``T``); see ``lstm_scan``.
+      impl: ``"auto"`` (cuDNN on GPU where it applies, else the scan), ``"scan"`` or ``"cudnn"``
+        (raises ``UnsupportedOptionError`` where cuDNN cannot run); see ``jaxlstm.lstm_scan``.
       param_dtype: dtype of the weights.
       deterministic: ``True`` turns dropout off; ``model.eval()`` / ``model.train()`` set it.
       rngs: ``nnx.Rngs`` for the initial weights (``params``) and dropout (``dropout``).
@@ -90,6 +94,8 @@ class LSTM(nnx.Module):
         time_major: bool = False,
         unroll: int | bool = 1,
         compute_dtype=None,
+        remat_chunk: int | None = None,
+        impl: str = "auto",
         param_dtype=jnp.float32,
         kernel_init=GLOROT_UNIFORM,
         recurrent_init=ORTHOGONAL,
@@ -104,6 +110,7 @@ class LSTM(nnx.Module):
         self.go_backwards, self.zero_output_for_mask = go_backwards, zero_output_for_mask
         self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
         self.time_major, self.unroll, self.compute_dtype = time_major, unroll, compute_dtype
+        self.remat_chunk, self.impl = remat_chunk, impl
         self.deterministic = deterministic
         self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, 4 * units), param_dtype))
         self.recurrent_kernel = nnx.Param(
@@ -143,6 +150,8 @@ class LSTM(nnx.Module):
             time_major=self.time_major,
             unroll=self.unroll,
             compute_dtype=self.compute_dtype,
+            remat_chunk=self.remat_chunk,
+            impl=self.impl,
         )
 
 
