@@ -157,7 +157,7 @@ def check_every_format(cfg, tmp_path_factory):
         assert_matches_keras(call_jax(module, cfg, feed, mask), want)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(cfg=configs)
 def test_every_keras3_format_matches_keras(cfg, tmp_path_factory):
     check_every_format(cfg, tmp_path_factory)
