@@ -32,3 +32,18 @@ class UnknownActivationError(UnsupportedOptionError):
 
 class ShapeError(JaxLSTMError, ValueError):
     """Inputs, masks, states or weights whose shapes do not fit the layer."""
+
+
+class ChecksumError(KerasFileError):
+    """The file's SHA-256 is not the one the caller pinned with ``sha256=``."""
+
+
+class UnsafeFileError(KerasFileError):
+    """A file refused for safety before it is read: an archive member that would inflate past
+    the size limit, a member name that is not a plain relative path, an HDF5 dataset declaring
+    more bytes than the limit, an HDF5 link or storage that points outside the file, or a filter
+    that would load a plugin."""
+
+
+class NonFiniteWeightsError(KerasFileError):
+    """Weights holding NaN or Inf, refused because ``nonfinite="error"`` was asked for."""

@@ -7,14 +7,23 @@ import re
 import warnings
 
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxlstm._src.converters import params_from_arrays
 from jaxlstm._src.core.activations import resolve_activation_name
 from jaxlstm._src.core.lstm import LSTMParams
-from jaxlstm._src.errors import KerasFileError, LayerNotFoundError, UnsupportedOptionError
+from jaxlstm._src.errors import (
+    JaxLSTMError,
+    KerasFileError,
+    LayerNotFoundError,
+    NonFiniteWeightsError,
+    UnsupportedLayerError,
+    UnsupportedOptionError,
+)
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
+from jaxlstm._src.readers.records import KERAS_PACKAGES
 
 # Config keys that become LSTM module options, under their Keras 2/3 names.
 _OPTIONS = (
@@ -44,6 +53,58 @@ _IGNORED = re.compile(
     r"|.*_(initializer|regularizer|constraint))$"
 )
 OVERRIDABLE = (*_OPTIONS, "unroll", "compute_dtype")
+_BOOL_OPTIONS = (
+    "use_bias",
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "zero_output_for_mask",
+    "time_major",
+)
+NONFINITE_POLICIES = ("warn", "error", "ignore")
+
+
+def check_nonfinite_policy(nonfinite: str) -> None:
+    if nonfinite not in NONFINITE_POLICIES:
+        raise UnsupportedOptionError(
+            f"nonfinite={nonfinite!r}; expected one of {NONFINITE_POLICIES} (what to do with "
+            "NaN or Inf weights: warn and load them, refuse the file, or load them silently)."
+        )
+
+
+def check_weights(weights, where: str, nonfinite: str = "warn", floats: bool = True) -> None:
+    """Check a layer's arrays from a file: floating point (when ``floats``; float16 and float64
+    are fine, they become float32) and, per ``nonfinite``, free of NaN and Inf."""
+    for name, array in weights:
+        array = np.asarray(array)
+        if floats and array.dtype.kind != "f":
+            raise KerasFileError(
+                f"{where}: array {name!r} holds {array.dtype} values; expected floating-point "
+                "weights (float16, float32 or float64). The file is damaged or was not written "
+                "by Keras."
+            )
+        if nonfinite == "ignore" or array.dtype.kind not in "fc":
+            continue
+        finite = np.isfinite(array)
+        if finite.all():
+            continue
+        nan = int(np.isnan(array).sum())
+        inf = int(array.size - finite.sum()) - nan
+        what = (
+            f"{where}: array {name!r} {tuple(array.shape)} holds {nan} NaN and {inf} infinite "
+            f"value(s) out of {array.size}"
+        )
+        if nonfinite == "error":
+            raise NonFiniteWeightsError(
+                f"{what}; refused (nonfinite='error'). The model was saved after training "
+                "diverged, or the file is damaged."
+            )
+        warnings.warn(
+            f"{what}; outputs will be NaN. Pass nonfinite='error' to refuse such files or "
+            "nonfinite='ignore' to silence this.",
+            RuntimeWarning,
+            stacklevel=5,
+        )
 
 
 def default_recurrent_activation(keras_version: str) -> str:
@@ -67,14 +128,23 @@ def layer_options(record: LayerRecord) -> dict:
         }
         options["recurrent_activation"] = "sigmoid"
     for key, value in config.items():
-        if key in _OPTIONS:
+        if key in _BOOL_OPTIONS:
+            options[key] = _bool_option(key, value, where)
+        elif key in ("dropout", "recurrent_dropout"):
+            options[key] = _rate_option(key, value, where)
+        elif key in _OPTIONS:
             options[key] = value
         elif not _IGNORED.match(key):
             warnings.warn(f"{where}: ignoring unknown LSTM option {key}={value!r}.", stacklevel=3)
     for key in ("activation", "recurrent_activation"):
         value = options[key]
         if isinstance(value, dict):  # Keras 3 serialises non-builtin functions as dicts
-            value = value.get("config") if value.get("class_name") == "function" else None
+            module = value.get("module")
+            keras_function = value.get("class_name") == "function" and (
+                module is None
+                or (isinstance(module, str) and module.split(".")[0] in KERAS_PACKAGES)
+            )
+            value = value.get("config") if keras_function else None
         if not isinstance(value, str):
             raise UnsupportedOptionError(
                 f"{where}: {key} is a custom object {options[key]!r}; jaxlstm runs no code from "
@@ -82,6 +152,25 @@ def layer_options(record: LayerRecord) -> dict:
             )
         options[key] = resolve_activation_name(value, record.keras_version)
     return options
+
+
+def _bool_option(key: str, value, where: str) -> bool:
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise KerasFileError(f"{where}: option {key}={value!r:.80}; expected true or false.")
+
+
+def _rate_option(key: str, value, where: str) -> float:
+    if value is None:
+        return 0.0
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and np.isfinite(value)
+        and 0.0 <= value <= 1.0
+    ):
+        return float(value)
+    raise KerasFileError(f"{where}: option {key}={value!r:.80}; expected a rate in [0, 1].")
 
 
 def _check_overrides(overrides: dict, bidirectional: bool):
@@ -99,10 +188,43 @@ def _check_overrides(overrides: dict, bidirectional: bool):
         )
 
 
-def build_lstm(record: LayerRecord, overrides: dict, rngs: nnx.Rngs) -> LSTM:
+def build_lstm(
+    record: LayerRecord, overrides: dict, rngs: nnx.Rngs, nonfinite: str = "warn"
+) -> LSTM:
     """An :class:`LSTM` with the record's weights and options (``overrides`` win)."""
     where = f"{record.path}: layer {record.name!r}"
-    params, _ = params_from_arrays(record.weights, where)
+    check_weights(record.weights, where, nonfinite)
+    try:
+        params, _ = params_from_arrays(record.weights, where)
+    except (ValueError, TypeError, IndexError, KeyError) as err:
+        if isinstance(err, JaxLSTMError):
+            raise
+        listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in record.weights)
+        raise KerasFileError(
+            f"{where}: the LSTM's arrays do not fit together ({err}); found {listing}. The file "
+            "is damaged or inconsistent."
+        ) from None
+    shapes = [tuple(np.shape(a)) for a in (params.kernel, params.recurrent_kernel)]
+    u = shapes[1][0] if shapes[1] else -1
+    bias_shape = None if params.bias is None else tuple(np.shape(params.bias))
+    if (
+        len(shapes[0]) != 2
+        or shapes[0][1] != 4 * u
+        or shapes[1] != (u, 4 * u)
+        or bias_shape not in (None, (4 * u,))
+    ):  # converters assemble these from per-gate arrays that may not fit together
+        listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in record.weights)
+        raise KerasFileError(
+            f"{where}: the arrays {listing} do not make an LSTM's kernel (in_features, 4*units), "
+            f"recurrent_kernel (units, 4*units) and bias (4*units,) (they give {shapes[0]}, "
+            f"{shapes[1]}, {bias_shape}); the file is damaged or inconsistent."
+        )
+    if params.units < 1 or params.in_features < 1:
+        raise KerasFileError(
+            f"{where}: the weights have units={params.units} and in_features="
+            f"{params.in_features} (kernel {tuple(params.kernel.shape)}); an LSTM needs at "
+            "least one of each."
+        )
     units = record.config.get("units", record.config.get("output_dim", params.units))
     if units != params.units:
         raise KerasFileError(
@@ -116,10 +238,21 @@ def build_lstm(record: LayerRecord, overrides: dict, rngs: nnx.Rngs) -> LSTM:
             f"{'has' if params.bias is not None else 'has no'} bias array."
         )
     module = LSTM(
-        params.in_features, params.units, use_bias=params.bias is not None, **options, rngs=rngs
+        params.in_features,
+        params.units,
+        use_bias=params.bias is not None,
+        **options,
+        # Start from the file's arrays: no random initialisation to compute and compile.
+        kernel_init=_given(params.kernel),
+        recurrent_init=_given(params.recurrent_kernel),
+        rngs=rngs,
     )
     set_params(module, params)
     return module
+
+
+def _given(array):
+    return lambda key, shape, dtype: jnp.asarray(np.asarray(array, dtype).reshape(shape))
 
 
 def set_params(module: LSTM, params: LSTMParams) -> None:
@@ -162,6 +295,8 @@ def load_keras_layer(
     name: str | None = None,
     *,
     rngs: nnx.Rngs | None = None,
+    sha256: str | None = None,
+    nonfinite: str = "warn",
     **overrides,
 ) -> LSTM | Bidirectional:
     """Load one LSTM layer (or Bidirectional LSTM) from any Keras file, ready to call.
@@ -177,6 +312,10 @@ def load_keras_layer(
       name: the layer's name in the model (``"outer/inner"`` or just ``"inner"`` for a layer in
         a nested model). May be omitted when the file has exactly one LSTM layer.
       rngs: ``nnx.Rngs`` for dropout when the module is put in training mode (default seed 0).
+      sha256: the file's expected SHA-256 (hex digits), for files pinned by their checksum: a
+        mismatch raises ``ChecksumError`` before anything is parsed.
+      nonfinite: what to do with NaN or Inf weights: ``"warn"`` (default: load them with a
+        ``RuntimeWarning``), ``"error"`` (raise ``NonFiniteWeightsError``) or ``"ignore"``.
       **overrides: any of ``activation``, ``recurrent_activation``, ``return_sequences``,
         ``return_state``, ``go_backwards``, ``dropout``, ``recurrent_dropout``,
         ``zero_output_for_mask``, ``time_major``, ``unroll``, ``compute_dtype`` (and
@@ -187,7 +326,10 @@ def load_keras_layer(
       :class:`jaxlstm.LSTM` or :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).
 
     Raises:
-      KerasFileError: the file is unreadable or inconsistent.
+      KerasFileError: the file is unreadable, inconsistent, or refused for safety
+        (``UnsafeFileError``: zip bomb, oversized arrays, links out of the file, ...), or its
+        checksum differs from ``sha256`` (``ChecksumError``), or it holds non-float weights, or
+        NaN/Inf weights with ``nonfinite="error"`` (``NonFiniteWeightsError``).
       LayerNotFoundError: no such LSTM layer; the message lists those the file has.
       UnsupportedOptionError: an option jaxlstm does not implement, or an unknown override.
 
@@ -195,22 +337,30 @@ def load_keras_layer(
       >>> lstm = load_keras_layer("model.h5", "lstm_1")            # doctest: +SKIP
       >>> y = lstm(x, mask=mask)                                    # doctest: +SKIP
     """
-    kf = read_keras_file(path)
+    check_nonfinite_policy(nonfinite)
+    kf = read_keras_file(path, sha256=sha256)
     record = find_layer(kf, name)
-    module = module_from_record(record, overrides, rngs if rngs is not None else nnx.Rngs(0))
+    rngs = rngs if rngs is not None else nnx.Rngs(0)
+    module = module_from_record(record, overrides, rngs, nonfinite=nonfinite)
     module.eval()  # in place: dropout off
     return module
 
 
 def module_from_record(
-    record: LayerRecord, overrides: dict, rngs: nnx.Rngs
+    record: LayerRecord, overrides: dict, rngs: nnx.Rngs, nonfinite: str = "warn"
 ) -> LSTM | Bidirectional:
     """The :class:`LSTM` or :class:`Bidirectional` for one record (in training mode)."""
+    if record.custom:
+        raise UnsupportedLayerError(
+            f"{record.path}: layer {record.name!r} ({record.class_name}) is a custom class "
+            f"({record.custom}), not Keras's own: it may compute something else, and jaxlstm "
+            "runs no code from files. Nothing from the file was run."
+        )
     bidirectional = record.class_name == "Bidirectional"
     _check_overrides(overrides, bidirectional)
     if bidirectional:
         merge_mode = overrides.pop("merge_mode", record.merge_mode)
-        fw = build_lstm(record.forward, overrides, rngs)
-        bw = build_lstm(record.backward, overrides, rngs)
+        fw = build_lstm(record.forward, overrides, rngs, nonfinite)
+        bw = build_lstm(record.backward, overrides, rngs, nonfinite)
         return Bidirectional(fw, bw, merge_mode=merge_mode)
-    return build_lstm(record, overrides, rngs)
+    return build_lstm(record, overrides, rngs, nonfinite)

@@ -3,8 +3,10 @@ outputs) as one NNX module that runs its layers in graph order with Keras's mask
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +16,8 @@ from flax import nnx
 
 from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.core.lstm import LSTMState
-from jaxlstm._src.errors import KerasFileError, UnsupportedLayerError
-from jaxlstm._src.load import module_from_record
+from jaxlstm._src.errors import JaxLSTMError, KerasFileError, UnsupportedLayerError
+from jaxlstm._src.load import check_nonfinite_policy, check_weights, module_from_record
 from jaxlstm._src.models.layers import (
     ALIASES,
     LAYERS,
@@ -27,7 +29,7 @@ from jaxlstm._src.models.layers import (
     TimeDistributed,
 )
 from jaxlstm._src.readers import KerasFile, read_keras_file
-from jaxlstm._src.readers.records import MODEL_CLASSES, layer_list
+from jaxlstm._src.readers.records import MODEL_CLASSES, foreign_origin, layer_list
 
 _WHY = {
     "Lambda": "a Lambda layer holds Python code (bytecode) and jaxlstm never executes code "
@@ -176,7 +178,15 @@ class KerasModel(nnx.Module):
     layer's name to its ``LSTMState`` (a tuple of two for a Bidirectional layer).
     """
 
-    def __init__(self, kf: KerasFile, config: dict, custom_layers=None, rngs=None, prefix=()):
+    def __init__(
+        self,
+        kf: KerasFile,
+        config: dict,
+        custom_layers=None,
+        rngs=None,
+        prefix=(),
+        nonfinite="warn",
+    ):
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         custom_layers = dict(custom_layers or {})
         self.name = (
@@ -193,7 +203,7 @@ class KerasModel(nnx.Module):
             name = str(cfg.get("name", entry.get("name", "")))
             if class_name == "InputLayer":
                 continue
-            layers[name] = _build_layer(kf, entry, (*prefix, name), custom_layers, rngs)
+            layers[name] = _build_layer(kf, entry, (*prefix, name), custom_layers, rngs, nonfinite)
             if self.class_name == "Sequential":
                 prev = Ref(nodes[-1].layer, 0, 0) if nodes else Ref("__input__", 0, 0)
                 nodes.append(Node(name, 0, (prev,), ()))
@@ -316,31 +326,45 @@ def _flat_state(state):
 
 
 def _topological(nodes: list[Node], inputs, path: str) -> tuple[Node, ...]:
-    """Order the calls so each runs after what it reads (config order is not always enough)."""
+    """Order the calls so each runs after what it reads (config order is not always enough).
+
+    The order is that of sweeping the calls in config order again and again, each sweep taking
+    every call whose inputs are produced by then. It is computed in O(n log n) rather than by
+    sweeping (O(n^2)), so that a crafted config listing thousands of calls in reverse order
+    cannot stall loading: a call is taken in the sweep of its last-produced input, or the next
+    one if that input's producer comes after it in config order."""
     ready = set(inputs)
-    order, pending = [], list(nodes)
-    while pending:
-        progressed = False
-        for node in list(pending):
-            needed = [
-                r for r in jax.tree.leaves((node.args, node.kwargs), is_leaf=_is_ref) if _is_ref(r)
-            ]
-            if all(_produced(r, ready) for r in needed):
-                order.append(node)
-                ready.add(Ref(node.layer, node.node, -1))
-                pending.remove(node)
-                progressed = True
-        if not progressed:
-            missing = sorted({n.layer for n in pending})
-            raise KerasFileError(
-                f"{path}: the model graph cannot be evaluated: layers {missing} read tensors "
-                "that no layer produces; the config is damaged."
-            )
-    return tuple(order)
-
-
-def _produced(ref: Ref, ready: set) -> bool:
-    return ref in ready or Ref(ref.layer, ref.node, -1) in ready
+    waiting: dict[tuple, list[int]] = defaultdict(list)  # (layer, node) -> readers' indices
+    missing, sweep, heap = [0] * len(nodes), [0] * len(nodes), []
+    for i, node in enumerate(nodes):
+        leaves = jax.tree.leaves((node.args, node.kwargs), is_leaf=_is_ref)
+        keys = {(r.layer, r.node) for r in leaves if _is_ref(r) and r not in ready}
+        missing[i] = len(keys)
+        for key in keys:
+            waiting[key].append(i)
+        if not keys:
+            heapq.heappush(heap, (0, i))
+    order, produced = [], set()
+    while heap:
+        s, i = heapq.heappop(heap)
+        order.append(i)
+        key = (nodes[i].layer, nodes[i].node)
+        if key in produced:
+            continue
+        produced.add(key)
+        for j in waiting.pop(key, ()):
+            sweep[j] = max(sweep[j], s if i < j else s + 1)
+            missing[j] -= 1
+            if not missing[j]:
+                heapq.heappush(heap, (sweep[j], j))
+    if len(order) < len(nodes):
+        taken = set(order)
+        stuck = sorted({n.layer for i, n in enumerate(nodes) if i not in taken})
+        raise KerasFileError(
+            f"{path}: the model graph cannot be evaluated: layers {stuck} read tensors "
+            "that no layer produces; the config is damaged."
+        )
+    return tuple(nodes[i] for i in order)
 
 
 def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
@@ -356,20 +380,34 @@ def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
     return False, _WHY.get(cl.class_name, "not implemented; use custom_layers=")
 
 
-def _build_layer(kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs) -> nnx.Module:
+def _build_layer(
+    kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs, nonfinite: str = "warn"
+) -> nnx.Module:
     class_name = str(entry.get("class_name", ""))
     config = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
     key = "/".join(names)
     arrays = [a for _, a in kf.arrays.get(key, [])]
     ctx = BuildContext(names[-1], class_name, kf.keras_version, kf.path, rngs)
+    if class_name not in MODEL_CLASSES and class_name != "TimeDistributed" and key not in kf.layers:
+        # Built-in layers take float weights only; custom ones get what the file has.
+        where = f"{kf.path}: layer {key!r} ({class_name})"
+        check_weights(kf.arrays.get(key, []), where, nonfinite, floats=class_name not in custom)
     if class_name in custom:
         fn = custom[class_name](config, arrays)
         return fn if isinstance(fn, KerasLayer) else CustomLayer(fn, len(arrays))
+    origin = foreign_origin(entry)
+    if origin:
+        raise UnsupportedLayerError(
+            f"{kf.path}: layer {key!r} is {class_name} from {origin}: a custom class, not "
+            "Keras's own, and jaxlstm runs no code from files. Nothing from the file was run. "
+            f"To proceed, supply a JAX implementation: load_keras(path, custom_layers="
+            f"{{{class_name!r}: factory}})."
+        )
     if class_name in MODEL_CLASSES:
-        return KerasModel(kf, entry, custom, rngs, names)
+        return KerasModel(kf, entry, custom, rngs, names, nonfinite)
     if key in kf.layers:  # LSTM / Bidirectional (also inside TimeDistributed)
         record = kf.layers[key]
-        module = module_from_record(record, {}, rngs)
+        module = module_from_record(record, {}, rngs, nonfinite=nonfinite)
         stateful = bool((record.forward or record).config.get("stateful", False))
         return RNNLayer(module, stateful)
     if class_name == "TimeDistributed":
@@ -378,7 +416,7 @@ def _build_layer(kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs) -
         inner_kf = KerasFile(
             kf.path, kf.format, kf.keras_version, arrays={key: kf.arrays.get(key, [])}
         )
-        return TimeDistributed(_build_layer(inner_kf, inner_entry, names, custom, rngs))
+        return TimeDistributed(_build_layer(inner_kf, inner_entry, names, custom, rngs, nonfinite))
     builder = LAYERS.get(ALIASES.get(class_name, class_name))
     module = str(entry.get("module", ""))
     if module.startswith(OP_MODULE_PREFIX) or (not module and builder is None):
@@ -391,7 +429,15 @@ def _build_layer(kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs) -
             f"{{{class_name!r}: factory}}), where factory(config, weights) returns a callable "
             "taking the layer's inputs (weights: the layer's arrays in Keras's order)."
         )
-    return builder(config, arrays, ctx)
+    try:
+        return builder(config, arrays, ctx)
+    except JaxLSTMError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
+        raise KerasFileError(
+            f"{ctx.where}: malformed config or weights ({type(err).__name__}: {err}); the file "
+            "is damaged or was not written by Keras."
+        ) from None
 
 
 def load_keras(
@@ -399,6 +445,8 @@ def load_keras(
     *,
     custom_layers: dict[str, Callable] | None = None,
     rngs: nnx.Rngs | None = None,
+    sha256: str | None = None,
+    nonfinite: str = "warn",
 ) -> KerasModel:
     """Load a whole Keras model (legacy ``.h5`` full model or ``.keras``) as a :class:`KerasModel`.
 
@@ -408,14 +456,34 @@ def load_keras(
     maps the class name to ``factory(config, weights) -> callable``. Nothing in the file is
     executed. The model starts in eval mode.
 
+    ``sha256`` pins the file: a different SHA-256 raises ``ChecksumError`` before anything is
+    parsed. ``nonfinite`` says what to do with NaN or Inf weights: ``"warn"`` (default),
+    ``"error"`` (``NonFiniteWeightsError``) or ``"ignore"``. Weights must be floating point
+    (float16 and float64 become float32).
+
     Example:
       >>> model = jaxlstm.load_keras("forecaster.h5")            # doctest: +SKIP
       >>> y = model(x)                                            # doctest: +SKIP
     """
-    kf = read_keras_file(path)
+    check_nonfinite_policy(nonfinite)
+    kf = read_keras_file(path, sha256=sha256)
     if kf.config is None:
         raise KerasFileError(
             f"{kf.path}: {kf.format} has no model config, only weights; load_keras needs a full "
             "model (model.save). Use load_keras_layer(path, name, ...) for its LSTM layers."
         )
-    return KerasModel(kf, kf.config, custom_layers, rngs)
+    try:
+        return KerasModel(kf, kf.config, custom_layers, rngs, nonfinite=nonfinite)
+    except JaxLSTMError:
+        raise
+    except RecursionError:
+        raise KerasFileError(
+            f"{kf.path}: the model graph is nested too deeply; the file is damaged or hostile."
+        ) from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
+        if custom_layers:
+            raise  # may come from the caller's own factories
+        raise KerasFileError(
+            f"{kf.path}: malformed model config ({type(err).__name__}: {err}); the file is "
+            "damaged or was not written by Keras."
+        ) from None

@@ -1,32 +1,101 @@
 """Readers: one per Keras file format, each producing a :class:`KerasFile` of layer records.
 
 :func:`read_keras_file` tells the formats apart by content, not by file extension.
+
+Files are untrusted input. They are read as data (JSON, HDF5 datasets, zip members), nothing in
+them is imported or executed, and sizes are checked against :mod:`.limits` before anything is
+inflated or allocated. Whatever a damaged or crafted file holds, reading it either succeeds or
+raises a :class:`~jaxlstm.KerasFileError` (subclasses: :class:`ChecksumError`,
+:class:`UnsafeFileError`) that names the file and what is wrong with it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import mmap
 import os
+import re
 
 import h5py
 
-from jaxlstm._src.errors import KerasFileError
-from jaxlstm._src.readers.keras_v3 import is_v3_weights, read_keras_archive, read_v3_weights
+from jaxlstm._src.errors import ChecksumError, JaxLSTMError, KerasFileError
+from jaxlstm._src.readers.h5attrs import H5_ERRORS, check_global_heaps, scan_hdf5
+from jaxlstm._src.readers.keras_v3 import (
+    ZIP_ERRORS,
+    is_v3_weights,
+    read_keras_archive,
+    read_v3_weights,
+)
 from jaxlstm._src.readers.legacy_h5 import is_legacy_h5, read_legacy_h5
+from jaxlstm._src.readers.limits import Budget
 from jaxlstm._src.readers.records import KerasFile, LayerRecord
 
-__all__ = ["KerasFile", "LayerRecord", "read_keras_file"]
+__all__ = ["KerasFile", "LayerRecord", "check_sha256", "read_keras_file"]
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
+# Last resort: what a reader may still raise on input nobody anticipated. Reported as a
+# KerasFileError naming the file, never as a traceback from h5py, zipfile or json.
+_UNEXPECTED = (*H5_ERRORS, *ZIP_ERRORS, IndexError, LookupError, UnicodeError, OverflowError)
 
 
-def read_keras_file(path: str | os.PathLike) -> KerasFile:
+def check_sha256(path: str, expected: str) -> None:
+    """Raise :class:`ChecksumError` unless the file's SHA-256 is ``expected`` (hex digits)."""
+    want = str(expected).strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", want):
+        raise ChecksumError(
+            f"{path}: sha256={expected!r} is not a SHA-256 digest (64 hexadecimal digits)."
+        )
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    found = digest.hexdigest()
+    if found != want:
+        raise ChecksumError(
+            f"{path}: SHA-256 mismatch: expected {want}, found {found}. The file is not the one "
+            "that was pinned (changed, damaged or replaced); nothing was parsed."
+        )
+
+
+def read_keras_file(path: str | os.PathLike, *, sha256: str | None = None) -> KerasFile:
     """Read every LSTM layer of a Keras file: ``.keras``, ``.weights.h5`` or legacy ``.h5``
     (full model or weights only; Keras 1, 2, tf.keras or 3). Data only: nothing in the file is
-    imported or executed."""
+    imported or executed.
+
+    Args:
+      path: the file.
+      sha256: if given, the file's expected SHA-256 (hex); a mismatch raises
+        :class:`ChecksumError` before anything is parsed.
+
+    Raises:
+      KerasFileError: the file is unreadable, malformed or inconsistent; its subclasses
+        ``ChecksumError`` (``sha256`` mismatch) and ``UnsafeFileError`` (refused for safety
+        before reading: zip bomb, path-traversal member names, HDF5 datasets declaring more than
+        the size limits, links or storage outside the file).
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise KerasFileError(f"{path}: no such file.")
+    if sha256 is not None:
+        check_sha256(path, sha256)
+    try:
+        return _read(path)
+    except JaxLSTMError:
+        raise
+    except RecursionError:
+        raise KerasFileError(
+            f"{path}: structures nested too deeply to be a Keras file; the file is damaged or "
+            "hostile."
+        ) from None
+    except _UNEXPECTED as err:
+        raise KerasFileError(
+            f"{path}: malformed Keras file ({type(err).__name__}: {err}); the file is damaged "
+            "or was not written by Keras."
+        ) from None
+
+
+def _read(path: str) -> KerasFile:
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head.startswith(_ZIP_MAGIC):
@@ -36,13 +105,18 @@ def read_keras_file(path: str | os.PathLike) -> KerasFile:
             f"{path}: neither an HDF5 file nor a zip archive (starts with {head!r}); expected a "
             "Keras .keras, .weights.h5 or .h5 file."
         )
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        check_global_heaps(data, path)
     try:
         with h5py.File(path, "r") as f:
+            scan_hdf5(f, path)
             if is_legacy_h5(f):
-                return read_legacy_h5(f, path)
+                return read_legacy_h5(f, path, Budget(path))
             if is_v3_weights(f):
-                return read_v3_weights(f, path)
-    except OSError as err:  # h5py's report of a truncated or corrupted file
+                return read_v3_weights(f, path, budget=Budget(path))
+    except JaxLSTMError:
+        raise
+    except H5_ERRORS as err:  # h5py's report of a truncated or corrupted file
         raise KerasFileError(f"{path}: unreadable HDF5 file ({err}).") from None
     raise KerasFileError(
         f"{path}: an HDF5 file, but not one Keras wrote: no 'model_weights' group, no "

@@ -1,45 +1,299 @@
-"""Small h5py helpers shared by the HDF5 readers."""
+"""Small h5py helpers shared by the HDF5 readers, each of them safe on hostile input: a damaged
+or crafted file ends in a :class:`KerasFileError` naming the file and the object, never in an
+h5py, numpy or Unicode exception, and no array is read before its declared size is checked."""
 
 from __future__ import annotations
 
 import json
+import math
 
+import h5py
 import numpy as np
 
-from jaxlstm._src.errors import KerasFileError
+from jaxlstm._src.errors import KerasFileError, UnsafeFileError
+from jaxlstm._src.readers import limits
+from jaxlstm._src.readers.limits import Budget
+from jaxlstm._src.readers.records import LayerRecord
+
+# HDF5 filters built into the library (and h5py's lzf). Any other filter id makes HDF5 look for a
+# plugin (a shared library) to load when the dataset is read: refused before reading.
+SAFE_FILTERS = {
+    1: "deflate",
+    2: "shuffle",
+    3: "fletcher32",
+    4: "szip",
+    5: "nbit",
+    6: "scaleoffset",
+    32000: "lzf",
+}
+LARGE_ARRAY_BYTES = 1 << 20  # check_lstm_shapes checks arrays above this before reading them
+# What h5py raises on damaged files and values it cannot represent.
+H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError)
 
 
 def text(value) -> str:
-    """An HDF5 string attribute as ``str`` (h5py gives ``bytes``, ``str`` or a 0-d array)."""
+    """An HDF5 string attribute as ``str`` (h5py gives ``bytes``, ``str`` or a 0-d array).
+    Bytes that are not UTF-8 become U+FFFD, so a damaged name can still be reported."""
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
     if isinstance(value, bytes | np.bytes_):
-        return value.decode("utf8")
-    return str(value)
+        return bytes(value).decode("utf8", "replace")
+    value = str(value)
+    try:
+        value.encode("utf8")
+    except UnicodeEncodeError:  # lone surrogates from h5py's decoding of invalid UTF-8
+        value = value.encode("utf8", "replace").decode("utf8")
+    return value
 
 
-def attr_list(group, name: str) -> list[str] | None:
+def attr(obj, name: str, path: str, default=None):
+    """``obj.attrs[name]`` (``default`` if absent), or a KerasFileError if it cannot be read."""
+    try:
+        if name not in obj.attrs:
+            return default
+        return obj.attrs[name]
+    except H5_ERRORS as err:
+        raise KerasFileError(
+            f"{path}: attribute {name!r} of {_obj_name(obj)} is unreadable ({err}); the file is "
+            "damaged."
+        ) from None
+
+
+def _obj_name(obj) -> str:
+    try:
+        return repr(text(obj.name))
+    except H5_ERRORS:
+        return "an HDF5 object"
+
+
+def attr_list(group, name: str, path: str = "") -> list[str] | None:
     """A list-of-strings attribute, joining Keras's chunks (``name0``, ``name1``, ...) which
     it writes when the list exceeds HDF5's 64 KB attribute limit. ``None`` if absent."""
-    if name in group.attrs:
-        chunks = [group.attrs[name]]
-    elif f"{name}0" in group.attrs:
+    if attr(group, name, path) is not None:
+        chunks = [attr(group, name, path)]
+    elif attr(group, f"{name}0", path) is not None:
         chunks, i = [], 0
-        while f"{name}{i}" in group.attrs:
-            chunks.append(group.attrs[f"{name}{i}"])
+        while attr(group, f"{name}{i}", path) is not None:
+            chunks.append(attr(group, f"{name}{i}", path))
             i += 1
     else:
         return None
-    return [text(v) for chunk in chunks for v in np.atleast_1d(chunk)]
+    out = []
+    for chunk in chunks:
+        values = np.atleast_1d(chunk)
+        if values.ndim != 1:
+            raise KerasFileError(
+                f"{path}: attribute {name!r} of {_obj_name(group)} should be a list of names; "
+                f"found an array of shape {values.shape}."
+            )
+        out.extend(text(v) for v in values)
+    return out
 
 
 def json_attr(group, name: str, path: str):
     """A JSON attribute (``model_config``), parsed as plain data."""
-    raw = text(group.attrs[name])
+    return parse_json(text(attr(group, name, path)), f"attribute {name!r}", path)
+
+
+def parse_json(raw, what: str, path: str):
+    """JSON text or bytes as plain data (never objects): a dict or, for Keras 1, a list."""
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except json.JSONDecodeError as err:
         raise KerasFileError(
-            f"{path}: attribute {name!r} is not valid JSON ({err.msg} at character {err.pos}); "
+            f"{path}: {what} is not valid JSON ({err.msg} at character {err.pos}); "
             "the file is damaged or was not written by Keras."
         ) from None
+    except RecursionError:
+        raise KerasFileError(
+            f"{path}: {what} is JSON nested too deeply to be a Keras config; the file is "
+            "damaged or hostile."
+        ) from None
+    except (UnicodeDecodeError, ValueError) as err:  # bad bytes, 5000-digit integers, ...
+        raise KerasFileError(f"{path}: {what} is not valid JSON ({err}).") from None
+    if not isinstance(data, dict | list):
+        raise KerasFileError(
+            f"{path}: {what} should hold a JSON object; found {type(data).__name__} {data!r:.80}."
+        )
+    return data
+
+
+def child(group, key: str, path: str, what: str):
+    """``group[key]`` or ``None`` when there is no such link (also a dangling soft link)."""
+    try:
+        if key not in group:
+            return None
+        return group[key]
+    except H5_ERRORS as err:
+        raise KerasFileError(
+            f"{path}: {what} is unreadable ({err}); the file is damaged."
+        ) from None
+
+
+_GCOL = b"GCOL\x01\x00\x00\x00"  # a global heap collection: signature, version 1, reserved
+
+
+def check_global_heaps(data, path: str) -> None:
+    """Refuse, before HDF5 parses them, global heap collections (where variable-length strings
+    such as Keras's names and configs live) that would send libhdf5 into an endless loop: a
+    free-space object of size zero, which its parser steps over by zero bytes, forever.
+
+    ``data`` is the file's bytes (``bytes`` or an ``mmap``). Collections are found by signature;
+    walking their objects costs one step per 16 bytes at most, and overlapping collections (which
+    could make that quadratic) are refused as crafted."""
+    steps, budget = 0, len(data) // 16 + 1024
+    at = data.find(_GCOL)
+    while at >= 0:
+        size = int.from_bytes(data[at + 8 : at + 16], "little")
+        end = at + size
+        if size >= 32 and end <= len(data):
+            p = at + 16
+            while p + 16 <= end:
+                steps += 1
+                if steps > budget:
+                    raise UnsafeFileError(
+                        f"{path}: HDF5 global heap collections overlap; the file is crafted."
+                    )
+                index = int.from_bytes(data[p : p + 2], "little")
+                length = int.from_bytes(data[p + 8 : p + 16], "little")
+                if index == 0 and length == 0:
+                    raise UnsafeFileError(
+                        f"{path}: the HDF5 global heap at byte {at} holds a zero-size free-space "
+                        f"object at byte {p}, on which libhdf5 would loop forever; the file is "
+                        "damaged or crafted."
+                    )
+                p += length if index == 0 else 16 + ((length + 7) & ~7)
+        at = data.find(_GCOL, at + 1)
+
+
+def scan_hdf5(f: h5py.File, path: str) -> None:
+    """Refuse, before reading any array, what could reach outside the file: external links,
+    user-defined links, datasets stored in external files, virtual datasets, and filters that
+    HDF5 would load as plugins. (Low-level visits: names stay bytes, whatever their encoding.)"""
+
+    def check_link(name, info):
+        if info.type not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_SOFT):
+            return name, info.type
+        return None
+
+    def check_object(name, info):
+        if info.type == h5py.h5o.TYPE_DATASET:
+            problem = _storage_problem(h5py.h5d.open(f.id, name).get_create_plist())
+            if problem:
+                return name, problem
+        return None
+
+    try:
+        bad_link = f.id.links.visit(check_link, info=True)
+        bad_data = None if bad_link else h5py.h5o.visit(f.id, check_object, info=True)
+        if bad_link and bad_link[1] == h5py.h5l.TYPE_EXTERNAL:
+            filename, target = f.id.links.get_val(bad_link[0])
+            what = f"an external link to {text(target)!r} in file {text(filename)!r}"
+        elif bad_link:
+            what = f"a user-defined link (type {bad_link[1]})"
+    except H5_ERRORS as err:
+        raise KerasFileError(f"{path}: the HDF5 structure is unreadable ({err}).") from None
+    if bad_link:
+        raise UnsafeFileError(
+            f"{path}: {text(bad_link[0])!r} is {what}; a Keras file is self-contained and "
+            "jaxlstm follows no link out of it."
+        )
+    if bad_data:
+        raise UnsafeFileError(f"{path}: dataset {text(bad_data[0])!r} {bad_data[1]}.")
+
+
+def _storage_problem(dcpl) -> str | None:
+    """Why a dataset's storage cannot be read safely (data outside the file, plugin filters)."""
+    external = dcpl.get_external_count()
+    if external:
+        files = [text(dcpl.get_external(i)[0]) for i in range(external)]
+        return (
+            f"keeps its data in external file(s) {files}; a Keras file is self-contained and "
+            "jaxlstm reads no other file"
+        )
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+        return (
+            "is a virtual dataset mapping other files; a Keras file is self-contained and "
+            "jaxlstm reads no other file"
+        )
+    unknown = [
+        code
+        for code in (dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters()))
+        if code not in SAFE_FILTERS
+    ]
+    if unknown:
+        return (
+            f"uses HDF5 filter(s) {unknown}, which HDF5 would load as plugins; jaxlstm reads "
+            f"only the built-in ones {sorted(SAFE_FILTERS.values())}"
+        )
+    return None
+
+
+def check_storage(ds: h5py.Dataset, path: str, what: str) -> None:
+    """Refuse a dataset whose data lives outside the file or needs a plugin filter."""
+    try:
+        problem = _storage_problem(ds.id.get_create_plist())
+    except H5_ERRORS as err:
+        raise KerasFileError(f"{path}: {what} is unreadable ({err}).") from None
+    if problem:
+        raise UnsafeFileError(f"{path}: {what} {problem}.")
+
+
+def read_dataset(obj, what: str, budget: Budget) -> np.ndarray:
+    """Read one array after checking, from its header only, that it is a numeric dataset whose
+    declared size fits the file's budget."""
+    path = budget.path
+    if not isinstance(obj, h5py.Dataset):
+        kind = "group" if isinstance(obj, h5py.Group) else type(obj).__name__
+        raise KerasFileError(f"{path}: {what} is an HDF5 {kind}, not an array (dataset).")
+    try:
+        dtype, shape = obj.dtype, obj.shape
+    except H5_ERRORS as err:
+        raise KerasFileError(f"{path}: {what} has an unreadable type or shape ({err}).") from None
+    if dtype.kind not in "fiub" or dtype.fields is not None or dtype.subdtype is not None:
+        found = "strings" if dtype.kind in "OSUa" else f"{dtype} values"
+        raise KerasFileError(
+            f"{path}: {what} holds {found}; expected an array of real numbers (weights)."
+        )
+    if shape is None:
+        raise KerasFileError(f"{path}: {what} is an empty (null) dataset; expected an array.")
+    if len(shape) > limits.MAX_ARRAY_RANK:
+        raise KerasFileError(
+            f"{path}: {what} has {len(shape)} axes {shape}; Keras weights have at most "
+            f"{limits.MAX_ARRAY_RANK}."
+        )
+    budget.take(math.prod(shape) * dtype.itemsize, f"{what} {shape} {dtype}")
+    check_storage(obj, path, what)
+    try:
+        data = obj[()]
+    except H5_ERRORS as err:
+        raise KerasFileError(
+            f"{path}: {what} is unreadable ({err}); the file is damaged."
+        ) from None
+    return np.asarray(data)
+
+
+def check_lstm_shapes(items, record: LayerRecord, path: str) -> None:
+    """Before reading an LSTM's large arrays (over 1 MiB declared), check their shapes against
+    the ``units`` its config gives: rank 1 or 2, last axis ``units``, ``4*units`` or ``8*units``
+    (CuDNN's bias). Small arrays are read and checked by the converters, with their messages."""
+    units = record.config.get("units", record.config.get("output_dim"))
+    if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+        return  # build_lstm reports a bad units value against the weights' own
+    allowed = (units, 4 * units, 8 * units)
+    for name, ds in items:
+        if not isinstance(ds, h5py.Dataset):
+            continue  # read_dataset reports it
+        try:
+            shape, itemsize = ds.shape, ds.dtype.itemsize
+        except H5_ERRORS:
+            continue  # read_dataset reports it
+        if shape is None or math.prod(shape) * itemsize <= LARGE_ARRAY_BYTES:
+            continue
+        if len(shape) not in (1, 2) or shape[-1] not in allowed:
+            raise KerasFileError(
+                f"{path}: layer {record.name!r}: array {name!r} declares shape {shape}, which no "
+                f"LSTM with units={units} has (kernel (in_features, {4 * units}), "
+                f"recurrent_kernel ({units}, {4 * units}), bias ({4 * units},)); the file is "
+                "inconsistent. Nothing was read."
+            )

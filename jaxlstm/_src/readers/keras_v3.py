@@ -14,22 +14,54 @@ not from layer names; recent Keras also records the layer name in ``vars``' ``na
 from __future__ import annotations
 
 import io
-import json
+import lzma
+import posixpath
 import zipfile
+import zlib
 
 import h5py
 import numpy as np
 
-from jaxlstm._src.errors import KerasFileError
-from jaxlstm._src.readers.h5attrs import text
+from jaxlstm._src.errors import KerasFileError, UnsafeFileError
+from jaxlstm._src.readers import limits
+from jaxlstm._src.readers.h5attrs import (
+    H5_ERRORS,
+    attr,
+    check_global_heaps,
+    check_lstm_shapes,
+    child,
+    parse_json,
+    read_dataset,
+    scan_hdf5,
+    text,
+)
 from jaxlstm._src.readers.legacy_h5 import looks_like_lstm
+from jaxlstm._src.readers.limits import Budget, human
 from jaxlstm._src.readers.records import (
     MODEL_CLASSES,
     KerasFile,
     LayerRecord,
+    clean_version,
     record_from_config,
+    validate_model_config,
     walk_model_config,
 )
+
+# What zipfile raises on damaged archives and members.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+)
+_CHUNK = 1 << 20
 
 
 def is_v3_weights(f: h5py.File) -> bool:
@@ -37,123 +69,270 @@ def is_v3_weights(f: h5py.File) -> bool:
 
 
 def read_keras_archive(path: str) -> KerasFile:
-    """Read the LSTM layers of a Keras 3 ``.keras`` zip archive."""
+    """Read the LSTM layers of a Keras 3 ``.keras`` zip archive.
+
+    Members are read by name into memory, never extracted (no path is built from a member
+    name); each is refused before inflating if it declares more than the archive may hold, and
+    inflated chunk by chunk against the same limit in case its header lies."""
+    budget = Budget(path)
     try:
+        _check_member_count(path)
         with zipfile.ZipFile(path) as z:
-            members = set(z.namelist())
+            members = _members(z, path)
             for needed in ("config.json", "model.weights.h5"):
                 if needed not in members:
                     raise KerasFileError(
                         f"{path}: the .keras archive has no {needed!r} (it has "
-                        f"{sorted(members)}); expected a file written by Keras 3 model.save()."
+                        f"{sorted(members)[:20]}); expected a file written by Keras 3 "
+                        "model.save()."
                     )
-            metadata = _json(z, "metadata.json", path) if "metadata.json" in members else {}
-            config = _json(z, "config.json", path)
-            weights = z.read("model.weights.h5")
-    except zipfile.BadZipFile as err:
+            metadata = {}
+            if "metadata.json" in members:
+                raw = _read_member(z, members["metadata.json"], budget)
+                metadata = parse_json(raw, "metadata.json in the archive", path)
+            raw = _read_member(z, members["config.json"], budget)
+            config = parse_json(raw, "config.json in the archive", path)
+            weights = _read_member(z, members["model.weights.h5"], budget)
+    except KerasFileError:
+        raise
+    except ZIP_ERRORS as err:
         raise KerasFileError(f"{path}: not a readable .keras zip archive ({err}).") from None
     version = str(metadata.get("keras_version", "3")) if isinstance(metadata, dict) else "3"
+    version = clean_version(version, path)
+    if not isinstance(config, dict):
+        raise KerasFileError(f"{path}: config.json should hold a JSON object (the model config).")
+    validate_model_config(config, path)
+    weights_budget = Budget(path, budget.file_size)  # arrays count against the archive's size
+    check_global_heaps(weights, f"{path}: model.weights.h5")
     try:
         with h5py.File(io.BytesIO(weights), "r") as f:
-            return read_v3_weights(f, path, config, version, "Keras 3 archive (.keras)")
-    except OSError as err:  # h5py's report of a damaged HDF5 member
+            scan_hdf5(f, f"{path}: model.weights.h5")
+            return read_v3_weights(
+                f, path, config, version, "Keras 3 archive (.keras)", budget=weights_budget
+            )
+    except KerasFileError:
+        raise
+    except H5_ERRORS as err:  # h5py's report of a damaged HDF5 member
         raise KerasFileError(
             f"{path}: model.weights.h5 in the archive is unreadable ({err})."
         ) from None
 
 
-def _json(z: zipfile.ZipFile, member: str, path: str):
-    try:
-        return json.loads(z.read(member))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+def _check_member_count(path: str) -> None:
+    """Refuse an archive listing more members than a Keras file has, before ``zipfile`` builds
+    an object per member (memory proportional to a count the file declares)."""
+    with open(path, "rb") as fh:
+        try:
+            end = zipfile._EndRecData(fh)  # (the stdlib's own end-of-archive reader)
+        except (AttributeError, *ZIP_ERRORS):
+            return  # ZipFile itself will report the damage
+    if end and end[zipfile._ECD_ENTRIES_TOTAL] > limits.MAX_ARCHIVE_MEMBERS:
+        raise UnsafeFileError(
+            f"{path}: the archive lists {end[zipfile._ECD_ENTRIES_TOTAL]} members; a Keras "
+            f"archive has a handful (limit {limits.MAX_ARCHIVE_MEMBERS})."
+        )
+
+
+def _members(z: zipfile.ZipFile, path: str) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name, refusing unsafe or ambiguous names: none is ever used
+    as a file system path, but an archive carrying them was crafted."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in z.infolist():
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if (
+            "\x00" in name
+            or name.startswith(("/", "\\"))
+            or (len(name) > 1 and name[1] == ":")
+            or ".." in parts
+            or posixpath.isabs(name)
+        ):
+            raise UnsafeFileError(
+                f"{path}: the archive has a member named {name!r}, which is not a plain relative "
+                "path (path traversal); Keras never writes one. Nothing was extracted."
+            )
+        if name in members:
+            raise UnsafeFileError(
+                f"{path}: the archive has two members named {name!r}; tools disagree on which "
+                "one counts, so the archive is ambiguous and refused."
+            )
+        members[name] = info
+    return members
+
+
+def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget) -> bytearray:
+    """One member's bytes, refused before inflating when it declares more than the archive may
+    hold, and inflated chunk by chunk against that limit in case the header lies."""
+    path, name = budget.path, info.filename
+    if info.flag_bits & 0x1:
         raise KerasFileError(
-            f"{path}: {member} in the archive is not valid JSON ({err})."
-        ) from None
+            f"{path}: archive member {name!r} is encrypted; Keras never does that."
+        )
+    limit = budget.limit - budget.used
+    if info.file_size > limit:
+        raise UnsafeFileError(
+            f"{path}: archive member {name!r} declares {human(info.file_size)} uncompressed "
+            f"({info.file_size} bytes; {human(info.compress_size)} compressed), over the "
+            f"{human(budget.limit)} a {human(budget.file_size)} archive may inflate to "
+            "(max(64 MiB, 50x its size)); refusing to inflate it (zip bomb?)."
+        )
+    data = bytearray()
+    with z.open(info) as fh:
+        while chunk := fh.read(_CHUNK):
+            if len(data) + len(chunk) > min(info.file_size, limit):
+                raise UnsafeFileError(
+                    f"{path}: archive member {name!r} inflates past its declared "
+                    f"{info.file_size} bytes (the header lies); refusing to inflate it further."
+                )
+            data += chunk
+    budget.used += len(data)
+    return data
 
 
 def read_v3_weights(
-    f: h5py.File, path: str, config=None, version: str = "3", fmt="Keras 3 weights (.weights.h5)"
+    f: h5py.File,
+    path: str,
+    config=None,
+    version: str = "3",
+    fmt="Keras 3 weights (.weights.h5)",
+    budget: Budget | None = None,
 ) -> KerasFile:
     """Read the LSTM layers of an open Keras 3 weights HDF5 file, with the model config if known."""
+    budget = budget if budget is not None else Budget(path)
     kf = KerasFile(path, fmt, version, config=config)
     if config is None:
-        _walk_groups(kf, f, "", version, path)
+        _walk_groups(kf, f, "", version, path, budget, set(), 0)
         return kf
     for cl in walk_model_config(config):
         name = "/".join(cl.names)
-        if cl.class_name not in MODEL_CLASSES and cl.v3_path in f:
-            kf.arrays[name] = _all_vars(f[cl.v3_path])
         record = record_from_config(cl.class_name, cl.config, name, version, path)
-        if record is None:
-            if cl.class_name not in MODEL_CLASSES:
-                kf.other_layers.append((name, cl.class_name))
-            continue
-        group = _group(f, cl.v3_path, path, name)
-        if record.wrapper == "TimeDistributed":
-            group = _group(f, f"{cl.v3_path}/layer", path, name)
-        if record.class_name == "Bidirectional":
-            fw = _cell_vars(f, f"{group.name}/forward_layer", path, name)
-            bw = _cell_vars(f, f"{group.name}/backward_layer", path, name)
-            record.weights, record.forward.weights, record.backward.weights = fw + bw, fw, bw
-        else:
-            record.weights = _cell_vars(f, group.name, path, name)
-        kf.layers[name] = record
+        if record is not None:
+            record.custom = cl.custom
+            group = _group(f, cl.v3_path, path, name)
+            if record.wrapper == "TimeDistributed":
+                group = _group(f, f"{cl.v3_path}/layer", path, name)
+            if record.class_name == "Bidirectional":
+                fw = _cell_vars(group, "forward_layer", path, name, budget, record.forward)
+                bw = _cell_vars(group, "backward_layer", path, name, budget, record.backward)
+                record.weights, record.forward.weights, record.backward.weights = fw + bw, fw, bw
+            else:
+                record.weights = _cell_vars(group, None, path, name, budget, record)
+            kf.layers[name] = record
+        elif cl.class_name not in MODEL_CLASSES:
+            kf.other_layers.append((name, cl.class_name))
+        if cl.class_name not in MODEL_CLASSES:
+            group = child(f, cl.v3_path, path, f"group {cl.v3_path!r}")
+            if record is not None:  # already read (and checked against the config)
+                kf.arrays[name] = list(record.weights)
+            elif isinstance(group, h5py.Group):
+                kf.arrays[name] = _all_vars(group, path, name, budget, 0)
     return kf
 
 
 def _group(f, v3_path: str, path: str, layer: str) -> h5py.Group:
-    if v3_path not in f:
+    group = child(f, v3_path, path, f"layer {layer!r} at {v3_path!r}")
+    if not isinstance(group, h5py.Group):
         raise KerasFileError(
             f"{path}: layer {layer!r} should keep its weights at {v3_path!r} in "
             "model.weights.h5 but there is no such group; the archive is damaged or was "
             "written by an unsupported Keras version."
         )
-    return f[v3_path]
+    return group
 
 
-def _cell_vars(f, layer_path: str, path: str, layer: str) -> list[tuple[str, np.ndarray]]:
-    """An LSTM layer's variables (on its cell), named kernel/recurrent_kernel/bias by position."""
-    vars_path = f"{layer_path}/cell/vars"
-    if vars_path not in f:
+def _var_keys(group: h5py.Group, path: str, what: str) -> list[str]:
+    try:
+        keys = list(group.keys())
+    except H5_ERRORS as err:
+        raise KerasFileError(f"{path}: {what} is unreadable ({err}).") from None
+    return sorted(keys, key=lambda k: (0, int(k), k) if k.isdigit() else (1, 0, k))
+
+
+def _cell_vars(
+    layer: h5py.Group, direction, path: str, name: str, budget: Budget, record: LayerRecord
+) -> list[tuple[str, np.ndarray]]:
+    """An LSTM layer's variables (on its cell), named kernel/recurrent_kernel/bias by position;
+    their shapes are checked against the layer's config before any is read."""
+    rel = f"{direction}/cell/vars" if direction else "cell/vars"
+    vars_path = f"{text(layer.name)}/{rel}"
+    group = child(layer, rel, path, f"layer {name!r}: {vars_path!r}")
+    if not isinstance(group, h5py.Group):
         raise KerasFileError(
-            f"{path}: layer {layer!r} has no variables at {vars_path!r}; expected an LSTM's "
+            f"{path}: layer {name!r} has no variables at {vars_path!r}; expected an LSTM's "
             "kernel, recurrent_kernel and bias there."
         )
-    group = f[vars_path]
-    keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else 1 << 30)
-    return [(f"{vars_path}/{k}", np.asarray(group[k][()])) for k in keys]
+    items = [
+        (f"{vars_path}/{k}", child(group, k, path, f"layer {name!r}: {vars_path}/{k}"))
+        for k in _var_keys(group, path, f"layer {name!r}: {vars_path!r}")
+    ]
+    check_lstm_shapes(items, record, path)
+    return [(n, read_dataset(ds, f"layer {name!r}: array {n!r}", budget)) for n, ds in items]
 
 
 # Sub-objects whose variables belong to a layer, in the order Keras 2 lists a layer's weights.
 _OWN_CHILDREN = ("vars", "cell", "layer", "forward_layer", "backward_layer")
 
 
-def _all_vars(group: h5py.Group) -> list[tuple[str, np.ndarray]]:
+def _all_vars(
+    group: h5py.Group, path: str, name: str, budget: Budget, depth: int
+) -> list[tuple[str, np.ndarray]]:
     """Every variable of one layer (not of nested models' layers), in Keras's weight order."""
+    if depth > limits.MAX_MODEL_DEPTH:
+        raise KerasFileError(
+            f"{path}: layer {name!r}: groups nested more than {limits.MAX_MODEL_DEPTH} deep at "
+            f"{text(group.name)!r}; the file is damaged or hostile."
+        )
     out = []
-    if "vars" in group:
-        keys = sorted(group["vars"], key=lambda k: int(k) if k.isdigit() else 1 << 30)
-        out += [(f"{group.name}/vars/{k}", np.asarray(group["vars"][k][()])) for k in keys]
-    for child in _OWN_CHILDREN[1:]:
-        if child in group and isinstance(group[child], h5py.Group):
-            out += _all_vars(group[child])
+    where = f"layer {name!r}"
+    variables = child(group, "vars", path, f"{where}: vars")
+    if isinstance(variables, h5py.Group):
+        for k in _var_keys(variables, path, f"{where}: vars"):
+            array_name = f"{text(group.name)}/vars/{k}"
+            ds = child(variables, k, path, f"{where}: {array_name}")
+            out.append((array_name, read_dataset(ds, f"{where}: array {array_name!r}", budget)))
+    for key in _OWN_CHILDREN[1:]:
+        sub = child(group, key, path, f"{where}: {key}")
+        if isinstance(sub, h5py.Group):
+            out += _all_vars(sub, path, name, budget, depth + 1)
     return out
 
 
-def _walk_groups(kf: KerasFile, group: h5py.Group, prefix: str, version: str, path: str):
-    """No config: find LSTM-shaped layers by structure, named by their recorded layer name."""
-    for key in group:
-        child = group[key]
-        if not isinstance(child, h5py.Group):
+def _walk_groups(
+    kf: KerasFile,
+    group: h5py.Group,
+    prefix: str,
+    version: str,
+    path: str,
+    budget: Budget,
+    seen: set,
+    depth: int,
+):
+    """No config: find LSTM-shaped layers by structure, named by their recorded layer name.
+    Each group is visited once (hard and soft links can make cycles), at most
+    ``MAX_MODEL_DEPTH`` deep."""
+    if depth > limits.MAX_MODEL_DEPTH:
+        raise KerasFileError(
+            f"{path}: groups nested more than {limits.MAX_MODEL_DEPTH} deep at "
+            f"{text(group.name)!r}; the file is damaged or hostile."
+        )
+    for key in _var_keys(group, path, f"group {text(group.name)!r}"):
+        top = child(group, key, path, f"{text(group.name)}/{key}")
+        if not isinstance(top, h5py.Group) or hash(top.id) in seen:
             continue
+        seen.add(hash(top.id))
+        node = top
         rel = f"{prefix}{key}"
         wrapper = None
-        if "layer" in child and isinstance(child["layer"], h5py.Group):
-            wrapper, child = "TimeDistributed", child["layer"]
-        name = _recorded_name(group[key], rel)
-        if "forward_layer" in child and "backward_layer" in child:
-            fw = _cell_vars(group.file, f"{child.name}/forward_layer", path, name)
-            bw = _cell_vars(group.file, f"{child.name}/backward_layer", path, name)
+        inner = child(node, "layer", path, f"{text(node.name)}/layer")
+        if isinstance(inner, h5py.Group):
+            wrapper, node = "TimeDistributed", inner
+        name = _recorded_name(top, rel, path)
+        if isinstance(child(node, "forward_layer", path, name), h5py.Group) and isinstance(
+            child(node, "backward_layer", path, name), h5py.Group
+        ):
+            record = LayerRecord(name, "Bidirectional", {}, [], version, path)
+            fw = _cell_vars(node, "forward_layer", path, name, budget, record)
+            bw = _cell_vars(node, "backward_layer", path, name, budget, record)
             if looks_like_lstm(fw) and looks_like_lstm(bw):
                 kf.layers[name] = LayerRecord(
                     name,
@@ -169,15 +348,19 @@ def _walk_groups(kf: KerasFile, group: h5py.Group, prefix: str, version: str, pa
                     ),
                 )
             continue
-        if "cell" in child and "vars" in child["cell"]:
-            weights = _cell_vars(group.file, child.name, path, name)
+        if isinstance(child(node, "cell/vars", path, f"{name}: cell/vars"), h5py.Group):
+            record = LayerRecord(name, "LSTM", {}, [], version, path)
+            weights = _cell_vars(node, None, path, name, budget, record)
             if looks_like_lstm(weights):
                 kf.layers[name] = LayerRecord(name, "LSTM", {}, weights, version, path, wrapper)
             continue
-        _walk_groups(kf, child, f"{rel}/", version, path)
+        _walk_groups(kf, node, f"{rel}/", version, path, budget, seen, depth + 1)
 
 
-def _recorded_name(group: h5py.Group, fallback: str) -> str:
-    if "vars" in group and "name" in group["vars"].attrs:
-        return text(group["vars"].attrs["name"])
+def _recorded_name(group: h5py.Group, fallback: str, path: str) -> str:
+    variables = child(group, "vars", path, f"{text(group.name)}/vars")
+    if isinstance(variables, h5py.Group):
+        name = attr(variables, "name", path)
+        if name is not None:
+            return text(name)
     return fallback.removeprefix("layers/").replace("/layers/", "/")

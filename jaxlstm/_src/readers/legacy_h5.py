@@ -19,75 +19,110 @@ import h5py
 import numpy as np
 
 from jaxlstm._src.errors import KerasFileError
-from jaxlstm._src.readers.h5attrs import attr_list, json_attr, text
+from jaxlstm._src.readers.h5attrs import (
+    attr,
+    attr_list,
+    check_lstm_shapes,
+    child,
+    json_attr,
+    read_dataset,
+    text,
+)
+from jaxlstm._src.readers.limits import Budget
 from jaxlstm._src.readers.records import (
     MODEL_CLASSES,
     KerasFile,
     LayerRecord,
     attach_weights,
+    clean_version,
     record_from_config,
     split_directions,
     strip_suffix,
+    validate_model_config,
     walk_model_config,
 )
 
 
 def is_legacy_h5(f: h5py.File) -> bool:
-    return "model_weights" in f or attr_list(f, "layer_names") is not None
+    return "model_weights" in f or attr_list(f, "layer_names", f.filename) is not None
 
 
-def read_legacy_h5(f: h5py.File, path: str) -> KerasFile:
+def read_legacy_h5(f: h5py.File, path: str, budget: Budget | None = None) -> KerasFile:
     """Read the LSTM layers of an open legacy Keras HDF5 file."""
+    budget = budget if budget is not None else Budget(path)
     full = "model_weights" in f
-    group = f["model_weights"] if full else f
-    version = text(f.attrs.get("keras_version", group.attrs.get("keras_version", "1")))
-    layer_names = attr_list(group, "layer_names")
+    group = child(f, "model_weights", path, "'model_weights'") if full else f
+    if not isinstance(group, h5py.Group):
+        raise KerasFileError(f"{path}: 'model_weights' is not a group; the file is damaged.")
+    version = text(attr(f, "keras_version", path, attr(group, "keras_version", path, "1")))
+    version = clean_version(version, path)
+    layer_names = attr_list(group, "layer_names", path)
     if layer_names is None:
         raise KerasFileError(
             f"{path}: the weights group has no 'layer_names' attribute; expected a Keras HDF5 "
             "file written by model.save() or model.save_weights()."
         )
+    duplicates = sorted({n for n in layer_names if layer_names.count(n) > 1})
+    if duplicates:
+        raise KerasFileError(
+            f"{path}: 'layer_names' lists layer(s) {duplicates} more than once; Keras requires "
+            "unique layer names, so the file is damaged or crafted."
+        )
     major = version.split(".")[0] or "1"
     kind = "model (model.save)" if full else "weights (save_weights)"
     kf = KerasFile(path, f"Keras {major} HDF5 {kind}", version)
 
-    def arrays(layer_name: str) -> list[tuple[str, np.ndarray]]:
-        if layer_name not in group:
+    def datasets(layer_name: str) -> list[tuple[str, object]]:
+        """A layer's arrays, as (name, h5py object) not yet read."""
+        g = child(group, layer_name, path, f"layer {layer_name!r}")
+        if not isinstance(g, h5py.Group):
             raise KerasFileError(
                 f"{path}: layer {layer_name!r} is listed in 'layer_names' but has no group in "
                 "the file; the file is truncated or damaged."
             )
-        g = group[layer_name]
         out = []
-        for wname in attr_list(g, "weight_names") or []:
-            if wname not in g:
+        for wname in attr_list(g, "weight_names", path) or []:
+            ds = child(g, wname, path, f"layer {layer_name!r}: array {wname!r}") if wname else None
+            if ds is None:
                 raise KerasFileError(
                     f"{path}: layer {layer_name!r} lists array {wname!r} in 'weight_names' but "
                     "the file has no such dataset; the file is truncated or damaged."
                 )
-            out.append((wname, np.asarray(g[wname][()])))
+            out.append((wname, ds))
         return out
 
-    config = json_attr(f, "model_config", path) if "model_config" in f.attrs else None
+    def read(layer_name: str, items) -> list[tuple[str, np.ndarray]]:
+        return [
+            (n, read_dataset(ds, f"layer {layer_name!r}: array {n!r}", budget)) for n, ds in items
+        ]
+
+    has_config = attr(f, "model_config", path) is not None
+    config = json_attr(f, "model_config", path) if has_config else None
     if config is not None:
+        validate_model_config(config, path)
         kf.config = config
-        _from_config(kf, config, layer_names, arrays, version, path)
+        _from_config(kf, config, layer_names, datasets, read, version, path)
     else:
-        _from_weights_only(kf, layer_names, arrays, version, path)
+        _from_weights_only(kf, layer_names, lambda n: read(n, datasets(n)), version, path)
     return kf
 
 
-def _from_config(kf, config, layer_names, arrays, version, path):
+def _from_config(kf, config, layer_names, datasets, read, version, path):
     listed = set(layer_names)
     for cl in walk_model_config(config):
         top = cl.names[0]
         name = "/".join(cl.names)
-        if cl.class_name not in MODEL_CLASSES and top in listed:
-            weights = arrays(top)
-            if len(cl.names) > 1:
-                weights = [w for w in weights if cl.names[-1] in strip_suffix(w[0]).split("/")]
-            kf.arrays[name] = weights
         found = record_from_config(cl.class_name, cl.config, name, version, path)
+        if found is not None:
+            found.custom = cl.custom
+        if cl.class_name not in MODEL_CLASSES and top in listed:
+            items = datasets(top)
+            if len(cl.names) > 1:
+                items = [w for w in items if cl.names[-1] in strip_suffix(w[0]).split("/")]
+            if found is not None:  # check shapes against the config before reading
+                for part in (found.forward, found.backward) if found.forward else (found,):
+                    check_lstm_shapes(_direction(items, part, found), part, path)
+            kf.arrays[name] = read(name, items)
         if found is None:
             if cl.class_name not in MODEL_CLASSES:
                 kf.other_layers.append((name, cl.class_name))
@@ -98,6 +133,14 @@ def _from_config(kf, config, layer_names, arrays, version, path):
                 f"layer (found {sorted(listed)}); the file is damaged."
             )
         kf.layers[name] = attach_weights(found, kf.arrays[name])
+
+
+def _direction(items, part: LayerRecord, record: LayerRecord):
+    """The arrays of one direction of a Bidirectional record (all of them otherwise)."""
+    if part is record:
+        return items
+    fw, bw = split_directions(items, record.name)
+    return fw if part is record.forward else bw
 
 
 _KERAS1_NAME = re.compile(r"_[WUb]_[icfo]$")

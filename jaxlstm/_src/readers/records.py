@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jaxlstm._src.errors import KerasFileError
+from jaxlstm._src.readers import limits
+
 # Layer classes that hold LSTM weights, by the class_name Keras writes into configs.
 LSTM_CLASSES = ("LSTM", "CuDNNLSTM", "UnifiedLSTM", "LSTMV1")
 
@@ -29,6 +32,8 @@ class LayerRecord:
       wrapper: ``"TimeDistributed"`` when the layer was wrapped in it.
       forward, backward: the two directions of a Bidirectional layer.
       merge_mode: Bidirectional's merge mode.
+      custom: set when the config says the class is not Keras's own (its ``module`` or
+        ``registered_name`` names other code): what it names. Such a layer is not loaded.
     """
 
     name: str
@@ -41,6 +46,7 @@ class LayerRecord:
     forward: LayerRecord | None = None
     backward: LayerRecord | None = None
     merge_mode: str | None = "concat"
+    custom: str | None = None
 
 
 @dataclass
@@ -54,6 +60,21 @@ class KerasFile:
     other_layers: list[tuple[str, str]] = field(default_factory=list)  # (name, class_name)
     config: dict | None = None  # the model config, when the file has one
     arrays: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)  # every layer's
+
+
+_VERSION = re.compile(r"[0-9A-Za-z.+\-_ ]{0,64}")
+
+
+def clean_version(value, path: str) -> str:
+    """A ``keras_version`` as written by Keras (``"2.4.0"``, ``"2.2.4-tf"``, ``"3.5.0"``), or a
+    KerasFileError: it is parsed for numbers, so nothing long or exotic gets through."""
+    version = str(value)
+    if not _VERSION.fullmatch(version):
+        raise KerasFileError(
+            f"{path}: keras_version {version!r:.80} is not a Keras version number; the file is "
+            "damaged."
+        )
+    return version
 
 
 def strip_suffix(name: str) -> str:
@@ -113,12 +134,43 @@ class ConfigLayer:
       v3_path: where Keras 3 keeps this layer's variables in a ``.weights.h5``
         (``layers/lstm_1``, ``layers/sequential/layers/lstm``, ...), by Keras 3's own naming
         scheme (class name in snake case, numbered per container).
+      custom: see :func:`foreign_origin`.
     """
 
     names: tuple[str, ...]
     class_name: str
     config: dict
     v3_path: str
+    custom: str | None = None
+
+
+# Top-level packages whose classes Keras configs name for Keras's own layers.
+KERAS_PACKAGES = ("keras", "tf_keras")
+
+
+def foreign_origin(entry) -> str | None:
+    """If a layer entry (or a layer it wraps) says its class is not Keras's own, what it names
+    instead (``module 'os'``, ``registered name 'MyPackage>LSTM'``), else ``None``.
+
+    Keras 3 writes ``module: "keras.layers"`` and ``registered_name: null`` (or the class name)
+    for its own layers; custom classes carry their module and registration. jaxlstm never imports
+    either: a layer claiming to come from elsewhere is refused, even with a familiar class name."""
+    if not isinstance(entry, dict):
+        return None
+    module, registered = entry.get("module"), entry.get("registered_name")
+    if module is not None and (
+        not isinstance(module, str) or module.split(".")[0] not in KERAS_PACKAGES
+    ):
+        return f"module {module!r:.80}"
+    if registered is not None and registered != entry.get("class_name"):
+        return f"registered name {registered!r:.80}"
+    config = entry.get("config")
+    if isinstance(config, dict):
+        for key in _NESTED_KEYS:
+            found = foreign_origin(config.get(key))
+            if found:
+                return found
+    return None
 
 
 def layer_list(model_config: dict | list) -> list[dict]:
@@ -130,6 +182,87 @@ def layer_list(model_config: dict | list) -> list[dict]:
         return cfg
     layers = cfg.get("layers", []) if isinstance(cfg, dict) else []
     return layers if isinstance(layers, list) else []
+
+
+# Keys under which Keras nests one layer's config inside another's (wrappers, RNN cells).
+_NESTED_KEYS = ("layer", "backward_layer", "forward_layer", "cell")
+
+
+def validate_model_config(model_config, path: str) -> None:
+    """Check a model config's structure before anything interprets it, so that a damaged or
+    crafted config ends in a :class:`KerasFileError` naming the layer: every layer entry a JSON
+    object with a string ``class_name`` and an object ``config``, the same for wrapped layers and
+    cells, layer names unique within each model (Keras refuses duplicates too), and models and
+    wrappers nested at most ``MAX_MODEL_DEPTH`` deep."""
+    if not isinstance(model_config, dict | list):
+        raise KerasFileError(
+            f"{path}: the model config should be a JSON object; found "
+            f"{type(model_config).__name__}."
+        )
+    _validate_container(model_config, path, (), 0)
+
+
+def _validate_container(model_config, path: str, names: tuple, depth: int) -> None:
+    where = f"{path}: model {'/'.join(names)!r}" if names else f"{path}: the model config"
+    if depth > limits.MAX_MODEL_DEPTH:
+        raise KerasFileError(
+            f"{where} nests models or wrappers more than {limits.MAX_MODEL_DEPTH} deep; the file "
+            "is damaged or hostile."
+        )
+    inner = model_config.get("config", model_config) if isinstance(model_config, dict) else None
+    layers = model_config if isinstance(model_config, list) else None
+    if isinstance(inner, list):
+        layers = inner
+    elif isinstance(inner, dict) and "layers" in inner:
+        layers = inner["layers"]
+        if not isinstance(layers, list):
+            raise KerasFileError(
+                f"{where}: 'layers' should be a list of layer configs; found "
+                f"{type(layers).__name__}."
+            )
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(layers or []):
+        name = _validate_entry(entry, where, f"layer #{i}", depth)
+        if name in seen:
+            raise KerasFileError(
+                f"{where} has two layers named {name!r} (#{seen[name]} and #{i}); Keras requires "
+                "unique layer names, so the file is damaged or crafted."
+            )
+        seen[name] = i
+        if entry.get("class_name") in MODEL_CLASSES:
+            _validate_container(entry, path, (*names, name), depth + 1)
+
+
+def _validate_entry(entry, where: str, label: str, depth: int) -> str:
+    """Check one layer entry (and the layers it wraps); return its name."""
+    if depth > limits.MAX_MODEL_DEPTH:
+        raise KerasFileError(
+            f"{where}: {label} nests wrappers more than {limits.MAX_MODEL_DEPTH} deep; the file is "
+            "damaged or hostile."
+        )
+    if not isinstance(entry, dict):
+        raise KerasFileError(
+            f"{where}: {label} should be a JSON object with class_name and config; found "
+            f"{type(entry).__name__} {entry!r:.80}."
+        )
+    class_name, config = entry.get("class_name"), entry.get("config", {})
+    if not isinstance(class_name, str):
+        raise KerasFileError(
+            f"{where}: {label} has class_name {class_name!r:.80}; expected a string."
+        )
+    keras1_model = class_name in MODEL_CLASSES and isinstance(config, list)
+    if not isinstance(config, dict) and not keras1_model:
+        raise KerasFileError(
+            f"{where}: {label} ({class_name}) has a config of type {type(config).__name__}; "
+            "expected a JSON object."
+        )
+    own = config if isinstance(config, dict) else {}
+    name = str(own.get("name", entry.get("name", "")))  # as walk_model_config names it
+    if isinstance(config, dict):
+        for key in _NESTED_KEYS:
+            if isinstance(config.get(key), dict):
+                _validate_entry(config[key], f"{where}: layer {name!r}", key, depth + 1)
+    return name
 
 
 def walk_model_config(model_config: dict, names=(), v3_path="") -> list[ConfigLayer]:
@@ -144,7 +277,7 @@ def walk_model_config(model_config: dict, names=(), v3_path="") -> list[ConfigLa
         snake = snake_case(class_name)
         used[snake] = used.get(snake, -1) + 1
         path = f"{v3_path}layers/{snake}" + (f"_{used[snake]}" if used[snake] else "")
-        found.append(ConfigLayer((*names, name), class_name, config, path))
+        found.append(ConfigLayer((*names, name), class_name, config, path, foreign_origin(entry)))
         if class_name in MODEL_CLASSES:
             found.extend(walk_model_config(entry, (*names, name), path + "/"))
     return found
