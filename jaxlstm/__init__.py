@@ -11,7 +11,8 @@ The whole public API::
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # errors
     JaxLSTMError, KerasFileError, LayerNotFoundError, UnsupportedOptionError,
-    UnsupportedLayerError, UnknownActivationError, ShapeError
+    UnsupportedLayerError, UnknownActivationError, ShapeError, ChecksumError,
+    UnsafeFileError, NonFiniteWeightsError
 """
 
 from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
@@ -24,11 +25,14 @@ from jaxlstm._src.core.lstm import (
     zeros_state,
 )
 from jaxlstm._src.errors import (
+    ChecksumError,
     JaxLSTMError,
     KerasFileError,
     LayerNotFoundError,
+    NonFiniteWeightsError,
     ShapeError,
     UnknownActivationError,
+    UnsafeFileError,
     UnsupportedLayerError,
     UnsupportedOptionError,
 )
@@ -45,14 +49,17 @@ __all__ = [
     "ACTIVATIONS",
     "LSTM",
     "Bidirectional",
+    "ChecksumError",
     "JaxLSTMError",
     "KerasFileError",
     "KerasModel",
     "LSTMParams",
     "LSTMState",
     "LayerNotFoundError",
+    "NonFiniteWeightsError",
     "ShapeError",
     "UnknownActivationError",
+    "UnsafeFileError",
     "UnsupportedLayerError",
     "UnsupportedOptionError",
     "describe_keras_file",

@@ -148,6 +148,11 @@ EXPECT = {
         U,
         r"global heap at byte \d+ holds a zero-size free-space object .*loop forever",
     ),
+    "vlen_sequence_attr.h5": (
+        E,
+        r"attribute 'layer_names' of '/model_weights' has an HDF5 type \(class 9\) that Keras "
+        r"never writes",
+    ),
     "deep_json.keras": (E, r"config\.json in the archive is JSON nested too deeply"),
     "deep_models.keras": (E, r"nests models or wrappers more than 32 deep"),
     "nan_weights.h5": WARNS,

@@ -46,12 +46,26 @@ def text(value) -> str:
     return value
 
 
+# HDF5 type classes Keras writes attributes in (names and configs are strings; an empty
+# ``weight_names`` is a float array). Others are refused before reading: libhdf5 crashes on some
+# damaged ones (a string type bit-flipped into a variable-length sequence segfaults it).
+_ATTR_CLASSES = (h5py.h5t.STRING, h5py.h5t.INTEGER, h5py.h5t.FLOAT)
+
+
 def attr(obj, name: str, path: str, default=None):
     """``obj.attrs[name]`` (``default`` if absent), or a KerasFileError if it cannot be read."""
     try:
         if name not in obj.attrs:
             return default
+        kind = h5py.h5a.open(obj.id, name.encode()).get_type().get_class()
+        if kind not in _ATTR_CLASSES:
+            raise KerasFileError(
+                f"{path}: attribute {name!r} of {_obj_name(obj)} has an HDF5 type (class "
+                f"{kind}) that Keras never writes; the file is damaged or crafted."
+            )
         return obj.attrs[name]
+    except KerasFileError:
+        raise
     except H5_ERRORS as err:
         raise KerasFileError(
             f"{path}: attribute {name!r} of {_obj_name(obj)} is unreadable ({err}); the file is "
