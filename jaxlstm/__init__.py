@@ -5,8 +5,8 @@ The whole public API::
     # the pure functional core (no Flax)
     LSTMParams, LSTMState, lstm_step, lstm_scan, which_impl, zeros_state, ACTIVATIONS,
     get_activation
-    # Flax NNX modules (Linen twins in jaxlstm.linen)
-    LSTM, Bidirectional
+    # Flax NNX modules (Linen twins in jaxlstm.linen), and their jitted inference call
+    LSTM, Bidirectional, predictor
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # errors
@@ -39,6 +39,7 @@ from jaxlstm._src.errors import (
 from jaxlstm._src.inspect import describe_keras_file
 from jaxlstm._src.load import load_keras_layer
 from jaxlstm._src.models.graph import KerasModel, load_keras
+from jaxlstm._src.modules.inference import predictor
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional
 from jaxlstm._src.readers import read_keras_file
 from jaxlstm._src.save import save_keras
@@ -68,6 +69,7 @@ __all__ = [
     "load_keras_layer",
     "lstm_scan",
     "lstm_step",
+    "predictor",
     "read_keras_file",
     "save_keras",
     "which_impl",

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from flax import nnx
 
 from jaxlstm._src.converters import params_from_arrays
 from jaxlstm._src.load import load_keras_layer
 from jaxlstm._src.models.graph import load_keras
+from jaxlstm._src.modules.inference import predictor
 from jaxlstm._src.readers import read_keras_file
 
 TOLERANCE = 1e-5
@@ -47,17 +47,13 @@ def run_case(path: Path, repeat: int = 20) -> dict:
     # An empty layer name means the whole model (load_keras), else one layer (load_keras_layer).
     module = load_keras(path) if not name else load_keras_layer(path, name, **overrides)
     kwargs = {"mask": expected["mask"]} if "mask" in expected.files else {}
-    graphdef, state = nnx.split(module)
-
-    @jax.jit
-    def forward(state, x, **kw):
-        return nnx.merge(graphdef, state)(x, **kw)
+    forward = predictor(module)  # jitted, eval mode
 
     with jax.default_matmul_precision("highest"):
-        outs = jax.block_until_ready(forward(state, expected["x"], **kwargs))
+        outs = jax.block_until_ready(forward(expected["x"], **kwargs))
         start = time.perf_counter()
         for _ in range(repeat):
-            jax.block_until_ready(forward(state, expected["x"], **kwargs))
+            jax.block_until_ready(forward(expected["x"], **kwargs))
         per_call = (time.perf_counter() - start) / repeat
     outs = outs if isinstance(outs, tuple) else (outs,)
     err = max(

@@ -242,11 +242,16 @@ def _recurrence_jvp(cfg, primals, tangents):
     return outs, (first, dh, dc, dout)
 
 
+@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("remat_chunk",))
 def run(cfg, kernel, recurrent, bias, x, h0, c0, rdm, mask, remat_chunk=None):
     """:func:`recurrence` over the whole sequence, or checkpointed in chunks of
     ``remat_chunk`` steps: the backward pass then recomputes one chunk's forward at a time and
     keeps only the ``(h, c)`` at chunk boundaries (memory ``O(T/chunk + chunk)`` steps instead of
-    ``O(T)``, for about one more forward pass of compute). Returns ``(ys_or_last, h_T, c_T)``."""
+    ``O(T)``, for about one more forward pass of compute). Returns ``(ys_or_last, h_T, c_T)``.
+
+    Jitted (static ``cfg`` and ``remat_chunk``): inside a caller's ``jit`` it is inlined; called
+    eagerly it compiles once per configuration and shape instead of re-tracing its scans on
+    every call."""
     out0 = jnp.zeros_like(h0) if cfg.masked else None
     steps = x.shape[0]
     if not remat_chunk or remat_chunk >= steps:

@@ -242,7 +242,9 @@ def lstm_scan(
             zero_output_for_mask=zero_output_for_mask,
             return_sequences=return_sequences,
             compute_dtype=compute_dtype,
-            unroll=unroll,
+            # True == 1 to Python: spell the full unroll as a step count, so that the jit
+            # cache of the (static) Config cannot mistake one for the other.
+            unroll=x.shape[1] if unroll is True else max(1, int(unroll)),
         )
         ys, h, c = fast.run(
             cfg,
