@@ -29,6 +29,30 @@ def dropout_masks(key, x, units, dropout, recurrent_dropout, time_major=False):
     return draw(k_in, dropout, x.shape[-1]), draw(k_rec, recurrent_dropout, units)
 
 
+# The options an LSTM layer object (NNX or Linen) keeps as attributes and forwards to
+# :func:`lstm_layer` unchanged.
+LAYER_OPTIONS = (
+    "return_sequences",
+    "return_state",
+    "dropout",
+    "recurrent_dropout",
+    "go_backwards",
+    "zero_output_for_mask",
+    "activation",
+    "recurrent_activation",
+    "time_major",
+    "unroll",
+    "compute_dtype",
+    "remat_chunk",
+    "impl",
+)
+
+
+def layer_options(layer) -> dict:
+    """``{name: layer.name}`` for every name in :data:`LAYER_OPTIONS`."""
+    return {name: getattr(layer, name) for name in LAYER_OPTIONS}
+
+
 def lstm_layer(
     params: LSTMParams,
     x: jax.Array,

@@ -9,6 +9,7 @@ from flax import nnx
 from jaxlstm._src.core.activations import Activation, get_activation
 from jaxlstm._src.core.layer import (
     MERGE_MODES,
+    layer_options,
     lstm_layer,
     merge_bidirectional,
     split_bidirectional_state,
@@ -138,20 +139,8 @@ class LSTM(nnx.Module):
             x,
             mask=mask,
             initial_state=initial_state,
-            return_sequences=self.return_sequences,
-            return_state=self.return_state,
-            dropout=self.dropout,
-            recurrent_dropout=self.recurrent_dropout,
             dropout_key=key,
-            go_backwards=self.go_backwards,
-            zero_output_for_mask=self.zero_output_for_mask,
-            activation=self.activation,
-            recurrent_activation=self.recurrent_activation,
-            time_major=self.time_major,
-            unroll=self.unroll,
-            compute_dtype=self.compute_dtype,
-            remat_chunk=self.remat_chunk,
-            impl=self.impl,
+            **layer_options(self),
         )
 
 
