@@ -11,7 +11,9 @@ inputs ``(batch, time, input)``; "fwd" is one call, "fwd+bwd" is the value and g
 ``sum(outputs)`` with respect to all weights *and* the inputs. JAX functions are jitted pure
 functions of the weights (``nnx.split`` / ``nnx.merge`` inside ``jax.jit`` with the weights
 passed as plain dicts, Linen ``apply``, Keras ``stateless_call``); PyTorch is eager ``nn.LSTM``
-(oneDNN on CPU, cuDNN on GPU), forward under ``torch.no_grad()``.
+(oneDNN on CPU, cuDNN on GPU), forward under ``torch.no_grad()``, in a worker process of its own
+with PyTorch's default threading (in one process, its spinning OpenMP threads and XLA's thread
+pool slow each other down several times over).
 
 All implementations of one shape are timed interleaved in one process: each repetition times
 every implementation once, in rotating order, so that a noisy neighbour slows them all alike;
@@ -22,8 +24,8 @@ fwd+bwd three times that) and is compared with a large float32 matmul measured i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -37,9 +39,6 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# PyTorch's OpenMP threads spin between parallel regions; sharing the cores with XLA's threads
-# (or with anything else) that makes nn.LSTM 10-40x slower here. Passive waiting avoids it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax
 import jax.numpy as jnp
@@ -86,9 +85,9 @@ def make_jaxlstm(b, t, i, h, **options):
         nnx.replace_by_pure_dict(state, w)
         return nnx.merge(graphdef, state)(x)
 
-    fwd = jax.jit(apply)
+    fwd = jaxlstm.predictor(lstm)  # the documented inference call, its overhead included
     grad = jax.jit(jax.value_and_grad(lambda w, x: apply(w, x).sum(), argnums=(0, 1)))
-    return (lambda: block(fwd(weights, x))), (lambda: block(grad(weights, x)))
+    return (lambda: block(fwd(x))), (lambda: block(grad(weights, x)))
 
 
 def make_flax_linen(b, t, i, h):
@@ -137,7 +136,8 @@ def make_keras(b, t, i, h):
     return (lambda: block(fwd(trainable, x))), (lambda: block(grad(trainable, x)))
 
 
-def make_torch(b, t, i, h, device="cpu"):
+def torch_model(b, t, i, h, device):
+    """``(fwd, fwd_bwd)`` of ``nn.LSTM``: run inside the PyTorch worker process."""
     import torch
 
     lstm = torch.nn.LSTM(i, h, batch_first=True).to(device)
@@ -160,6 +160,56 @@ def make_torch(b, t, i, h, device="cpu"):
     return fwd, fwd_bwd
 
 
+def torch_worker(device):
+    """The PyTorch side: reads one JSON request a line on stdin, answers one JSON line."""
+    fns = {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "peak":
+            reply = torch_peak_gflops(device)
+        elif req["op"] == "build":
+            fns = dict(zip(("fwd", "fwd+bwd"), torch_model(*req["shape"], device), strict=True))
+            reply = None
+        else:  # {"op": "time", "kind": ..., "n": ...}: seconds per call over n calls
+            reply = sample(fns[req["kind"]], req["n"])
+        print(json.dumps(reply), flush=True)
+
+
+class TorchWorker:
+    """A PyTorch process driven over pipes, so that its samples interleave with JAX's."""
+
+    def __init__(self, device):
+        cmd = [sys.executable, __file__, "--_torch-worker", device]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, **request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the PyTorch worker died (exit code {self.proc.wait()})")
+        return json.loads(line)
+
+    def make(self, b, t, i, h):
+        self.ask(op="build", shape=[b, t, i, h])
+        return RemoteFn(self, "fwd"), RemoteFn(self, "fwd+bwd")
+
+
+class RemoteFn:
+    """One call (for compiling and calibrating), or ``sample(n)`` timed in the worker."""
+
+    def __init__(self, worker, kind):
+        self.worker, self.kind = worker, kind
+
+    def __call__(self):
+        self.worker.ask(op="time", kind=self.kind, n=1)
+
+    def sample(self, n):
+        per_call = self.worker.ask(op="time", kind=self.kind, n=n)
+        time.sleep(0.05)  # let its OpenMP threads stop spinning before JAX runs again
+        return per_call
+
+
 def factories(impls, device):
     table = {
         "jaxlstm": make_jaxlstm,
@@ -167,18 +217,21 @@ def factories(impls, device):
         "flax-linen": make_flax_linen,
         "flax-nnx": make_flax_nnx,
         "keras": make_keras,
-        "torch": functools.partial(make_torch, device="cuda" if device == "gpu" else "cpu"),
     }
     out = {}
     for name in impls:
         if name == "torch":
-            try:
-                import torch  # noqa: F401
-            except ImportError:
+            if importlib.util.find_spec("torch") is None:
                 print("  (torch not installed: skipped)")
                 continue
-        out[name] = table[name]
+            out[name] = TorchWorker(torch_device(device)).make
+        else:
+            out[name] = table[name]
     return out
+
+
+def torch_device(jax_backend):
+    return "cuda" if jax_backend == "gpu" else "cpu"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,33 +247,41 @@ def calls_per_sample(fn, target_s):
 
 
 def sample(fn, n):
+    if hasattr(fn, "sample"):  # timed in another process
+        return fn.sample(n)
     t0 = time.perf_counter()
     for _ in range(n):
         fn()
     return (time.perf_counter() - t0) / n
 
 
-def measure_peak_gflops(device):
-    """The best of a few 2048^3 float32 matmuls, in JAX (and PyTorch when installed)."""
-    n = 2048
-    a = jax.random.normal(jax.random.key(0), (n, n))
+PEAK_N = 2048
+
+
+def measure_peak_gflops(device, impls):
+    """The best of a few 2048^3 float32 matmuls, in JAX (and PyTorch when benchmarked)."""
+    a = jax.random.normal(jax.random.key(0), (PEAK_N, PEAK_N))
     mm = jax.jit(lambda a, b: a @ b)
     block(mm(a, a))
-    best = {"jax": min(sample(lambda: block(mm(a, a)), 3) for _ in range(5))}
-    with contextlib.suppress(ImportError):
-        import torch
+    best = {"jax": 2 * PEAK_N**3 / min(sample(lambda: block(mm(a, a)), 3) for _ in range(5)) / 1e9}
+    make_torch = impls.get("torch")
+    if make_torch is not None:
+        best["torch"] = make_torch.__self__.ask(op="peak")
+    return best
 
-        dev = "cuda" if device == "gpu" else "cpu"
-        ta = torch.randn(n, n, device=dev)
-        sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
 
-        def tmm():
-            ta @ ta
-            sync()
+def torch_peak_gflops(device):
+    import torch
 
-        tmm()
-        best["torch"] = min(sample(tmm, 3) for _ in range(5))
-    return {k: 2 * n**3 / v / 1e9 for k, v in best.items()}
+    ta = torch.randn(PEAK_N, PEAK_N, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def tmm():
+        ta @ ta
+        sync()
+
+    tmm()
+    return 2 * PEAK_N**3 / min(sample(tmm, 3) for _ in range(5)) / 1e9
 
 
 def bench_shape(name, shape, impls, reps, target_s):
@@ -488,7 +549,12 @@ def main(argv=None):
     ap.add_argument("--remat-chunk", type=int, default=0)
     ap.add_argument("--skip-plain", action="store_true", help="long-memory: skip the plain path")
     ap.add_argument("--_long-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_torch-worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+
+    if args._torch_worker:
+        torch_worker(args._torch_worker)
+        return
 
     if args._long_child:
         t, b, i, h, rc, reps = (int(v) for v in args._long_child.split(","))
@@ -505,10 +571,10 @@ def main(argv=None):
             (out / "long_memory.json").write_text(json.dumps(res, indent=2))
         return
 
-    peak = measure_peak_gflops(device)
+    impls = factories(args.impls.split(","), device)
+    peak = measure_peak_gflops(device, impls)
     peak_best = max(peak.values())
     print("float32 2048^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()))
-    impls = factories(args.impls.split(","), device)
     results = {}
     for name in args.shapes.split(","):
         print(f"{name} {SHAPES[name]} ...", flush=True)
