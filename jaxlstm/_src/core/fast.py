@@ -179,6 +179,17 @@ def recurrence(cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask):
     return _forward(cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask, save=False)[0]
 
 
+def _rows_matmul(a, dw, compute_dtype):
+    """``a @ dw`` for ``a`` ``(T, B, n)`` and a weight tangent ``dw`` ``(n, m)``, written as
+    ``(a^T)^T @ dw`` with ``a^T`` ``(n, T*B)`` materialised, so that its transpose (the
+    weight gradient ``a^T @ dZ``) is a plain row-major matmul instead of one contracting the
+    ``T*B`` leading axis of both operands (which XLA:CPU answers by transposing the much larger
+    ``dZ`` and running a slower kernel)."""
+    t, b, n = a.shape
+    a_t = lax.optimization_barrier(a.reshape(t * b, n).T)
+    return matmul(a_t.T, dw, compute_dtype).reshape(t, b, dw.shape[-1])
+
+
 def _zero(t):
     return type(t) is SymbolicZero
 
@@ -202,11 +213,11 @@ def _recurrence_jvp(cfg, primals, tangents):
     if not _zero(dx):
         terms.append(matmul(dx, kernel, cd))
     if not _zero(d_kernel):
-        terms.append(matmul(x, d_kernel, cd))
+        terms.append(_rows_matmul(x, d_kernel, cd))
     if bias is not None and not _zero(d_bias):
         terms.append(jnp.broadcast_to(d_bias, z_shape))
     if not _zero(d_recurrent):
-        terms.append(matmul(h_prev if rdm is None else h_prev * rdm, d_recurrent, cd))
+        terms.append(_rows_matmul(h_prev if rdm is None else h_prev * rdm, d_recurrent, cd))
     if rdm is not None and not _zero(d_rdm):
         terms.append(matmul(h_prev * d_rdm, recurrent, cd))
     dtype = h_prev.dtype
