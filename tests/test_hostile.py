@@ -598,3 +598,32 @@ def test_model_graph_in_reverse_order_loads_quickly(tmp_path):
     model = jaxlstm.load_keras(p)
     assert time.perf_counter() - start < 30
     assert [n.layer for n in model.order[:3]] == ["d0", "d1", "d2"]
+
+
+@pytest.mark.parametrize("module", ["mymodule", "os", None])
+def test_a_non_lstm_layer_activation_from_outside_keras_is_refused(tmp_path, module):
+    """A Dense layer's activation serialised as a function of another module, even under a
+    built-in name ("relu"), is not Keras's relu: refused, like an LSTM's. Keras's own function
+    dict (module "keras.activations", or none) still loads."""
+    src = Path(jaxlstm.__file__).parent / "data" / "airline_forecaster.keras"
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    dense = next(lay for lay in config["config"]["layers"] if lay["class_name"] == "Dense")
+    dense["config"]["activation"] = {
+        "module": module or "keras.activations",
+        "class_name": "function",
+        "config": "relu",
+        "registered_name": None,
+    }
+    members["config.json"] = json.dumps(config).encode()
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    if module is None:
+        assert jaxlstm.load_keras(path).layers["dense"].activation == "relu"
+    else:
+        refused = r"activation is a custom object .*no code"
+        with pytest.raises(UnsupportedOptionError, match=refused):
+            jaxlstm.load_keras(path)

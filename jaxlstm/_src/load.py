@@ -23,7 +23,7 @@ from jaxlstm._src.errors import (
 )
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
-from jaxlstm._src.readers.records import KERAS_PACKAGES
+from jaxlstm._src.readers.records import builtin_function_name
 
 # Config keys that become LSTM module options, under their Keras 2/3 names.
 _OPTIONS = (
@@ -137,15 +137,8 @@ def layer_options(record: LayerRecord) -> dict:
         elif not _IGNORED.match(key):
             warnings.warn(f"{where}: ignoring unknown LSTM option {key}={value!r}.", stacklevel=3)
     for key in ("activation", "recurrent_activation"):
-        value = options[key]
-        if isinstance(value, dict):  # Keras 3 serialises non-builtin functions as dicts
-            module = value.get("module")
-            keras_function = value.get("class_name") == "function" and (
-                module is None
-                or (isinstance(module, str) and module.split(".")[0] in KERAS_PACKAGES)
-            )
-            value = value.get("config") if keras_function else None
-        if not isinstance(value, str):
+        value = builtin_function_name(options[key])
+        if value is None:
             raise UnsupportedOptionError(
                 f"{where}: {key} is a custom object {options[key]!r}; jaxlstm runs no code from "
                 f"files. Pass its JAX version: load_keras_layer(path, name, {key}=my_fn)."

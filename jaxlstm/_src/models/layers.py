@@ -23,6 +23,7 @@ from jax import lax
 
 from jaxlstm._src.core.activations import get_activation, keras_major, resolve_activation_name
 from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
+from jaxlstm._src.readers.records import builtin_function_name
 
 
 @dataclass
@@ -40,15 +41,14 @@ class BuildContext:
         return f"{self.path}: layer {self.name!r} ({self.class_name})"
 
     def activation(self, value, key="activation") -> str:
-        if isinstance(value, dict) and value.get("class_name") == "function":
-            value = value.get("config")
-        if not isinstance(value, str):
+        name = builtin_function_name(value)
+        if name is None:
             raise UnsupportedOptionError(
                 f"{self.where}: {key} is a custom object {value!r}; jaxlstm runs no code from "
                 "files. Supply the layer yourself: load_keras(path, custom_layers={"
                 f"{self.class_name!r}: factory}})."
             )
-        name = resolve_activation_name(value, self.keras_version)
+        name = resolve_activation_name(name, self.keras_version)
         get_activation(name)
         return name
 

@@ -148,6 +148,20 @@ class ConfigLayer:
 KERAS_PACKAGES = ("keras", "tf_keras")
 
 
+def builtin_function_name(value) -> str | None:
+    """The name of a Keras built-in function (an activation) as a config stores it: a plain
+    string, or Keras 3's ``{"class_name": "function", "config": name, "module": "keras...."}``.
+    ``None`` for anything else, including a function dict naming a module outside Keras (a
+    user's ``mymodule.tanh`` is not Keras's ``tanh``, whatever its name)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value.get("class_name") == "function":
+        module, name = value.get("module"), value.get("config")
+        if module is None or (isinstance(module, str) and module.split(".")[0] in KERAS_PACKAGES):
+            return name if isinstance(name, str) else None
+    return None
+
+
 def foreign_origin(entry) -> str | None:
     """If a layer entry (or a layer it wraps) says its class is not Keras's own, what it names
     instead (``module 'os'``, ``registered name 'MyPackage>LSTM'``), else ``None``.
