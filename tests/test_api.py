@@ -28,3 +28,20 @@ def test_core_imports_no_flax():
         with open(importlib.util.find_spec(mod).origin) as fh:
             imports = [line for line in fh if line.startswith(("import ", "from "))]
         assert not [line for line in imports if "flax" in line], mod
+
+
+def test_docstring_examples_run():
+    """Every ``>>>`` example in the package's docstrings runs and prints what it says."""
+    import doctest
+    import importlib
+    import pkgutil
+
+    attempted, flags = 0, doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    for info in pkgutil.walk_packages(jaxlstm.__path__, "jaxlstm."):
+        if info.name.endswith("__main__"):  # importing it runs the CLI
+            continue
+        module = importlib.import_module(info.name)
+        result = doctest.testmod(module, optionflags=flags)
+        assert result.failed == 0, f"{info.name}: {result.failed} docstring example(s) failed"
+        attempted += result.attempted
+    assert attempted >= 30  # the examples are found at all

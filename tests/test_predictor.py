@@ -1,6 +1,7 @@
 """jaxlstm.predictor: the jitted inference call for hot loops, and eager calls that compile once."""
 
 from importlib import resources
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ import jaxlstm
 from jaxlstm._src.core import fast
 
 DATA = resources.files("jaxlstm") / "data"
+KERAS2_MODELS = Path(__file__).parent / "fixtures" / "keras2_models"
 
 
 def _forecaster():
@@ -60,6 +62,22 @@ def test_predictor_passes_keyword_arguments_and_compiles_once_per_shape():
     assert predict._call._cache_size() == 1
     predict(x[:, :4], mask=mask[:, :4])
     assert predict._call._cache_size() == 2
+
+
+def test_predictor_streams_a_stateful_model_with_keras_numbers():
+    """A stateful tf.keras model streamed chunk by chunk through ``call_with_state``, jitted:
+    the outputs Keras computed when it streamed the same chunks, and one compile."""
+    data = np.load(KERAS2_MODELS / "stateful.npz")
+    model = jaxlstm.load_keras(KERAS2_MODELS / "stateful.h5")
+    step = jaxlstm.predictor(model, "call_with_state")
+    x, chunk, states, got = data["in0"], int(data["chunk"]), None, []
+    for i in range(0, x.shape[1], chunk):
+        y, states = step(x[:, i : i + chunk], states=states)
+        got.append(np.asarray(y))
+    np.testing.assert_allclose(np.concatenate(got, axis=1), data["out0"], atol=1e-5, rtol=0)
+    assert step._call._cache_size() == 2  # the first chunk (no states) and the rest
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="has no method 'predict'"):
+        jaxlstm.predictor(model, "predict")
 
 
 def test_eager_calls_compile_the_recurrence_once():

@@ -14,9 +14,12 @@ from typing import Any
 import jax
 from flax import nnx
 
+from jaxlstm._src.errors import UnsupportedOptionError
+
 
 class Predictor:
-    """``module(*args, **kwargs)`` in eval mode, jitted; made by :func:`predictor`.
+    """``module(*args, **kwargs)`` (or another method) in eval mode, jitted; made by
+    :func:`predictor`.
 
     Each call reads the module's current weights, so fine-tuning the module (optimizer
     updates, ``nnx.update``) shows in the next call without rebuilding. Replacing a whole
@@ -24,7 +27,12 @@ class Predictor:
     predictor then. Compiles once per input shape and dtype.
     """
 
-    def __init__(self, module: nnx.Module):
+    def __init__(self, module: nnx.Module, method: str = "__call__"):
+        if not callable(getattr(module, method, None)):
+            raise UnsupportedOptionError(
+                f"predictor: {type(module).__name__} has no method {method!r}; expected the name "
+                "of one of its methods, e.g. '__call__' or, for a KerasModel, 'call_with_state'."
+            )
         frozen = nnx.clone(module)
         frozen.eval()  # dropout and noise off, BatchNormalization on its moving statistics
         graphdef, state = nnx.split(frozen)
@@ -33,15 +41,17 @@ class Predictor:
         self._variables = [live[path] for path in paths]
         treedef = jax.tree.structure(state)
         if treedef.num_leaves != len(self._variables):  # a Variable with several leaves
-            raise TypeError(
+            raise UnsupportedOptionError(
                 f"predictor: the module's state has {treedef.num_leaves} arrays in "
-                f"{len(self._variables)} variables; expected one array per nnx.Variable."
+                f"{len(self._variables)} variables; expected one array per nnx.Variable. Call "
+                "the module inside your own jax.jit instead."
             )
 
         def pure(values, *args, **kwargs):
-            return nnx.merge(graphdef, jax.tree.unflatten(treedef, values))(*args, **kwargs)
+            merged = nnx.merge(graphdef, jax.tree.unflatten(treedef, values))
+            return getattr(merged, method)(*args, **kwargs)
 
-        self.module, self._call = module, jax.jit(pure)
+        self.module, self.method, self._call = module, method, jax.jit(pure)
 
     def weights(self) -> list[jax.Array]:
         """The module's current variable values, in the order the jitted function takes them."""
@@ -51,7 +61,8 @@ class Predictor:
         return self._call(self.weights(), *args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"predictor({type(self.module).__name__}, {len(self._variables)} variables)"
+        call = "" if self.method == "__call__" else f".{self.method}"
+        return f"predictor({type(self.module).__name__}{call}, {len(self._variables)} variables)"
 
 
 def _value(v: nnx.Variable):
@@ -59,7 +70,7 @@ def _value(v: nnx.Variable):
     return get() if get is not None else v.value
 
 
-def predictor(module: nnx.Module) -> Predictor:
+def predictor(module: nnx.Module, method: str = "__call__") -> Predictor:
     """A fast, jitted inference function of ``module``: the one call to use in a hot loop.
 
     ``predict = jaxlstm.predictor(model)`` then ``predict(x)`` returns what ``model(x)``
@@ -70,6 +81,10 @@ def predictor(module: nnx.Module) -> Predictor:
     (``predict(x, mask=m)``). The weights are read at each call, so the predictor follows
     training; it compiles once per input shape.
 
+    ``method`` picks another method of the module, e.g. a stateful model streamed chunk by
+    chunk: ``step = jaxlstm.predictor(model, "call_with_state")``, then
+    ``y, states = step(chunk, states=states)``.
+
     Example:
       >>> from flax import nnx
       >>> import jax.numpy as jnp, jaxlstm
@@ -78,4 +93,4 @@ def predictor(module: nnx.Module) -> Predictor:
       >>> predict(jnp.ones((2, 5, 3))).shape
       (2, 8)
     """
-    return Predictor(module)
+    return Predictor(module, method)

@@ -29,8 +29,8 @@ class LSTM(nn.Module):
     Example:
       >>> import jax, jax.numpy as jnp
       >>> lstm = LSTM(units=4, return_sequences=True)
-      >>> variables = lstm.init(jax.random.key(0), jnp.ones((2, 5, 3)))
-      >>> lstm.apply(variables, jnp.ones((2, 5, 3))).shape
+      >>> variables = lstm.init(jax.random.key(0), jnp.ones((2, 5, 3)), deterministic=True)
+      >>> lstm.apply(variables, jnp.ones((2, 5, 3)), deterministic=True).shape
       (2, 5, 4)
     """
 
