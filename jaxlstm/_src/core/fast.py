@@ -184,7 +184,8 @@ def _rows_matmul(a, dw, compute_dtype):
     ``(a^T)^T @ dw`` with ``a^T`` ``(n, T*B)`` materialised, so that its transpose (the
     weight gradient ``a^T @ dZ``) is a plain row-major matmul instead of one contracting the
     ``T*B`` leading axis of both operands (which XLA:CPU answers by transposing the much larger
-    ``dZ`` and running a slower kernel)."""
+    ``dZ`` and running a slower kernel). The barrier keeps XLA from cancelling the two
+    transposes."""
     t, b, n = a.shape
     a_t = lax.optimization_barrier(a.reshape(t * b, n).T)
     return matmul(a_t.T, dw, compute_dtype).reshape(t, b, dw.shape[-1])

@@ -158,7 +158,8 @@ def lstm_scan(
         last one ``(*batch, units)``.
       zero_output_for_mask: output zeros at masked steps instead of repeating the previous output
         (what Keras does for an LSTM inside ``Bidirectional`` with ``return_sequences=True``).
-      activation, recurrent_activation: Keras names or callables.
+      activation, recurrent_activation: Keras names or callables (a callable is part of the
+        compile cache key: pass the same function object, not a new lambda, on every call).
       dropout_mask: optional ``(*batch, in_features)`` multiplier for the inputs at every step
         (Keras 3 draws one per sequence, scaled by ``1 / (1 - rate)``).
       recurrent_dropout_mask: optional ``(*batch, units)`` multiplier for ``h_{t-1}``.
