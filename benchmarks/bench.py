@@ -190,7 +190,7 @@ class TorchWorker:
             raise RuntimeError(f"the PyTorch worker died (exit code {self.proc.wait()})")
         return json.loads(line)
 
-    def make(self, b, t, i, h):
+    def __call__(self, b, t, i, h):  # a factory, like make_jaxlstm and the others
         self.ask(op="build", shape=[b, t, i, h])
         return RemoteFn(self, "fwd"), RemoteFn(self, "fwd+bwd")
 
@@ -224,7 +224,7 @@ def factories(impls, device):
             if importlib.util.find_spec("torch") is None:
                 print("  (torch not installed: skipped)")
                 continue
-            out[name] = TorchWorker(torch_device(device)).make
+            out[name] = TorchWorker(torch_device(device))
         else:
             out[name] = table[name]
     return out
@@ -264,9 +264,9 @@ def measure_peak_gflops(device, impls):
     mm = jax.jit(lambda a, b: a @ b)
     block(mm(a, a))
     best = {"jax": 2 * PEAK_N**3 / min(sample(lambda: block(mm(a, a)), 3) for _ in range(5)) / 1e9}
-    make_torch = impls.get("torch")
-    if make_torch is not None:
-        best["torch"] = make_torch.__self__.ask(op="peak")
+    worker = impls.get("torch")
+    if isinstance(worker, TorchWorker):
+        best["torch"] = worker.ask(op="peak")
     return best
 
 

@@ -77,14 +77,6 @@ def _gates(z, c_prev, act: Activation, rec_act: Activation) -> LSTMState:
     return LSTMState(h, c)
 
 
-def _matmul(a, b, compute_dtype):
-    if compute_dtype is None:
-        return a @ b
-    return jnp.matmul(
-        a.astype(compute_dtype), b.astype(compute_dtype), preferred_element_type=jnp.float32
-    )
-
-
 def lstm_step(
     params: LSTMParams,
     state: LSTMState,
@@ -114,7 +106,7 @@ def lstm_step(
       (1, 2)
     """
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    z = _matmul(x_t, params.kernel, compute_dtype) + _matmul(
+    z = fast.matmul(x_t, params.kernel, compute_dtype) + fast.matmul(
         state.h, params.recurrent_kernel, compute_dtype
     )
     if params.bias is not None:
@@ -212,15 +204,16 @@ def lstm_scan(
     if dropout_mask is not None:
         x = x * dropout_mask[:, None, :].astype(x.dtype)
 
-    chosen = _choose_impl(
-        impl,
+    chosen = which_impl(
+        params,
+        x,
+        impl=impl,
+        mask=mask,
+        go_backwards=go_backwards,
         activation=act,
         recurrent_activation=rec_act,
-        masked=mask is not None,
-        go_backwards=go_backwards,
-        recurrent_dropout=recurrent_dropout_mask is not None,
+        recurrent_dropout_mask=recurrent_dropout_mask,
         compute_dtype=compute_dtype,
-        dtypes=(x.dtype, params.kernel.dtype, params.recurrent_kernel.dtype),
         remat_chunk=remat_chunk,
     )
     if chosen == "cudnn":
