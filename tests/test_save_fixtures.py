@@ -8,9 +8,12 @@ file of each kind and every path of the config rewrite); ``-m slow`` takes them 
 from __future__ import annotations
 
 import functools
+import json
 import os
+import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -166,3 +169,33 @@ def test_a_keras3_legacy_h5_becomes_a_keras_archive_keras3_opens(kind, tmp_path)
     jaxlstm.save_keras(model, tmp_path / "back.keras")
     back = keras.saving.load_model(tmp_path / "back.keras", compile=False)
     np.testing.assert_allclose(np.asarray(back(x)), want, atol=1e-5, rtol=0)
+
+
+def _edited_copy(name: str, tmp_path: Path, edit) -> Path:
+    """A copy of a fixture whose model_config ``edit`` changed in place."""
+    out = tmp_path / Path(name).name
+    shutil.copy(ROOT / name, out)
+    with h5py.File(out, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        edit(config)
+        f.attrs["model_config"] = json.dumps(config)
+    return out
+
+
+def test_what_keras1_and_tf_keras_options_keras3_cannot_read_are_refused(tmp_path):
+    def regularized(config):
+        config["config"][0]["config"]["W_regularizer"] = {"name": "WeightRegularizer", "l2": 0.01}
+
+    src = _edited_copy("tests/fixtures/keras1/k1_lstm_122.h5", tmp_path, regularized)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="has a Keras 1 W_regularizer"):
+        jaxlstm.save_keras(jaxlstm.load_keras(src), tmp_path / "out.keras")
+
+    def with_constants(config):
+        bidi = next(e for e in config["config"]["layers"] if e["class_name"] == "Bidirectional")
+        for ref in bidi["inbound_nodes"][0]:
+            ref[3]["constants"] = [["initial_h_fw", 0, 0]]
+
+    src = _edited_copy("tests/fixtures/keras2/bidi_state.h5", tmp_path, with_constants)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="is called with constants"):
+        jaxlstm.save_keras(jaxlstm.load_keras(src), tmp_path / "out.keras")
+    assert sorted(os.listdir(tmp_path)) == ["bidi_state.h5", "k1_lstm_122.h5"]
