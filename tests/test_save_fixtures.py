@@ -49,7 +49,7 @@ REFUSED = {  # what Keras 3 would compute differently: save_keras must refuse
 SAVED = [f for f in FILES if f not in WEIGHTS_ONLY | NOT_LOADABLE | set(REFUSED)]
 DEFAULT = {  # one of each family, and every rewrite: Keras 1 names, CuDNN, constants=None,
     # chunked attributes, initial states with a mask, nested, TimeDistributed, several inputs
-    "jaxlstm/data/airline_forecaster.keras",
+    # (Keras 3 files: test_save.py's fine-tuning round trips and the legacy .h5 test below)
     "tests/fixtures/keras1/k1_lstm_122.h5",
     "tests/fixtures/keras2/bidi_state.h5",
     "tests/fixtures/keras2/chunked.h5",
@@ -199,3 +199,20 @@ def test_what_keras1_and_tf_keras_options_keras3_cannot_read_are_refused(tmp_pat
     with pytest.raises(jaxlstm.UnsupportedOptionError, match="is called with constants"):
         jaxlstm.save_keras(jaxlstm.load_keras(src), tmp_path / "out.keras")
     assert sorted(os.listdir(tmp_path)) == ["bidi_state.h5", "k1_lstm_122.h5"]
+
+
+@pytest.mark.parametrize(
+    "name", ["tests/fixtures/keras2/cudnn_bidi.h5", "tests/fixtures/keras2_models/nested.h5"]
+)
+def test_a_keras2_model_as_keras3_weights_only(name, tmp_path):
+    """.weights.h5 follows the Keras 3 model that the rewritten config builds (CuDNNLSTM become
+    LSTM, nested models, InputLayers added): what load_weights reads into that model."""
+    model, ins, want, _ = loaded(name)
+    jaxlstm.save_keras(model, tmp_path / "m.keras")
+    jaxlstm.save_keras(model, tmp_path / "m.weights.h5")
+    config = keras.saving.load_model(tmp_path / "m.keras", compile=False).get_config()
+    fresh = keras.Model.from_config(config)  # new weights, from Keras's initializers
+    fresh.load_weights(tmp_path / "m.weights.h5")
+    got = fresh(ins if len(ins) > 1 else ins[0], training=False)
+    for g, w in zip(got if isinstance(got, list | tuple) else [got], want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
