@@ -233,6 +233,18 @@ def test_a_missing_folder_is_named(forecaster, tmp_path):
         jaxlstm.save_keras(forecaster, tmp_path / "m.keras")
 
 
+def test_a_folder_we_cannot_write_to_is_named(forecaster, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(save_module.os, "open", refuse)  # (root ignores a read-only folder)
+    with pytest.raises(
+        jaxlstm.JaxLSTMError,
+        match=f"cannot create a file in the folder '{tmp_path}' \\(PermissionError: Permission",
+    ):
+        jaxlstm.save_keras(forecaster, tmp_path / "m.keras")
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 @pytest.mark.parametrize("umask", [0o022, 0o027], ids=["022", "027"])
 def test_written_files_get_the_mode_the_umask_gives(umask, forecaster, tmp_path):
