@@ -2,40 +2,115 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
 
 from jaxlstm._src.errors import JaxLSTMError
 from jaxlstm._src.models.graph import KerasModel
 from jaxlstm._src.writers.config import keras3_config
-from jaxlstm._src.writers.keras_v3 import archive_bytes
-from jaxlstm._src.writers.legacy_h5 import legacy_h5_bytes
+from jaxlstm._src.writers.keras_v3 import write_archive, write_weights_h5
+from jaxlstm._src.writers.legacy_h5 import write_legacy_h5
+
+# What each file name means, as Keras 3 reads names (``saving_api``, case-sensitive); the first
+# match wins, so ``.weights.h5`` comes before ``.h5``.
+FORMATS = (
+    (".weights.h5", "weights"),  # model.save_weights / model.load_weights
+    (".keras", "archive"),  # model.save / keras.saving.load_model
+    (".h5", "legacy"),  # the legacy HDF5 model
+    (".hdf5", "legacy"),
+)
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either untouched or complete: a temporary
-    file in the same folder, flushed to disk, then renamed over the target."""
+def _file_format(path: str) -> str:
+    for ending, kind in FORMATS:
+        if path.endswith(ending):
+            return kind
+    raise JaxLSTMError(
+        f"save_keras: cannot tell which Keras format to write from the name {path!r}; expected "
+        "a name ending in .keras (Keras 3 archive), .weights.h5 (Keras 3 weights only, what "
+        "model.load_weights reads) or .h5 / .hdf5 (legacy HDF5 model)."
+    )
+
+
+def _folder(path: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".jaxlstm-", suffix=".tmp", dir=folder)
+    if not os.path.isdir(folder):
+        raise JaxLSTMError(
+            f"save_keras: cannot write {path!r}: the folder {folder!r} does not exist. Create it "
+            "first (os.makedirs(folder, exist_ok=True)) or choose another path."
+        )
+    if os.path.isdir(path):
+        raise JaxLSTMError(
+            f"save_keras: cannot write {path!r}: it is a folder; give the path of a file in it."
+        )
+    return folder
+
+
+def _new_file(folder: str, suffix: str) -> str:
+    """Create an empty, uniquely named file in ``folder``. Its mode is what ``open`` would give
+    (0o666 less the umask, applied by the system), not ``mkstemp``'s 0o600."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = os.path.join(folder, f".jaxlstm-{secrets.token_hex(6)}{suffix}")
+        try:
+            os.close(os.open(name, flags, 0o666))
+            return name
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise JaxLSTMError(
+                f"save_keras: cannot create a file in the folder {folder!r} "
+                f"({type(err).__name__}: {err.strerror}); check that it is writable."
+            ) from err
+    raise FileExistsError(f"save_keras: no free temporary name in {folder!r}")
+
+
+def _remove(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, folder: str) -> Iterator[str]:
+    """Yield a temporary path in ``folder`` to write ``path``'s content to; on success it is
+    flushed to disk and renamed over ``path``, so that ``path`` is either untouched or complete.
+    On failure the temporary file is removed."""
+    tmp = _new_file(folder, ".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
 
 
 def save_keras(model: KerasModel, path: str | os.PathLike) -> None:
-    """Write ``model`` with its current weights as a Keras 3 ``.keras`` archive, or as a legacy
-    HDF5 model when ``path`` ends in ``.h5``; ``keras.saving.load_model`` opens either.
+    """Write ``model`` with its current weights in the Keras 3 format its file name asks for:
+
+    - ``"m.keras"``: a Keras 3 archive; ``keras.saving.load_model`` opens it;
+    - ``"m.h5"`` (or ``.hdf5``): a legacy HDF5 model; ``keras.saving.load_model`` opens it too;
+    - ``"m.weights.h5"``: Keras 3's weights-only file; ``keras_model.load_weights`` reads it into
+      the Keras model built from ``model``'s config.
 
     Keras 1/2 configs are rewritten for Keras 3 (``CuDNNLSTM`` becomes ``LSTM`` with its weights
     converted, options Keras 3 dropped are removed); what Keras 3 cannot express with the same
-    numbers (Keras 2's ``hard_sigmoid``, ``time_major=True``) is refused. The write is atomic.
+    numbers (Keras 2's ``hard_sigmoid``, ``time_major=True``) is refused. Layers are written in
+    the model's own (config) order. Arrays are written one at a time, straight to disk (memory
+    stays near the largest array), archive members uncompressed as Keras stores them. The write
+    is atomic (a temporary file in the same folder, renamed over ``path``) and the file gets the
+    mode ``open`` would give it (0o666 less the umask).
+
+    Raises:
+      JaxLSTMError: ``model`` is not a :class:`KerasModel`, the name has none of the endings
+        above, or its folder does not exist; ``UnsupportedOptionError`` for what Keras 3 cannot
+        express.
 
     Example:
       >>> model = jaxlstm.load_keras("old_keras2_model.h5")      # doctest: +SKIP
@@ -47,9 +122,17 @@ def save_keras(model: KerasModel, path: str | os.PathLike) -> None:
             "with jaxlstm.load_keras(path) to get one."
         )
     path = os.fspath(path)
+    kind = _file_format(path)
+    folder = _folder(path)
     config = keras3_config(model.config, model.keras_version, path)
-    if path.endswith(".h5"):
-        data = legacy_h5_bytes(model, config, model.keras_version)
-    else:
-        data = archive_bytes(model, config, model.keras_version)
-    atomic_write(path, data)
+    with atomic_output(path, folder) as tmp:
+        if kind == "legacy":
+            write_legacy_h5(model, config, model.keras_version, tmp)
+        elif kind == "weights":
+            write_weights_h5(model, config, tmp)
+        else:
+            scratch = _new_file(folder, ".weights.tmp")
+            try:
+                write_archive(model, config, model.keras_version, tmp, scratch)
+            finally:
+                _remove(scratch)

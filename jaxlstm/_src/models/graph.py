@@ -221,6 +221,7 @@ class KerasModel(nnx.Module):
             self.inputs = _io_refs(model_cfg.get("input_layers", []))
             self.outputs = _io_refs(model_cfg.get("output_layers", []))
         self.layers = nnx.Dict(layers)
+        self.layer_names = tuple(layers)  # the config's order (nnx.jit may reorder the Dict)
         self.order = _topological(nodes, self.inputs, kf.path)
         self.stateful = tuple(
             n for n, m in layers.items() if isinstance(m, RNNLayer) and m.stateful
@@ -243,7 +244,7 @@ class KerasModel(nnx.Module):
 
     def keras_weights(self):
         """All weights in Keras's order for a model used as a layer: trainable ones first."""
-        pairs = [w for layer in self.layers.values() for w in layer.keras_weights()]
+        pairs = [w for name in self.layer_names for w in self.layers[name].keras_weights()]
         return [w for w in pairs if w[1]] + [w for w in pairs if not w[1]]
 
     def __call__(self, *inputs):

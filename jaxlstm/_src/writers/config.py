@@ -3,7 +3,10 @@
 Keras 3 refuses most tf.keras LSTM files (``Unrecognized keyword arguments passed to LSTM:
 {'time_major': False}``), has no ``CuDNNLSTM``, and reads graphs in its own node format. The
 rewrite keeps every option that changes the numbers and refuses what Keras 3 cannot express
-(``time_major=True``; Keras 2's ``hard_sigmoid``, which Keras 3 redefined)."""
+(``time_major=True``; Keras 1/2's ``hard_sigmoid``, which Keras 3 redefined). Keras 1's LSTM
+options get their Keras 2/3 names (``output_dim`` -> ``units``, ``inner_activation`` ->
+``recurrent_activation``, ...). Configs Keras 3 itself wrote into a legacy ``.h5`` lack the
+``module`` of their models, which Keras 3's ``.keras`` loader needs: it is added."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import copy
 
 from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.errors import UnsupportedOptionError
+from jaxlstm._src.load import _KERAS1_NAMES
 from jaxlstm._src.readers.records import MODEL_CLASSES, layer_list
 
 # Options Keras 2 saved that Keras 3 layers no longer accept and that do not change results.
@@ -20,6 +24,21 @@ _DROPPED = {
     "SimpleRNN": ("time_major",),
     "SpatialDropout1D": ("trainable", "noise_shape"),
 }
+# Keras 1 options with no Keras 3 counterpart that do not change a trained layer's numbers
+# (initializers; the input shape, which the model's InputLayer carries).
+_KERAS1_DROPPED = {
+    "LSTM": (
+        "init",
+        "inner_init",
+        "forget_bias_init",
+        "consume_less",
+        "input_dim",
+        "input_length",
+        "input_dtype",
+    ),
+    "Bidirectional": ("input_dtype",),
+}
+_KERAS1_REGULARIZERS = ("W_regularizer", "U_regularizer", "b_regularizer")
 _RNN = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional")
 _ACTIVATION_KEYS = ("activation", "recurrent_activation")
 _OBJECT_MODULES = {
@@ -32,15 +51,18 @@ _OBJECT_MODULES = {
 def keras3_config(config: dict, keras_version: str, where: str) -> dict:
     """A copy of ``config`` that Keras 3 can deserialize, with the same numerical meaning."""
     config = copy.deepcopy(config)
-    if keras_major(keras_version) >= 3:
+    major = keras_major(keras_version)
+    if major >= 3:
+        _model_modules(config)
         return config
-    _layer(config, where, "keras")
+    _layer(config, where, major, "keras")
     return config
 
 
-def _layer(node: dict, where: str, module: str = "keras.layers") -> None:
-    """Rewrite one serialized layer (or model) dict in place."""
-    class_name, cfg = node.get("class_name"), node.get("config")
+def _registered(node: dict, module: str) -> None:
+    """Where Keras 3's deserializer finds the class: ``module`` and ``registered_name``, as
+    Keras 3's own ``.keras`` saver writes them, unless the entry has them."""
+    class_name = node.get("class_name")
     if class_name in ("Model", "Functional"):
         node["class_name"] = class_name = "Functional"
     if class_name == "Functional":  # where Keras 3 itself says Functional lives
@@ -48,6 +70,41 @@ def _layer(node: dict, where: str, module: str = "keras.layers") -> None:
         node.setdefault("registered_name", "Functional")
     node.setdefault("module", "keras" if class_name in MODEL_CLASSES else module)
     node.setdefault("registered_name", None)
+
+
+def _model_modules(node: dict) -> None:
+    """A Keras 3 config: give its models (top level and nested) their ``module``. Keras 3's
+    legacy ``.h5`` saver leaves it out; its ``.keras`` loader cannot find the class without it
+    (layers inside a model are found by name either way, and are left as they are)."""
+    _registered(node, "keras")
+    for entry in layer_list(node):
+        if isinstance(entry, dict) and entry.get("class_name") in MODEL_CLASSES:
+            _model_modules(entry)
+
+
+def _keras1_options(class_name: str, cfg: dict, where: str, name: str) -> None:
+    """Keras 1's LSTM (and Bidirectional) option names -> Keras 2/3's, in place."""
+    for key in _KERAS1_REGULARIZERS:
+        if cfg.pop(key, None) is not None:
+            raise UnsupportedOptionError(
+                f"{where}: layer {name!r} has a Keras 1 {key}, which Keras 3 cannot read; the "
+                "model cannot be written as a Keras 3 file. Load it with jaxlstm.load_keras and "
+                "add the penalty to your loss instead."
+            )
+    if "forget_bias_init" in cfg:
+        cfg["unit_forget_bias"] = cfg["forget_bias_init"] == "one"
+    for key in _KERAS1_DROPPED.get(class_name, ()):
+        cfg.pop(key, None)
+    if class_name == "LSTM":
+        for old, new in _KERAS1_NAMES.items():
+            if old in cfg:
+                cfg[new] = cfg.pop(old)
+
+
+def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> None:
+    """Rewrite one serialized layer (or model) dict of a Keras ``major`` (1 or 2) in place."""
+    _registered(node, module)
+    class_name, cfg = node.get("class_name"), node.get("config")
     if class_name == "Sequential" and isinstance(cfg, list):  # Keras 1/2.0: a bare list
         node["config"] = cfg = {"name": "sequential", "layers": cfg}
     if not isinstance(cfg, dict):
@@ -57,6 +114,8 @@ def _layer(node: dict, where: str, module: str = "keras.layers") -> None:
         node["class_name"] = class_name = "LSTM"
         if "activation" not in cfg:  # cuDNN's fixed activations
             cfg.update(activation="tanh", recurrent_activation="sigmoid")
+    if major == 1:
+        _keras1_options(class_name, cfg, where, name)
     if cfg.get("time_major"):
         raise UnsupportedOptionError(
             f"{where}: layer {name!r} has time_major=True, which Keras 3 layers do not support; "
@@ -87,19 +146,19 @@ def _layer(node: dict, where: str, module: str = "keras.layers") -> None:
             value.setdefault("module", _OBJECT_MODULES[suffix])
             value.setdefault("registered_name", None)
         elif key in ("layer", "backward_layer") and isinstance(value, dict):
-            _layer(value, where)
+            _layer(value, where, major)
     if class_name in MODEL_CLASSES:
-        _model(node, where)
+        _model(node, where, major)
 
 
-def _model(node: dict, where: str) -> None:
+def _model(node: dict, where: str, major: int) -> None:
     """Rewrite a model's layers and, for Functional, its graph into Keras 3's node format."""
     layers = layer_list(node)
     first = layers[0] if layers else {}
     shape = first.get("config", {}).get("batch_input_shape")
     if node["class_name"] == "Sequential" and first.get("class_name") != "InputLayer" and shape:
         # Keras 2 kept a Sequential's input shape on its first layer; Keras 3 wants an InputLayer.
-        dtype = first["config"].get("dtype", "float32")
+        dtype = first["config"].get("dtype", first["config"].get("input_dtype", "float32"))
         layers.insert(
             0,
             {
@@ -112,7 +171,7 @@ def _model(node: dict, where: str) -> None:
             },
         )
     for entry in layers:
-        _layer(entry, where)
+        _layer(entry, where, major)
     if node["class_name"] != "Functional":
         return
     # Keras 2 numbers a nested model's calls from 1 when it has its own Input (that internal
@@ -143,6 +202,8 @@ def _model(node: dict, where: str) -> None:
                 continue
             tensors = [tensor(e) for e in inbound]
             kwargs = convert(inbound[0][3]) if len(inbound[0]) > 3 else {}
+            if entry.get("class_name") in _RNN:
+                _no_constants(kwargs, entry, where)
             if entry.get("class_name") in _RNN and len(tensors) > 1:
                 args, kwargs["initial_state"] = [tensors[0]], tensors[1:]
             else:
@@ -154,6 +215,16 @@ def _model(node: dict, where: str) -> None:
         refs = cfg.get(key, [])
         refs = [refs] if refs and isinstance(refs[0], str) else refs
         cfg[key] = [[r[0], int(r[1]) - (r[0] in shift), int(r[2])] for r in refs]
+
+
+def _no_constants(kwargs: dict, entry: dict, where: str) -> None:
+    """tf.keras records ``constants=None`` in RNN calls; Keras 3's RNN layers take no such
+    argument (and refuse the keyword)."""
+    if kwargs.pop("constants", None) is not None:
+        raise UnsupportedOptionError(
+            f"{where}: layer {entry.get('name')!r} is called with constants, which Keras 3's "
+            "recurrent layers do not take; the model cannot be written as a Keras 3 file."
+        )
 
 
 def _own_input(entry: dict) -> bool:

@@ -1,11 +1,17 @@
-"""Write a :class:`KerasModel` as a Keras 3 ``.keras`` archive: ``metadata.json``,
-``config.json`` and ``model.weights.h5`` laid out as Keras 3's own saver lays it out."""
+"""Write a :class:`KerasModel` in Keras 3's formats: a ``.weights.h5`` (what
+``model.save_weights`` writes and ``model.load_weights`` reads) and a ``.keras`` archive
+(``metadata.json``, ``config.json`` and that same ``model.weights.h5``), laid out as Keras 3's own
+saver (``keras/src/saving/saving_lib.py``) lays them out.
+
+Nothing is built in memory: h5py writes the weights straight to a file, one array at a time, and
+the archive stores its members uncompressed (``ZIP_STORED``, as Keras does), the weights copied
+into it in 1 MiB pieces. Peak memory is the largest array, not the file."""
 
 from __future__ import annotations
 
 import datetime
-import io
 import json
+import shutil
 import zipfile
 
 import h5py
@@ -14,6 +20,8 @@ import numpy as np
 from jaxlstm._src.readers.records import MODEL_CLASSES, walk_model_config
 
 KERAS3_VERSION = "3.0.0"  # the oldest Keras 3 that reads the archives written here
+WEIGHTS_MEMBER = "model.weights.h5"  # saving_lib._VARS_FNAME_H5
+_COPY_CHUNK = 1 << 20
 
 
 def _write_vars(h5: h5py.File, path: str, arrays) -> None:
@@ -22,10 +30,13 @@ def _write_vars(h5: h5py.File, path: str, arrays) -> None:
         group.create_dataset(str(i), data=np.asarray(array, np.float32))
 
 
-def weights_h5(model, config: dict) -> bytes:
-    """``model.weights.h5`` for ``config`` (Keras 3 layout) from the model's current weights."""
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as h5:
+def write_weights_h5(model, config: dict, target: str) -> None:
+    """Write Keras 3's weights file for ``config`` (a Keras 3 config) to the path ``target``,
+    from the model's current weights: under ``layers/<snake_case class>[_n]/.../vars`` each
+    variable as dataset ``"0"``, ``"1"``, ... in the layer's own order (``saving_lib``'s
+    ``H5IOStore``). Layers are visited in the config's order, whatever order the module's own
+    containers have come to hold them in."""
+    with h5py.File(target, "w") as h5:
         h5.require_group("vars")
         h5.require_group("layers")
         for cl in walk_model_config(config):
@@ -53,19 +64,21 @@ def weights_h5(model, config: dict) -> bytes:
                 _write_vars(h5, f"{cl.v3_path}/cell", arrays)
             else:
                 _write_vars(h5, cl.v3_path, arrays)
-    return buffer.getvalue()
 
 
-def archive_bytes(model, config: dict, keras_version: str) -> bytes:
-    """The whole ``.keras`` archive as bytes."""
+def write_archive(model, config: dict, keras_version: str, target: str, scratch: str) -> None:
+    """Write the ``.keras`` archive to the path ``target``. ``scratch`` is a path the weights file
+    is first written to (h5py needs a seekable file; a zip member being written is not one), then
+    streamed into the archive; the caller removes it."""
     metadata = {
         "keras_version": keras_version if keras_version.startswith("3") else KERAS3_VERSION,
         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
         "saved_by": "jaxlstm",
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    write_weights_h5(model, config, scratch)
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as z:
         z.writestr("metadata.json", json.dumps(metadata))
         z.writestr("config.json", json.dumps(config))
-        z.writestr("model.weights.h5", weights_h5(model, config))
-    return buffer.getvalue()
+        member = zipfile.ZipInfo.from_file(scratch, WEIGHTS_MEMBER)  # its size decides zip64
+        with open(scratch, "rb") as src, z.open(member, "w") as dst:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)

@@ -1,41 +1,96 @@
 """Write a :class:`KerasModel` as a legacy HDF5 model (``model.save("m.h5")`` layout):
 ``model_config`` and, under ``model_weights``, one group per layer with its arrays listed in
-``weight_names``. Keras loads these by position, trainable weights first within a layer."""
+``weight_names``.
+
+Keras loads these by position (``legacy_h5_format.load_weights_from_hdf5_group``): the groups in
+``layer_names`` order, and in each group ``layer.trainable_weights + layer.non_trainable_weights``
+(``_legacy_weights``). For a nested model that is every weight of its layers, depth first in the
+config's order, trainable ones first; a layer whose config (or an enclosing model's) says
+``trainable: false`` has only non-trainable weights. Array names follow Keras's ``variable.path``
+(the layer path below the group, then the array), which is how readers tell a nested model's
+arrays apart."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import h5py
 import numpy as np
 
-from jaxlstm._src.readers.records import layer_list
+from jaxlstm._src.errors import UnsupportedOptionError
+from jaxlstm._src.readers.records import MODEL_CLASSES, layer_list
 from jaxlstm._src.writers.keras_v3 import KERAS3_VERSION
 
+# legacy_h5_format.HDF5_OBJECT_HEADER_LIMIT: an attribute longer than this is split, as Keras
+# splits it, into ``name0``, ``name1``, ... (what readers join back).
+HDF5_OBJECT_HEADER_LIMIT = 64512
 
-def legacy_h5_bytes(model, config: dict, keras_version: str) -> bytes:
+
+def _names_attr(group: h5py.Group, key: str, names: list[str]) -> None:
+    """``legacy_h5_format.save_attributes_to_hdf5_group``: ``names`` as a bytes array
+    attribute, split into as few equal chunks as keep each under the header limit."""
+    data = np.array([n.encode() for n in names], dtype="S")
+    if any(len(n) > HDF5_OBJECT_HEADER_LIMIT for n in data):
+        raise UnsupportedOptionError(
+            f"a layer or array name longer than {HDF5_OBJECT_HEADER_LIMIT} bytes cannot be "
+            "written to a legacy HDF5 file (Keras refuses it too); save as .keras instead."
+        )
+    chunks = 1
+    while any(c.nbytes > HDF5_OBJECT_HEADER_LIMIT for c in np.array_split(data, chunks)):
+        chunks += 1
+    if chunks == 1:
+        group.attrs[key] = data
+    else:
+        for i, chunk in enumerate(np.array_split(data, chunks)):
+            group.attrs[f"{key}{i}"] = chunk
+
+
+def _name(entry: dict) -> str:
+    cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    return str(cfg.get("name", entry.get("name", "")))
+
+
+def _weights(model, entry: dict, names: tuple, trainable: bool) -> list[tuple[str, object, bool]]:
+    """``(array name, array, trainable)`` for one config entry (every layer of a nested model),
+    in Keras's ``layer.weights`` order."""
+    class_name = entry.get("class_name")
+    cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    trainable = trainable and cfg.get("trainable", True) is not False
+    if class_name == "InputLayer":
+        return []
+    if class_name in MODEL_CLASSES:
+        return [
+            w
+            for sub in layer_list(entry)
+            if isinstance(sub, dict)
+            for w in _weights(model, sub, (*names, _name(sub)), trainable)
+        ]
+    prefix = "/".join(names[1:] if len(names) > 1 else names)
+    return [
+        (f"{prefix}/w{i}", array, trainable and bool(flag))
+        for i, (array, flag) in enumerate(model.layer("/".join(names)).keras_weights())
+    ]
+
+
+def write_legacy_h5(model, config: dict, keras_version: str, target: str) -> None:
+    """Write the legacy HDF5 model for ``config`` (a Keras 3 config) to the path ``target``,
+    from the model's current weights, one array at a time."""
     version = keras_version if keras_version.startswith("3") else KERAS3_VERSION
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as f:
+    with h5py.File(target, "w") as f:
         f.attrs["keras_version"] = version
         f.attrs["backend"] = "jax"
         f.attrs["model_config"] = json.dumps(config)
         group = f.create_group("model_weights")
         names = []
         for entry in layer_list(config):
-            name = str(entry.get("config", {}).get("name", entry.get("name", "")))
+            name = _name(entry)
             names.append(name)
             g = group.create_group(name)
-            pairs = (
-                [] if entry.get("class_name") == "InputLayer" else model.layer(name).keras_weights()
-            )
-            pairs = [p for p in pairs if p[1]] + [p for p in pairs if not p[1]]
-            weight_names = [f"{name}/w{i}" for i in range(len(pairs))]
-            for wname, (array, _) in zip(weight_names, pairs, strict=True):
+            found = _weights(model, entry, (name,), True)
+            found = [w for w in found if w[2]] + [w for w in found if not w[2]]
+            for wname, array, _ in found:
                 g.create_dataset(wname, data=np.asarray(array, np.float32))
-            g.attrs["weight_names"] = np.array([n.encode() for n in weight_names], dtype="S")
-        group.attrs["layer_names"] = np.array([n.encode() for n in names], dtype="S")
+            _names_attr(g, "weight_names", [w[0] for w in found])
+        _names_attr(group, "layer_names", names)
         group.attrs["keras_version"] = version
         group.attrs["backend"] = "jax"
-    return buffer.getvalue()
