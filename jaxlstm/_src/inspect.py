@@ -72,9 +72,9 @@ def describe_keras_file(path: str | os.PathLike) -> str:
     return "\n".join(out)
 
 
-def _input_specs(config: dict) -> list:
-    """Example inputs (as ShapeDtypeStructs) from a model config's input shapes: unknown batch
-    sizes become 2 and unknown lengths 8."""
+def _input_specs(config: dict, batch: int, length: int) -> list:
+    """Example inputs (as ShapeDtypeStructs) from a model config's input shapes, with
+    ``batch`` for an unknown batch size and ``length`` for any other unknown dimension."""
     from jaxlstm._src.readers.records import layer_list
 
     specs = []
@@ -87,19 +87,27 @@ def _input_specs(config: dict) -> list:
             and shape
             and config.get("class_name") == "Sequential"
         ):
-            specs.append(_spec(shape, "float32"))  # Keras 2 Sequential: shape on the first layer
+            specs.append(_spec(shape, "float32", batch, length))  # Keras 2: on the first layer
             break
         if entry.get("class_name") == "InputLayer" and shape:
             dtype = cfg.get("dtype", "float32")
-            specs.append(_spec(shape, dtype if isinstance(dtype, str) else "float32"))
+            dtype = dtype if isinstance(dtype, str) else "float32"
+            specs.append(_spec(shape, dtype, batch, length))
     return specs
 
 
-def _spec(shape, dtype):
+def _spec(shape, dtype, batch, length):
     import jax
 
-    dims = [2 if i == 0 and d is None else 8 if d is None else int(d) for i, d in enumerate(shape)]
+    dims = [(batch if i == 0 else length) if d is None else int(d) for i, d in enumerate(shape)]
     return jax.ShapeDtypeStruct(tuple(dims), "int32" if "int" in dtype else "float32")
+
+
+def _shape_text(a, b) -> str:
+    """A shape as Keras prints it: ``None`` where two probes of different input sizes differ
+    (the dimension follows an unknown batch size or length)."""
+    dims = [str(x) if x == y else "None" for x, y in zip(a.shape, b.shape, strict=True)]
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
 
 
 def describe_model(path: str | os.PathLike) -> str:
@@ -122,14 +130,17 @@ def describe_model(path: str | os.PathLike) -> str:
         rows[name] = [name, cl.class_name, "", str(params), "", "yes" if ok else f"NO: {why}"]
     try:
         model = KerasModel(kf, kf.config)
-        trace = []
-        specs = _input_specs(kf.config)
-        jax.eval_shape(lambda *xs: model.run(xs, trace=trace)[0], *specs)
-        for layer, outs, mask_in, out_masks in trace:
+        traces = []
+        for batch, length in ((2, 8), (3, 9)):  # dims that differ between the two are None
+            trace = []
+            specs = _input_specs(kf.config, batch, length)
+            jax.eval_shape(lambda *xs, t=trace: model.run(xs, trace=t)[0], *specs)
+            traces.append(trace)
+        for (layer, outs, mask_in, out_masks), (_, outs_b, _, _) in zip(*traces, strict=True):
             key = next((k for k in rows if k == layer or k.endswith("/" + layer)), None)
             if key is None:
                 continue
-            rows[key][2] = " ".join(str(tuple(o.shape)) for o in outs)
+            rows[key][2] = " ".join(_shape_text(o, p) for o, p in zip(outs, outs_b, strict=True))
             flow = (
                 ("in" if mask_in is not None else "-")
                 + "→"
@@ -143,8 +154,8 @@ def describe_model(path: str | os.PathLike) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = [
         f"{kf.path}",
-        f"  format: {kf.format}, keras_version: {kf.keras_version}, "
-        "shapes for batch 2 (and length 8 where the model leaves it open)",
+        f"  format: {kf.format}, keras_version: {kf.keras_version}; output shapes as Keras "
+        "gives them (None: any size)",
         "",
     ]
     for i, r in enumerate(table):

@@ -28,6 +28,7 @@ from jaxlstm._src.models.layers import (
     Op,
     TimeDistributed,
 )
+from jaxlstm._src.modules.nnx import DropoutStreams
 from jaxlstm._src.readers import KerasFile, read_keras_file
 from jaxlstm._src.readers.records import MODEL_CLASSES, foreign_origin, layer_list
 
@@ -187,7 +188,7 @@ class KerasModel(nnx.Module):
         prefix=(),
         nonfinite="warn",
     ):
-        rngs = rngs if rngs is not None else nnx.Rngs(0)
+        rngs = rngs if isinstance(rngs, DropoutStreams) else DropoutStreams(rngs)
         custom_layers = dict(custom_layers or {})
         self.name = (
             str(config.get("config", {}).get("name", "model"))
