@@ -251,9 +251,9 @@ def test_nnx_lstm_from_given_weights_checks_shapes_and_needs_no_rngs():
     np.testing.assert_allclose(m(X), lstm_scan(w, X, return_sequences=False)[0], atol=1e-6)
     with pytest.raises(jaxlstm.ShapeError, match=r"weights.kernel has shape \(3, 16\); expected"):
         jaxlstm.LSTM(2, 4, weights=w)
-    with pytest.raises(jaxlstm.ShapeError, match="has a bias .* but use_bias=False"):
+    with pytest.raises(jaxlstm.ShapeError, match=r"has a bias .* but use_bias=False"):
         jaxlstm.LSTM(3, 4, use_bias=False, weights=w)
     with pytest.raises(jaxlstm.UnsupportedOptionError, match="received rngs=None; expected"):
         jaxlstm.LSTM(3, 4)
-    with pytest.raises(jaxlstm.UnsupportedOptionError, match="dropout=0.5.* received no rngs"):
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"dropout=0.5.* received no rngs"):
         jaxlstm.LSTM(3, 4, dropout=0.5, weights=w)
