@@ -235,6 +235,21 @@ class KerasModel(nnx.Module):
         """The Keras model config this model was built from (plain JSON data)."""
         return json.loads(self.config_json)
 
+    def summary(self, print_fn=print) -> None:
+        """Print the model as Keras's ``model.summary()`` does: each layer's name, class, output
+        shape (``None`` where the model leaves a size open), parameter count and mask flow, then
+        the total parameters (trainable and not), with the current weights."""
+        from jaxlstm._src.inspect import model_summary
+
+        print_fn(model_summary(self))
+
+    def __repr__(self) -> str:
+        n = sum(int(w.size) for w, _ in self.keras_weights())
+        return (
+            f"KerasModel({self.name!r}, {self.class_name}, {len(self.layers)} layers, "
+            f"{n:,} params, Keras {self.keras_version})"
+        )
+
     def layer(self, name: str):
         """A layer module by Keras name; ``"outer/inner"`` reaches into nested models."""
         module = self
@@ -247,11 +262,11 @@ class KerasModel(nnx.Module):
         pairs = [w for layer in self.layers.values() for w in layer.keras_weights()]
         return [w for w in pairs if w[1]] + [w for w in pairs if not w[1]]
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: Any) -> Any:
         outputs, _, _ = self.run(inputs)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def call_with_state(self, *inputs, states: dict | None = None):
+    def call_with_state(self, *inputs: Any, states: dict | None = None) -> tuple[Any, dict]:
         """``(outputs, states)``: run with the stateful layers starting from ``states``
         (zeros when ``None`` or missing) and return their final states for the next chunk."""
         outputs, _, new_states = self.run(inputs, states=states or {})

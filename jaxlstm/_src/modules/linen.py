@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxlstm._src.core.layer import (
@@ -63,7 +64,14 @@ class LSTM(nn.Module):
     deterministic: bool | None = None
 
     @nn.compact
-    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+    ) -> Any:
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
         u = self.units
         kernel = self.param(
@@ -100,7 +108,14 @@ class Bidirectional(nn.Module):
     merge_mode: str | None = "concat"
 
     @nn.compact
-    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+    ) -> Any:
         if self.merge_mode not in MERGE_MODES:
             raise UnsupportedOptionError(
                 f"merge_mode={self.merge_mode!r}; expected one of {MERGE_MODES}."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -269,7 +271,14 @@ class LSTM(nnx.Module):
         bias = None if self.bias is None else self.bias[...]
         return LSTMParams(self.kernel[...], self.recurrent_kernel[...], bias)
 
-    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+    ) -> Any:
         deterministic = self.deterministic if deterministic is None else deterministic
         key = None
         if not deterministic and self.rngs is not None:
@@ -330,7 +339,14 @@ class Bidirectional(nnx.Module):
         self.return_state = forward.return_state
         forward.zero_output_for_mask = backward.zero_output_for_mask = forward.return_sequences
 
-    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+    ) -> Any:
         fw_state, bw_state = split_bidirectional_state(initial_state)
         fw = self.forward(x, mask=mask, initial_state=fw_state, deterministic=deterministic)
         bw = self.backward(x, mask=mask, initial_state=bw_state, deterministic=deterministic)
