@@ -102,3 +102,16 @@ def test_license_is_the_apache_2_text_pyproject_names():
     assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
     assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
     assert (ROOT / "jaxlstm" / "py.typed").exists()
+
+
+def test_dependency_floors_are_the_ones_ci_proves():
+    """pyproject.toml's floors are exactly the versions .ci/run installs for its floor smoke
+    test (.ci/floors.txt)."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = dict(d.split(">=") for d in deps)
+    lines = (ROOT / ".ci" / "floors.txt").read_text().splitlines()
+    proven = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert declared == proven
+    assert "floor_smoke.py" in (ROOT / ".ci" / "run").read_text()
