@@ -235,7 +235,7 @@ class KerasModel(nnx.Module):
         """The Keras model config this model was built from (plain JSON data)."""
         return json.loads(self.config_json)
 
-    def summary(self, print_fn=print) -> None:
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print the model as Keras's ``model.summary()`` does: each layer's name, class, output
         shape (``None`` where the model leaves a size open), parameter count and mask flow, then
         the total parameters (trainable and not), with the current weights."""
