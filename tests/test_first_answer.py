@@ -127,3 +127,27 @@ def test_import_is_cheap():
     first, second = run.stdout.split("\n")[:2]
     assert first == "[]"
     assert second == "[]"  # flax itself may bring optax; matplotlib and orbax stay out
+
+
+CACHED_RUN = """
+import sys, jax.monitoring as mon, numpy as np
+hits = []
+mon.register_event_listener(lambda e, **k: hits.append(e) if "cache_hits" in e else None)
+import jaxlstm
+print(jaxlstm.enable_compilation_cache(sys.argv[1]))
+model = jaxlstm.load_keras(sys.argv[2])
+jaxlstm.predictor(model)(np.zeros((2, 12, 1), np.float32))
+print(len(hits))
+"""
+
+
+def test_compilation_cache_serves_a_new_process(tmp_path):
+    folder = tmp_path / "xla"
+    args = [sys.executable, "-c", CACHED_RUN, str(folder), str(DATA / "airline_forecaster.keras")]
+    runs = [
+        subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
+        for _ in range(2)
+    ]
+    assert runs[0].split() == [str(folder), "0"]  # compiled, written to the cache
+    assert any(folder.iterdir())
+    assert runs[1].split()[0] == str(folder) and int(runs[1].split()[1]) >= 1  # read back
