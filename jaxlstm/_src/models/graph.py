@@ -167,6 +167,8 @@ class KerasModel(nnx.Module):
     It starts in eval mode (dropout and noise off, BatchNormalization on moving statistics);
     ``model.train()`` switches to training behaviour for fine-tuning, ``model.eval()`` back.
     ``model.layers`` holds the layer modules by Keras name; their weights are ``nnx.Param`` s.
+    ``model.summary()`` prints Keras's layer table. Loading built every module from the file's
+    arrays: nothing was compiled; the first call compiles.
 
     Stateful LSTMs (``stateful=True``): ``model(x)`` starts them from zeros; to stream a long
     sequence chunk by chunk, carry the state explicitly::
