@@ -9,21 +9,17 @@ The whole public API::
     LSTM, Bidirectional, predictor
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
+    # JAX's persistent compilation cache, opt-in
+    enable_compilation_cache
     # errors
     JaxLSTMError, KerasFileError, LayerNotFoundError, UnsupportedOptionError,
     UnsupportedLayerError, UnknownActivationError, ShapeError, ChecksumError,
     UnsafeFileError, NonFiniteWeightsError
 """
 
-from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
-from jaxlstm._src.core.lstm import (
-    LSTMParams,
-    LSTMState,
-    lstm_scan,
-    lstm_step,
-    which_impl,
-    zeros_state,
-)
+import importlib as _importlib
+import typing as _typing
+
 from jaxlstm._src.errors import (
     ChecksumError,
     JaxLSTMError,
@@ -36,13 +32,63 @@ from jaxlstm._src.errors import (
     UnsupportedLayerError,
     UnsupportedOptionError,
 )
-from jaxlstm._src.inspect import describe_keras_file
-from jaxlstm._src.load import load_keras_layer
-from jaxlstm._src.models.graph import KerasModel, load_keras
-from jaxlstm._src.modules.inference import predictor
-from jaxlstm._src.modules.nnx import LSTM, Bidirectional
-from jaxlstm._src.readers import read_keras_file
-from jaxlstm._src.save import save_keras
+
+# Everything else loads on first use (PEP 562), so that ``import jaxlstm`` costs no JAX or Flax
+# import: ``jaxlstm --help`` answers at once and a script pays for what it touches.
+_LAZY = {
+    "ACTIVATIONS": "jaxlstm._src.core.activations",
+    "get_activation": "jaxlstm._src.core.activations",
+    "LSTMParams": "jaxlstm._src.core.lstm",
+    "LSTMState": "jaxlstm._src.core.lstm",
+    "lstm_scan": "jaxlstm._src.core.lstm",
+    "lstm_step": "jaxlstm._src.core.lstm",
+    "which_impl": "jaxlstm._src.core.lstm",
+    "zeros_state": "jaxlstm._src.core.lstm",
+    "enable_compilation_cache": "jaxlstm._src.cache",
+    "describe_keras_file": "jaxlstm._src.inspect",
+    "load_keras_layer": "jaxlstm._src.load",
+    "KerasModel": "jaxlstm._src.models.graph",
+    "load_keras": "jaxlstm._src.models.graph",
+    "predictor": "jaxlstm._src.modules.inference",
+    "LSTM": "jaxlstm._src.modules.nnx",
+    "Bidirectional": "jaxlstm._src.modules.nnx",
+    "read_keras_file": "jaxlstm._src.readers",
+    "save_keras": "jaxlstm._src.save",
+}
+
+if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
+    from jaxlstm._src.cache import enable_compilation_cache
+    from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
+    from jaxlstm._src.core.lstm import (
+        LSTMParams,
+        LSTMState,
+        lstm_scan,
+        lstm_step,
+        which_impl,
+        zeros_state,
+    )
+    from jaxlstm._src.inspect import describe_keras_file
+    from jaxlstm._src.load import load_keras_layer
+    from jaxlstm._src.models.graph import KerasModel, load_keras
+    from jaxlstm._src.modules.inference import predictor
+    from jaxlstm._src.modules.nnx import LSTM, Bidirectional
+    from jaxlstm._src.readers import read_keras_file
+    from jaxlstm._src.save import save_keras
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups are plain attribute reads
+        return value
+    if name in ("linen", "train"):
+        return _importlib.import_module(f"jaxlstm.{name}")
+    raise AttributeError(f"module 'jaxlstm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, "linen", "train", "__version__"})
+
 
 __version__ = "0.1.0"
 
@@ -64,6 +110,7 @@ __all__ = [
     "UnsupportedLayerError",
     "UnsupportedOptionError",
     "describe_keras_file",
+    "enable_compilation_cache",
     "get_activation",
     "load_keras",
     "load_keras_layer",

@@ -193,3 +193,67 @@ def test_params_are_a_plain_pytree_for_jax_transforms():
     f = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
     np.testing.assert_allclose(f(state, X), m(X), atol=1e-6)
     assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(m.params))
+
+
+LOW_PRECISION = [jnp.bfloat16, jnp.float16]
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=lambda d: jnp.dtype(d).name)
+def test_nnx_low_precision_params_build_on_cpu_and_return_that_dtype(dtype):
+    """Drawn in float32 and cast (the orthogonal init's QR has no 16-bit CPU kernel); outputs
+    and states in the param dtype; numbers those of the rounded weights."""
+    m = jaxlstm.LSTM(3, 4, return_state=True, param_dtype=dtype, rngs=nnx.Rngs(0))
+    ref = jaxlstm.LSTM(3, 4, return_state=True, rngs=nnx.Rngs(0))
+    assert {m.kernel.dtype, m.recurrent_kernel.dtype, m.bias.dtype} == {jnp.dtype(dtype)}
+    np.testing.assert_array_equal(m.kernel[...], ref.kernel[...].astype(dtype))
+    y, h, c = m(X, mask=MASK)
+    assert {y.dtype, h.dtype, c.dtype} == {jnp.dtype(dtype)}
+    p = jax.tree.map(lambda a: np.asarray(a, np.float32), m.params)
+    (want, state) = lstm_scan(p, X, mask=MASK, return_sequences=False)
+    np.testing.assert_allclose(np.asarray(y, np.float32), want, atol=1e-2)
+    np.testing.assert_allclose(np.asarray(c, np.float32), state.c, atol=1e-2)
+    bi = jaxlstm.Bidirectional(
+        jaxlstm.LSTM(3, 4, param_dtype=dtype, rngs=nnx.Rngs(1)),
+        jaxlstm.LSTM(3, 4, param_dtype=dtype, go_backwards=True, rngs=nnx.Rngs(2)),
+    )
+    assert bi(X).dtype == jnp.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=lambda d: jnp.dtype(d).name)
+def test_linen_low_precision_params_build_on_cpu_and_return_that_dtype(dtype):
+    lstm = jl.LSTM(4, return_sequences=True, param_dtype=dtype)
+    v = lstm.init(jax.random.key(0), X, deterministic=True)
+    v32 = jl.LSTM(4, return_sequences=True).init(jax.random.key(0), X, deterministic=True)
+    assert {a.dtype for a in jax.tree.leaves(v)} == {jnp.dtype(dtype)}
+    np.testing.assert_array_equal(
+        v["params"]["recurrent_kernel"], v32["params"]["recurrent_kernel"].astype(dtype)
+    )
+    y = lstm.apply(v, X, mask=MASK, deterministic=True)
+    assert y.dtype == jnp.dtype(dtype)
+    p = LSTMParams(**jax.tree.map(lambda a: np.asarray(a, np.float32), v["params"]))
+    np.testing.assert_allclose(np.asarray(y, np.float32), lstm_scan(p, X, mask=MASK)[0], atol=1e-2)
+    bi = jl.Bidirectional(
+        jl.LSTM(4, param_dtype=dtype), jl.LSTM(4, param_dtype=dtype, go_backwards=True)
+    )
+    vb = bi.init(jax.random.key(1), X, deterministic=True)
+    assert bi.apply(vb, X, deterministic=True).dtype == jnp.dtype(dtype)
+
+
+def test_nnx_lstm_from_given_weights_checks_shapes_and_needs_no_rngs():
+    rng = np.random.default_rng(0)
+    w = LSTMParams(
+        rng.normal(size=(3, 16)).astype(np.float32),
+        rng.normal(size=(4, 16)).astype(np.float32),
+        rng.normal(size=(16,)).astype(np.float32),
+    )
+    m = jaxlstm.LSTM(3, 4, weights=w)
+    np.testing.assert_array_equal(m.kernel[...], w.kernel)
+    np.testing.assert_allclose(m(X), lstm_scan(w, X, return_sequences=False)[0], atol=1e-6)
+    with pytest.raises(jaxlstm.ShapeError, match=r"weights.kernel has shape \(3, 16\); expected"):
+        jaxlstm.LSTM(2, 4, weights=w)
+    with pytest.raises(jaxlstm.ShapeError, match=r"has a bias .* but use_bias=False"):
+        jaxlstm.LSTM(3, 4, use_bias=False, weights=w)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="received rngs=None; expected"):
+        jaxlstm.LSTM(3, 4)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"dropout=0.5.* received no rngs"):
+        jaxlstm.LSTM(3, 4, dropout=0.5, weights=w)

@@ -1,59 +1,149 @@
-"""The ``jaxlstm`` command: ``demo`` and ``inspect``. A thin layer over library calls."""
+"""The ``jaxlstm`` command: a thin layer over library calls.
+
+Parsing the command line imports neither JAX nor Flax (``jaxlstm --help`` answers at once);
+each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from jaxlstm._src.errors import JaxLSTMError
 
+DESCRIPTION = """\
+Keras LSTM models in JAX, with Keras's numbers. "jaxlstm COMMAND --help" describes a command.
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jaxlstm", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="run the shipped Keras files in JAX and show parity")
-    p_demo.add_argument("--repeat", type=int, default=20, help="timed calls per file")
-    p_demo.add_argument("--out", help="where the fine-tuned model and plot go (./jaxlstm-demo)")
-    p_inspect = sub.add_parser("inspect", help="show a Keras file's LSTM layers and gate layout")
-    p_inspect.add_argument("file")
-    p_convert = sub.add_parser(
+Compiled programs are kept in JAX's persistent compilation cache ($JAXLSTM_CACHE_DIR, else
+~/.cache/jaxlstm/xla) so a second run starts faster; --no-cache turns that off.
+"""
+
+# Python module -> the package to install, where they differ.
+_PACKAGES = {"yaml": "PyYAML", "orbax": "orbax-checkpoint", "sklearn": "scikit-learn"}
+
+
+def missing_package(err: ImportError) -> str:
+    """What to install for a failed import: ``'PyYAML'`` for ``import yaml``, and so on."""
+    module = (err.name or str(err)).split(".")[0]
+    return _PACKAGES.get(module, module)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("jaxlstm")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        import jaxlstm
+
+        return jaxlstm.__version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``jaxlstm`` argument parser (no JAX import)."""
+    parser = argparse.ArgumentParser(
+        prog="jaxlstm", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"jaxlstm {_version()}", help="print the version"
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use JAX's persistent compilation cache for this run",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="one of:")
+
+    p = sub.add_parser(
+        "demo",
+        help="run the Keras files shipped with jaxlstm in JAX against Keras's recorded\n"
+        "outputs, then fine-tune the shipped forecaster",
+    )
+    p.add_argument("--repeat", type=int, default=20, help="timed calls per file (default 20)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where the fine-tuned model, loss plot and metrics go (default ./jaxlstm-demo)",
+    )
+
+    p = sub.add_parser(
+        "inspect",
+        help="show a Keras file's layers (output shapes, parameters, masks) and its LSTMs'\n"
+        "options and gate layout",
+    )
+    p.add_argument("file", help="a Keras file: .keras, .h5 or .weights.h5")
+
+    p = sub.add_parser(
         "convert", help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5)"
     )
-    p_convert.add_argument("input")
-    p_convert.add_argument("output", help="ends in .keras (Keras 3 archive) or .h5 (legacy)")
-    p_convert.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p_ft = sub.add_parser("finetune", help="fine-tune a Keras model as a YAML config describes")
-    p_ft.add_argument("--config", required=True)
-    p_ft.add_argument("--out", help="output folder (default: the config's output.dir)")
-    p_ft.add_argument("--epochs", type=int, help="override the config's epochs")
+    p.add_argument("input", help="the Keras model file to read (any Keras version)")
+    p.add_argument("output", help="the file to write: ends in .keras (Keras 3) or .h5 (legacy)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+
+    p = sub.add_parser("finetune", help="fine-tune a Keras model as a YAML config describes")
+    p.add_argument("--config", required=True, metavar="YAML", help="the run config (YAML)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: the config's output.dir)")
+    p.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``jaxlstm`` command; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.command == "demo":
-            from jaxlstm._src.demo import demo
-
-            return 0 if demo(repeat=args.repeat, out_dir=args.out) else 1
-        if args.command == "finetune":
-            from jaxlstm._src.train.config import run_finetune
-
-            run_finetune(args.config, args.out, args.epochs)
-            return 0
-        if args.command == "convert":
-            return _convert(args.input, args.output, args.overwrite)
-        from jaxlstm._src.inspect import describe_keras_file, describe_model
-        from jaxlstm._src.readers import read_keras_file
-
-        if read_keras_file(args.file).config is not None:
-            print(describe_model(args.file), end="\n\n")
-        print(describe_keras_file(args.file))
+    if args.command is None:
+        parser.print_help()
         return 0
+    try:
+        return _run(args)
     except JaxLSTMError as err:
         print(f"jaxlstm: error: {err}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:
+        package = missing_package(err)
+        print(
+            f"jaxlstm: error: jaxlstm {args.command} needs {package}, which is not installed "
+            f'({err}). Install it with: pip install "jaxlstm[train]" (or pip install {package}).',
+            file=sys.stderr,
+        )
+        return 2
+    except BrokenPipeError:
+        # The reader went away (``jaxlstm inspect f | head``): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(args) -> int:
+    if not args.no_cache and args.command in ("demo", "finetune", "convert"):
+        from jaxlstm._src.cache import enable_compilation_cache
+
+        try:
+            enable_compilation_cache()
+        except OSError as err:  # e.g. a read-only home: run without the cache
+            print(f"jaxlstm: note: no compilation cache ({err}).", file=sys.stderr)
+    if args.command == "demo":
+        from jaxlstm._src.demo import demo
+
+        return 0 if demo(repeat=args.repeat, out_dir=args.out) else 1
+    if args.command == "finetune":
+        from jaxlstm._src.train.config import run_finetune
+
+        run_finetune(args.config, args.out, args.epochs)
+        return 0
+    if args.command == "convert":
+        return _convert(args.input, args.output, args.overwrite)
+    from jaxlstm._src.inspect import describe_keras_file, describe_model
+    from jaxlstm._src.readers import read_keras_file
+
+    if read_keras_file(args.file).config is not None:
+        print(describe_model(args.file), end="\n\n", flush=True)
+    print(describe_keras_file(args.file), flush=True)
+    return 0
 
 
 def _convert(src: str, dst: str, overwrite: bool) -> int:
-    import os
-
     from jaxlstm._src.models.graph import load_keras
     from jaxlstm._src.save import save_keras
 

@@ -125,8 +125,10 @@ def _finetune_story(out_dir, print_fn) -> None:
         import orbax.checkpoint  # noqa: F401
         import yaml  # noqa: F401
     except ImportError as err:
+        from jaxlstm._src.cli import missing_package
+
         print_fn(
-            f"\n(fine-tuning part skipped: {err.name} is missing; "
+            f"\n(fine-tuning part skipped: {missing_package(err)} is missing; "
             'pip install "jaxlstm[train]" to run it)'
         )
         return

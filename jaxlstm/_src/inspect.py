@@ -72,9 +72,9 @@ def describe_keras_file(path: str | os.PathLike) -> str:
     return "\n".join(out)
 
 
-def _input_specs(config: dict) -> list:
-    """Example inputs (as ShapeDtypeStructs) from a model config's input shapes: unknown batch
-    sizes become 2 and unknown lengths 8."""
+def _input_specs(config: dict, batch: int, length: int) -> list:
+    """Example inputs (as ShapeDtypeStructs) from a model config's input shapes, with
+    ``batch`` for an unknown batch size and ``length`` for any other unknown dimension."""
     from jaxlstm._src.readers.records import layer_list
 
     specs = []
@@ -87,49 +87,70 @@ def _input_specs(config: dict) -> list:
             and shape
             and config.get("class_name") == "Sequential"
         ):
-            specs.append(_spec(shape, "float32"))  # Keras 2 Sequential: shape on the first layer
+            specs.append(_spec(shape, "float32", batch, length))  # Keras 2: on the first layer
             break
         if entry.get("class_name") == "InputLayer" and shape:
             dtype = cfg.get("dtype", "float32")
-            specs.append(_spec(shape, dtype if isinstance(dtype, str) else "float32"))
+            dtype = dtype if isinstance(dtype, str) else "float32"
+            specs.append(_spec(shape, dtype, batch, length))
     return specs
 
 
-def _spec(shape, dtype):
+def _spec(shape, dtype, batch, length):
     import jax
 
-    dims = [2 if i == 0 and d is None else 8 if d is None else int(d) for i, d in enumerate(shape)]
+    dims = [(batch if i == 0 else length) if d is None else int(d) for i, d in enumerate(shape)]
     return jax.ShapeDtypeStruct(tuple(dims), "int32" if "int" in dtype else "float32")
 
 
-def describe_model(path: str | os.PathLike) -> str:
-    """The whole model as a table: layer, class, output shape, parameters, mask flow, and
-    whether jaxlstm supports the layer (and why not)."""
+def _shape_text(a, b) -> str:
+    """A shape as Keras prints it: ``None`` where two probes of different input sizes differ
+    (the dimension follows an unknown batch size or length)."""
+    dims = [str(x) if x == y else "None" for x, y in zip(a.shape, b.shape, strict=True)]
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
+def layer_table(
+    config: dict, build, params_of, support_of=None
+) -> tuple[list[str], str | None, int]:
+    """The rows of a model's layer table, as Keras's ``model.summary()`` draws it: layer, class,
+    output shape (``None`` where the model leaves a size open), parameters, mask flow, and, with
+    ``support_of(config_layer, name) -> (ok, why)``, whether jaxlstm supports the layer.
+
+    ``build()`` returns the :class:`~jaxlstm.KerasModel` whose shapes are traced (abstractly:
+    nothing runs); ``params_of(name)`` counts a layer's parameters. Returns ``(lines, problem,
+    total params)``, ``problem`` saying why shapes could not be traced (or ``None``)."""
     import jax
 
     from jaxlstm._src.errors import JaxLSTMError
-    from jaxlstm._src.models.graph import KerasModel, layer_support
     from jaxlstm._src.readers.records import walk_model_config
 
-    kf = read_keras_file(path)
-    if kf.config is None:
-        return f"{kf.path}: {kf.format}: weights only, no model config."
-    rows, problem = {}, None
-    for cl in walk_model_config(kf.config):
+    rows, problem, total = {}, None, 0
+    for cl in walk_model_config(config):
         name = "/".join(cl.names)
-        params = sum(int(np.size(a)) for _, a in kf.arrays.get(name, []))
-        ok, why = layer_support(kf, cl, name)
-        rows[name] = [name, cl.class_name, "", str(params), "", "yes" if ok else f"NO: {why}"]
+        params = params_of(name)
+        total += params
+        shape = cl.config.get("batch_shape") or cl.config.get("batch_input_shape")
+        shape_text = ""
+        if cl.class_name == "InputLayer" and isinstance(shape, list | tuple):
+            shape_text = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+        rows[name] = [name, cl.class_name, shape_text, f"{params:,}", ""]
+        if support_of is not None:
+            ok, why = support_of(cl, name)
+            rows[name].append("yes" if ok else f"NO: {why}")
     try:
-        model = KerasModel(kf, kf.config)
-        trace = []
-        specs = _input_specs(kf.config)
-        jax.eval_shape(lambda *xs: model.run(xs, trace=trace)[0], *specs)
-        for layer, outs, mask_in, out_masks in trace:
+        model = build()
+        traces = []
+        for batch, length in ((2, 8), (3, 9)):  # dims that differ between the two are None
+            trace = []
+            specs = _input_specs(config, batch, length)
+            jax.eval_shape(lambda *xs, t=trace: model.run(xs, trace=t)[0], *specs)
+            traces.append(trace)
+        for (layer, outs, mask_in, out_masks), (_, outs_b, _, _) in zip(*traces, strict=True):
             key = next((k for k in rows if k == layer or k.endswith("/" + layer)), None)
             if key is None:
                 continue
-            rows[key][2] = " ".join(str(tuple(o.shape)) for o in outs)
+            rows[key][2] = " ".join(_shape_text(o, p) for o, p in zip(outs, outs_b, strict=True))
             flow = (
                 ("in" if mask_in is not None else "-")
                 + "→"
@@ -138,20 +159,65 @@ def describe_model(path: str | os.PathLike) -> str:
             rows[key][4] = flow
     except JaxLSTMError as err:
         problem = str(err)
-    header = ["layer", "class", "output shape", "params", "mask", "supported"]
+    header = ["layer", "class", "output shape", "params", "mask"]
+    if support_of is not None:
+        header.append("supported")
     table = [header, *rows.values()]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = [
-        f"{kf.path}",
-        f"  format: {kf.format}, keras_version: {kf.keras_version}, "
-        "shapes for batch 2 (and length 8 where the model leaves it open)",
-        "",
-    ]
+    lines = []
     for i, r in enumerate(table):
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         if i == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
     lines.append("  mask: in→out says whether a Keras mask reaches the layer and leaves it.")
+    return lines, problem, total
+
+
+def describe_model(path: str | os.PathLike) -> str:
+    """The whole model as a table: layer, class, output shape, parameters, mask flow, and
+    whether jaxlstm supports the layer (and why not)."""
+    from jaxlstm._src.models.graph import KerasModel, layer_support
+
+    kf = read_keras_file(path)
+    if kf.config is None:
+        return f"{kf.path}: {kf.format}: weights only, no model config."
+    lines, problem, _ = layer_table(
+        kf.config,
+        lambda: KerasModel(kf, kf.config),
+        lambda name: sum(int(np.size(a)) for _, a in kf.arrays.get(name, [])),
+        lambda cl, name: layer_support(kf, cl, name),
+    )
+    head = [
+        f"{kf.path}",
+        f"  format: {kf.format}, keras_version: {kf.keras_version}; output shapes as Keras "
+        "gives them (None: any size)",
+        "",
+    ]
     if problem:
         lines.append(f"\n  the model cannot be loaded as it is: {problem}")
-    return "\n".join(lines)
+    return "\n".join(head + lines)
+
+
+def model_summary(model) -> str:
+    """:meth:`KerasModel.summary`'s text: the layer table of a loaded (maybe fine-tuned) model,
+    its current parameter counts, trainable and not."""
+    config = model.config
+
+    def params_of(name: str) -> int:
+        try:
+            layer = model.layer(name)
+        except KeyError:  # InputLayer: not a module
+            return 0
+        return sum(int(np.size(w)) for w, _ in layer.keras_weights())
+
+    lines, problem, _ = layer_table(config, lambda: model, params_of)
+    weights = model.keras_weights()
+    trainable = sum(int(np.size(w)) for w, t in weights if t)
+    frozen = sum(int(np.size(w)) for w, t in weights if not t)
+    head = [f"Model: {model.name!r} ({model.class_name}, written by Keras {model.keras_version})"]
+    tail = [
+        f"Total params: {trainable + frozen:,} (trainable {trainable:,}, non-trainable {frozen:,})"
+    ]
+    if problem:
+        tail.append(f"(shapes could not be traced: {problem})")
+    return "\n".join(head + lines + tail)

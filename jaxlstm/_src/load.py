@@ -6,13 +6,11 @@ import os
 import re
 import warnings
 
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from jaxlstm._src.converters import params_from_arrays
 from jaxlstm._src.core.activations import resolve_activation_name
-from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.errors import (
     JaxLSTMError,
     KerasFileError,
@@ -21,7 +19,7 @@ from jaxlstm._src.errors import (
     UnsupportedLayerError,
     UnsupportedOptionError,
 )
-from jaxlstm._src.modules.nnx import LSTM, Bidirectional
+from jaxlstm._src.modules.nnx import LSTM, Bidirectional, DropoutStreams, needs_dropout_rng
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
 from jaxlstm._src.readers.records import builtin_function_name
 
@@ -182,9 +180,11 @@ def _check_overrides(overrides: dict, bidirectional: bool):
 
 
 def build_lstm(
-    record: LayerRecord, overrides: dict, rngs: nnx.Rngs, nonfinite: str = "warn"
+    record: LayerRecord, overrides: dict, streams: DropoutStreams, nonfinite: str = "warn"
 ) -> LSTM:
-    """An :class:`LSTM` with the record's weights and options (``overrides`` win)."""
+    """An :class:`LSTM` with the record's weights and options (``overrides`` win), built from
+    the arrays as they are (no random initialisation, nothing compiled); ``streams`` gives it a
+    dropout stream when its options have dropout."""
     where = f"{record.path}: layer {record.name!r}"
     check_weights(record.weights, where, nonfinite)
     try:
@@ -230,30 +230,15 @@ def build_lstm(
             f"{where}: the config says use_bias={record.config.get('use_bias')} but the file "
             f"{'has' if params.bias is not None else 'has no'} bias array."
         )
-    module = LSTM(
+    rates = options.get("dropout", 0.0), options.get("recurrent_dropout", 0.0)
+    return LSTM(
         params.in_features,
         params.units,
         use_bias=params.bias is not None,
         **options,
-        # Start from the file's arrays: no random initialisation to compute and compile.
-        kernel_init=_given(params.kernel),
-        recurrent_init=_given(params.recurrent_kernel),
-        rngs=rngs,
+        weights=params,
+        rngs=streams() if needs_dropout_rng(*rates) else None,
     )
-    set_params(module, params)
-    return module
-
-
-def _given(array):
-    return lambda key, shape, dtype: jnp.asarray(np.asarray(array, dtype).reshape(shape))
-
-
-def set_params(module: LSTM, params: LSTMParams) -> None:
-    """Write ``params`` into an :class:`LSTM`'s ``nnx.Param`` s, keeping their dtype."""
-    module.kernel[...] = jnp.asarray(params.kernel, module.kernel.dtype)
-    module.recurrent_kernel[...] = jnp.asarray(params.recurrent_kernel, module.kernel.dtype)
-    if params.bias is not None:
-        module.bias[...] = jnp.asarray(params.bias, module.kernel.dtype)
 
 
 def find_layer(kf: KerasFile, name: str | None) -> LayerRecord:
@@ -304,7 +289,9 @@ def load_keras_layer(
       path: the Keras file.
       name: the layer's name in the model (``"outer/inner"`` or just ``"inner"`` for a layer in
         a nested model). May be omitted when the file has exactly one LSTM layer.
-      rngs: ``nnx.Rngs`` for dropout when the module is put in training mode (default seed 0).
+      rngs: ``nnx.Rngs`` to fork dropout streams from when the module is put in training mode
+        (default: streams seeded from key 0 on, made without running XLA: loading compiles
+        nothing).
       sha256: the file's expected SHA-256 (hex digits), for files pinned by their checksum: a
         mismatch raises ``ChecksumError`` before anything is parsed.
       nonfinite: what to do with NaN or Inf weights: ``"warn"`` (default: load them with a
@@ -333,14 +320,13 @@ def load_keras_layer(
     check_nonfinite_policy(nonfinite)
     kf = read_keras_file(path, sha256=sha256)
     record = find_layer(kf, name)
-    rngs = rngs if rngs is not None else nnx.Rngs(0)
-    module = module_from_record(record, overrides, rngs, nonfinite=nonfinite)
+    module = module_from_record(record, overrides, DropoutStreams(rngs), nonfinite=nonfinite)
     module.eval()  # in place: dropout off
     return module
 
 
 def module_from_record(
-    record: LayerRecord, overrides: dict, rngs: nnx.Rngs, nonfinite: str = "warn"
+    record: LayerRecord, overrides: dict, streams: DropoutStreams, nonfinite: str = "warn"
 ) -> LSTM | Bidirectional:
     """The :class:`LSTM` or :class:`Bidirectional` for one record (in training mode)."""
     if record.custom:
@@ -353,7 +339,7 @@ def module_from_record(
     _check_overrides(overrides, bidirectional)
     if bidirectional:
         merge_mode = overrides.pop("merge_mode", record.merge_mode)
-        fw = build_lstm(record.forward, overrides, rngs, nonfinite)
-        bw = build_lstm(record.backward, overrides, rngs, nonfinite)
+        fw = build_lstm(record.forward, overrides, streams, nonfinite)
+        bw = build_lstm(record.backward, overrides, streams, nonfinite)
         return Bidirectional(fw, bw, merge_mode=merge_mode)
-    return build_lstm(record, overrides, rngs, nonfinite)
+    return build_lstm(record, overrides, streams, nonfinite)

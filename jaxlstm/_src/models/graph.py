@@ -28,6 +28,7 @@ from jaxlstm._src.models.layers import (
     Op,
     TimeDistributed,
 )
+from jaxlstm._src.modules.nnx import DropoutStreams
 from jaxlstm._src.readers import KerasFile, read_keras_file
 from jaxlstm._src.readers.records import MODEL_CLASSES, foreign_origin, layer_list
 
@@ -166,6 +167,8 @@ class KerasModel(nnx.Module):
     It starts in eval mode (dropout and noise off, BatchNormalization on moving statistics);
     ``model.train()`` switches to training behaviour for fine-tuning, ``model.eval()`` back.
     ``model.layers`` holds the layer modules by Keras name; their weights are ``nnx.Param`` s.
+    ``model.summary()`` prints Keras's layer table. Loading built every module from the file's
+    arrays: nothing was compiled; the first call compiles.
 
     Stateful LSTMs (``stateful=True``): ``model(x)`` starts them from zeros; to stream a long
     sequence chunk by chunk, carry the state explicitly::
@@ -187,7 +190,7 @@ class KerasModel(nnx.Module):
         prefix=(),
         nonfinite="warn",
     ):
-        rngs = rngs if rngs is not None else nnx.Rngs(0)
+        rngs = rngs if isinstance(rngs, DropoutStreams) else DropoutStreams(rngs)
         custom_layers = dict(custom_layers or {})
         self.name = (
             str(config.get("config", {}).get("name", "model"))
@@ -235,6 +238,21 @@ class KerasModel(nnx.Module):
         """The Keras model config this model was built from (plain JSON data)."""
         return json.loads(self.config_json)
 
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
+        """Print the model as Keras's ``model.summary()`` does: each layer's name, class, output
+        shape (``None`` where the model leaves a size open), parameter count and mask flow, then
+        the total parameters (trainable and not), with the current weights."""
+        from jaxlstm._src.inspect import model_summary
+
+        print_fn(model_summary(self))
+
+    def __repr__(self) -> str:
+        n = sum(int(w.size) for w, _ in self.keras_weights())
+        return (
+            f"KerasModel({self.name!r}, {self.class_name}, {len(self.layers)} layers, "
+            f"{n:,} params, Keras {self.keras_version})"
+        )
+
     def layer(self, name: str):
         """A layer module by Keras name; ``"outer/inner"`` reaches into nested models."""
         module = self
@@ -247,11 +265,11 @@ class KerasModel(nnx.Module):
         pairs = [w for name in self.layer_names for w in self.layers[name].keras_weights()]
         return [w for w in pairs if w[1]] + [w for w in pairs if not w[1]]
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: Any) -> Any:
         outputs, _, _ = self.run(inputs)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def call_with_state(self, *inputs, states: dict | None = None):
+    def call_with_state(self, *inputs: Any, states: dict | None = None) -> tuple[Any, dict]:
         """``(outputs, states)``: run with the stateful layers starting from ``states``
         (zeros when ``None`` or missing) and return their final states for the next chunk."""
         outputs, _, new_states = self.run(inputs, states=states or {})

@@ -23,6 +23,7 @@ from jax import lax
 
 from jaxlstm._src.core.activations import get_activation, keras_major, resolve_activation_name
 from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
+from jaxlstm._src.modules.nnx import DropoutStreams, host_array, host_param
 from jaxlstm._src.readers.records import builtin_function_name
 
 
@@ -34,7 +35,7 @@ class BuildContext:
     class_name: str
     keras_version: str
     path: str
-    rngs: nnx.Rngs
+    streams: DropoutStreams  # dropout streams for the layers that draw random numbers
 
     @property
     def where(self) -> str:
@@ -75,7 +76,7 @@ class KerasLayer(nnx.Module):
 
 
 def _param(a) -> nnx.Param:
-    return nnx.Param(jnp.asarray(np.asarray(a), jnp.float32))
+    return host_param(a, np.float32)  # from the file's array as it is: nothing compiled
 
 
 class Stochastic(KerasLayer):
@@ -83,7 +84,7 @@ class Stochastic(KerasLayer):
 
     def __init__(self, ctx: BuildContext):
         self.deterministic = True
-        self.rngs = ctx.rngs.dropout.fork()
+        self.rngs = ctx.streams()
 
     def active(self) -> bool:
         return not self.deterministic
@@ -293,8 +294,8 @@ class BatchNormalization(KerasLayer):
         arrays = iter(weights)
         self.gamma = _param(next(arrays)) if self.scale else None
         self.beta = _param(next(arrays)) if self.center else None
-        self.moving_mean = nnx.BatchStat(jnp.asarray(next(arrays), jnp.float32))
-        self.moving_variance = nnx.BatchStat(jnp.asarray(next(arrays), jnp.float32))
+        self.moving_mean = nnx.BatchStat(host_array(next(arrays)))
+        self.moving_variance = nnx.BatchStat(host_array(next(arrays)))
         axis = config.get("axis", -1)
         self.axis = axis[0] if isinstance(axis, list | tuple) else int(axis)
         self.epsilon = float(config.get("epsilon", 1e-3))

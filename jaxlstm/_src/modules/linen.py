@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxlstm._src.core.layer import (
@@ -16,7 +17,12 @@ from jaxlstm._src.core.layer import (
 )
 from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.errors import UnsupportedOptionError
-from jaxlstm._src.modules.nnx import keras_bias_init
+from jaxlstm._src.modules.nnx import (
+    in_float32,
+    in_param_dtype,
+    keras_bias_init,
+    needs_dropout_rng,
+)
 
 
 class LSTM(nn.Module):
@@ -24,7 +30,9 @@ class LSTM(nn.Module):
 
     Parameters ``kernel (in, 4u)``, ``recurrent_kernel (u, 4u)`` and ``bias (4u,)`` (gate order
     i, f, c, o) are created on first call from the input's last axis. Dropout uses the
-    ``"dropout"`` RNG stream when ``deterministic=False``.
+    ``"dropout"`` RNG stream when ``deterministic=False``. Low-precision ``param_dtype``
+    (``jnp.bfloat16``, ``jnp.float16``): weights drawn in float32 and cast, outputs and states in
+    that dtype.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -56,21 +64,30 @@ class LSTM(nn.Module):
     deterministic: bool | None = None
 
     @nn.compact
-    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+    ) -> Any:
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
         u = self.units
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], 4 * u), self.param_dtype)
+        kernel = self.param(
+            "kernel", in_float32(self.kernel_init), (x.shape[-1], 4 * u), self.param_dtype
+        )
         recurrent = self.param(
-            "recurrent_kernel", self.recurrent_init, (u, 4 * u), self.param_dtype
+            "recurrent_kernel", in_float32(self.recurrent_init), (u, 4 * u), self.param_dtype
         )
         bias = None
         if self.use_bias:
             bias = self.param(
                 "bias", lambda _,: keras_bias_init(u, self.unit_forget_bias, self.param_dtype)
             )
-        needs_rng = 0.0 < self.dropout < 1.0 or 0.0 < self.recurrent_dropout < 1.0
+        needs_rng = needs_dropout_rng(self.dropout, self.recurrent_dropout)
         key = self.make_rng("dropout") if needs_rng and not deterministic else None
-        return lstm_layer(
+        out = lstm_layer(
             LSTMParams(kernel, recurrent, bias),
             x,
             mask=mask,
@@ -78,6 +95,7 @@ class LSTM(nn.Module):
             dropout_key=key,
             **layer_options(self),
         )
+        return in_param_dtype(out, self.param_dtype)
 
 
 class Bidirectional(nn.Module):
@@ -90,7 +108,14 @@ class Bidirectional(nn.Module):
     merge_mode: str | None = "concat"
 
     @nn.compact
-    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+    ) -> Any:
         if self.merge_mode not in MERGE_MODES:
             raise UnsupportedOptionError(
                 f"merge_mode={self.merge_mode!r}; expected one of {MERGE_MODES}."

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxlstm._src.core.activations import Activation, get_activation
@@ -15,7 +18,7 @@ from jaxlstm._src.core.layer import (
     split_bidirectional_state,
 )
 from jaxlstm._src.core.lstm import LSTMParams
-from jaxlstm._src.errors import UnsupportedOptionError
+from jaxlstm._src.errors import ShapeError, UnsupportedOptionError
 
 # Keras's LSTM initialisers (glorot_uniform kernel, orthogonal recurrent kernel).
 GLOROT_UNIFORM = nnx.initializers.glorot_uniform()
@@ -26,6 +29,105 @@ def keras_bias_init(units: int, unit_forget_bias: bool, dtype=jnp.float32) -> ja
     """Keras's LSTM bias: zeros, with the forget slice at one when ``unit_forget_bias``."""
     bias = jnp.zeros((4 * units,), dtype)
     return bias.at[units : 2 * units].set(1.0) if unit_forget_bias else bias
+
+
+def in_float32(init):
+    """The initializer ``init`` computed in (at least) float32, its result cast to the dtype
+    asked for: low-precision weights are drawn in float32 and cast (the orthogonal
+    initializer's QR has no bfloat16/float16 kernel on CPU)."""
+
+    def wide_init(key, shape, dtype=jnp.float32):
+        value = init(key, shape, jnp.promote_types(dtype, jnp.float32))
+        return jnp.asarray(value).astype(dtype)
+
+    return wide_init
+
+
+def host_array(array, dtype=jnp.float32) -> jax.Array:
+    """``array`` in ``dtype`` on the device, converted on the host and put there as it is:
+    building a module from a file's arrays runs (and compiles) no XLA program. A JAX array
+    (e.g. a tracer) is cast with ``astype`` instead."""
+    if isinstance(array, jax.Array):
+        return array if array.dtype == dtype else array.astype(dtype)
+    return jax.device_put(np.asarray(array, dtype))
+
+
+def host_param(array, dtype=jnp.float32) -> nnx.Param:
+    """An ``nnx.Param`` holding :func:`host_array` ``(array, dtype)``."""
+    return nnx.Param(host_array(array, dtype))
+
+
+def needs_dropout_rng(dropout: float, recurrent_dropout: float) -> bool:
+    """Whether an LSTM with these rates draws dropout masks (Keras: a rate in (0, 1))."""
+    return 0.0 < dropout < 1.0 or 0.0 < recurrent_dropout < 1.0
+
+
+def in_param_dtype(outputs, param_dtype):
+    """A layer's outputs (an array or a tuple of them) in ``param_dtype`` when the weights are
+    16-bit floats (bfloat16, float16); unchanged otherwise."""
+    if jnp.dtype(param_dtype).itemsize >= 4:
+        return outputs
+    return jax.tree.map(lambda a: a.astype(param_dtype), outputs)
+
+
+def _check_weights(weights: LSTMParams, in_features: int, units: int, use_bias: bool) -> None:
+    shapes = {
+        "kernel": (tuple(np.shape(weights.kernel)), (in_features, 4 * units)),
+        "recurrent_kernel": (tuple(np.shape(weights.recurrent_kernel)), (units, 4 * units)),
+    }
+    if use_bias:
+        shape = None if weights.bias is None else tuple(np.shape(weights.bias))
+        shapes["bias"] = (shape, (4 * units,))
+    elif weights.bias is not None:
+        raise ShapeError(
+            f"weights has a bias {tuple(np.shape(weights.bias))} but use_bias=False; pass "
+            "use_bias=True or weights without a bias."
+        )
+    for name, (got, want) in shapes.items():
+        if got != want:
+            raise ShapeError(
+                f"weights.{name} has shape {got}; expected {want} for in_features="
+                f"{in_features}, units={units} (gates packed [i|f|c|o] as Keras stores them)."
+            )
+
+
+class HostRngStream(nnx.RngStream):
+    """An ``nnx.RngStream`` whose key and count are made on the host and put on the device as
+    they are, so that building a module with a dropout stream compiles nothing (``RngStream``
+    itself runs ``jnp.zeros`` for its count). It draws, forks and re-keys as any ``RngStream``.
+
+    Args:
+      key: a JAX PRNG key, or raw key data (uint32, the default PRNG's key-data shape).
+      tag: the stream's name (``"dropout"``).
+    """
+
+    def __init__(self, key, *, tag: str = "dropout"):
+        if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
+            key = jax.random.wrap_key_data(jax.device_put(np.asarray(key, np.uint32)))
+        self.tag = tag
+        self.key = nnx.RngKey(key, tag=tag)
+        self.count = nnx.RngCount(jax.device_put(np.zeros(key.shape, np.uint32)), tag=tag)
+
+
+class DropoutStreams:
+    """Where modules built from a file get their dropout streams, one per module that needs one.
+
+    With ``rngs`` (the caller's ``nnx.Rngs``) each stream is ``rngs.dropout.fork()``, as Flax
+    modules do. Without, stream ``k`` (in build order) has the default PRNG's key ``k``
+    (``jax.random.key(k)`` for threefry), made on the host: loading compiles nothing.
+    """
+
+    def __init__(self, rngs: nnx.Rngs | None = None):
+        self.rngs, self.count = rngs, 0
+
+    def __call__(self) -> nnx.RngStream:
+        if self.rngs is not None:
+            return self.rngs.dropout.fork()
+        shape = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0))).shape
+        data = np.zeros(shape, np.uint32)
+        data[..., -1] = self.count
+        self.count += 1
+        return HostRngStream(data)
 
 
 class LSTM(nnx.Module):
@@ -61,9 +163,20 @@ class LSTM(nnx.Module):
         memory ~ ``T / remat_chunk + remat_chunk`` steps instead of ``T``); see ``lstm_scan``.
       impl: ``"auto"`` (cuDNN on GPU where it applies, else the scan), ``"scan"`` or ``"cudnn"``
         (raises ``UnsupportedOptionError`` where cuDNN cannot run); see ``jaxlstm.lstm_scan``.
-      param_dtype: dtype of the weights.
+      param_dtype: dtype of the weights. Low-precision weights (``jnp.bfloat16``,
+        ``jnp.float16``) are drawn in float32 and cast, and the module then returns its outputs
+        and states in that dtype (the recurrence runs in the inputs' dtype, float32 for float32
+        inputs, with the rounded weights).
+      kernel_init, recurrent_init: initializers ``(key, shape, dtype)`` (Keras's
+        glorot_uniform and orthogonal).
       deterministic: ``True`` turns dropout off; ``model.eval()`` / ``model.train()`` set it.
-      rngs: ``nnx.Rngs`` for the initial weights (``params``) and dropout (``dropout``).
+      weights: an :class:`LSTMParams` to start from instead of drawing random weights: the
+        arrays (numpy or JAX) are converted to ``param_dtype`` on the host and nothing is
+        computed or compiled (this is how the file loaders build modules). Their shapes must be
+        ``(in_features, 4 * units)``, ``(units, 4 * units)`` and ``(4 * units,)``.
+      rngs: ``nnx.Rngs`` for the initial weights (``params`` stream; not needed with
+        ``weights``) and dropout (``dropout`` stream, forked). An ``nnx.RngStream`` is taken
+        as the module's own dropout stream as it is.
 
     Call: ``lstm(x, *, mask=None, initial_state=None)`` with ``x`` of shape
     ``(*batch, T, in_features)`` (no batch axes for one sequence), ``mask`` ``(*batch, T)`` and
@@ -101,7 +214,8 @@ class LSTM(nnx.Module):
         kernel_init=GLOROT_UNIFORM,
         recurrent_init=ORTHOGONAL,
         deterministic: bool = False,
-        rngs: nnx.Rngs,
+        weights: LSTMParams | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
     ):
         get_activation(activation), get_activation(recurrent_activation)  # fail early
         self.in_features, self.units = in_features, units
@@ -113,15 +227,43 @@ class LSTM(nnx.Module):
         self.time_major, self.unroll, self.compute_dtype = time_major, unroll, compute_dtype
         self.remat_chunk, self.impl = remat_chunk, impl
         self.deterministic = deterministic
-        self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, 4 * units), param_dtype))
-        self.recurrent_kernel = nnx.Param(
-            recurrent_init(rngs.params(), (units, 4 * units), param_dtype)
-        )
-        self.bias = (
-            nnx.Param(keras_bias_init(units, unit_forget_bias, param_dtype)) if use_bias else None
-        )
-        needs_rng = 0.0 < dropout < 1.0 or 0.0 < recurrent_dropout < 1.0
-        self.rngs = rngs.dropout.fork() if needs_rng else nnx.data(None)
+        needs_rng = needs_dropout_rng(dropout, recurrent_dropout)
+        if weights is not None:
+            _check_weights(weights, in_features, units, use_bias)
+            self.kernel = host_param(weights.kernel, param_dtype)
+            self.recurrent_kernel = host_param(weights.recurrent_kernel, param_dtype)
+            self.bias = host_param(weights.bias, param_dtype) if use_bias else None
+        elif not isinstance(rngs, nnx.Rngs):
+            raise UnsupportedOptionError(
+                f"LSTM({in_features}, {units}) received rngs={rngs!r}; expected an nnx.Rngs to "
+                "draw the initial weights from (e.g. rngs=nnx.Rngs(0)), or weights=LSTMParams("
+                "kernel, recurrent_kernel, bias) to start from given arrays."
+            )
+        else:
+            key, rec_key = rngs.params(), rngs.params()
+            self.kernel = nnx.Param(
+                in_float32(kernel_init)(key, (in_features, 4 * units), param_dtype)
+            )
+            self.recurrent_kernel = nnx.Param(
+                in_float32(recurrent_init)(rec_key, (units, 4 * units), param_dtype)
+            )
+            self.bias = (
+                nnx.Param(keras_bias_init(units, unit_forget_bias, param_dtype))
+                if use_bias
+                else None
+            )
+        if needs_rng and rngs is None:
+            raise UnsupportedOptionError(
+                f"LSTM with dropout={dropout}, recurrent_dropout={recurrent_dropout} received no "
+                "rngs; expected rngs=nnx.Rngs(...) (or an nnx.RngStream) to draw dropout masks "
+                "from in training mode."
+            )
+        if not needs_rng:
+            self.rngs = nnx.data(None)
+        elif isinstance(rngs, nnx.RngStream):
+            self.rngs = rngs  # the module's own stream, as given
+        else:
+            self.rngs = rngs.dropout.fork()
 
     @property
     def params(self) -> LSTMParams:
@@ -129,12 +271,19 @@ class LSTM(nnx.Module):
         bias = None if self.bias is None else self.bias[...]
         return LSTMParams(self.kernel[...], self.recurrent_kernel[...], bias)
 
-    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+    ) -> Any:
         deterministic = self.deterministic if deterministic is None else deterministic
         key = None
         if not deterministic and self.rngs is not None:
             key = self.rngs()
-        return lstm_layer(
+        out = lstm_layer(
             self.params,
             x,
             mask=mask,
@@ -142,6 +291,7 @@ class LSTM(nnx.Module):
             dropout_key=key,
             **layer_options(self),
         )
+        return in_param_dtype(out, self.kernel.dtype)
 
 
 class Bidirectional(nnx.Module):
@@ -189,7 +339,14 @@ class Bidirectional(nnx.Module):
         self.return_state = forward.return_state
         forward.zero_output_for_mask = backward.zero_output_for_mask = forward.return_sequences
 
-    def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+    ) -> Any:
         fw_state, bw_state = split_bidirectional_state(initial_state)
         fw = self.forward(x, mask=mask, initial_state=fw_state, deterministic=deterministic)
         bw = self.backward(x, mask=mask, initial_state=bw_state, deterministic=deterministic)

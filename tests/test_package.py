@@ -1,0 +1,117 @@
+"""Package polish: KerasModel.summary() is Keras's table, repr is short, and the distributions
+ship LICENSE and py.typed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import jaxlstm
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def keras_classifier(tmp_path_factory):
+    keras = pytest.importorskip("keras")
+    L = keras.layers
+    inp = keras.Input((None,), dtype="int32", name="ids")
+    x = L.Embedding(50, 6, mask_zero=True, name="emb")(inp)
+    x = L.Bidirectional(L.LSTM(5, return_sequences=True), name="bi")(x)
+    x = L.LSTM(4, name="last")(x)
+    out = L.Dense(3, name="head")(x)
+    model = keras.Model(inp, out, name="classifier")
+    path = tmp_path_factory.mktemp("summary") / "classifier.keras"
+    model.save(path)
+    return model, path
+
+
+def test_summary_is_keras_table(keras_classifier):
+    keras_model, path = keras_classifier
+    lines = []
+    jaxlstm.load_keras(path).summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    rows = {line.split()[0]: line for line in text.splitlines()[1:] if line.startswith("  ")}
+    for layer in keras_model.layers:
+        row = rows[layer.name]
+        shape = "(" + ", ".join(str(d) for d in layer.output.shape) + ")"  # Keras: (None, ...)
+        assert layer.__class__.__name__ in row and shape in row, (row, shape)
+        assert f" {layer.count_params():,} " in row + " ", (row, layer.count_params())
+    assert "(None, None, 10)" in rows["bi"]
+    assert rows["emb"].rstrip().endswith("-→out") and "in→-" in rows["last"]
+    assert f"Total params: {keras_model.count_params():,}" in text
+
+
+def test_repr_is_one_short_line(keras_classifier):
+    _, path = keras_classifier
+    text = repr(jaxlstm.load_keras(path))
+    assert "\n" not in text and len(text) < 120
+    assert text.startswith("KerasModel('classifier', Functional, ") and "params" in text
+
+
+def _built(tmp_path: Path) -> tuple[list[str], list[str]]:
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv*", "__pycache__", "build", "*.egg-info", ".hypothesis", ".*cache"
+    )
+    shutil.copytree(ROOT, src, ignore=ignore)
+    dist = tmp_path / "dist"
+    sdist_code = (
+        "from setuptools import build_meta as b; import sys; print(b.build_sdist(sys.argv[1]))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", sdist_code, str(dist)],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    subprocess.run(  # the wheel as pip builds it on install (isolated, pyproject's backend)
+        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", str(dist)],
+        cwd=src,
+        capture_output=True,
+        timeout=600,
+        check=True,
+    )
+    sdist = run.stdout.split()[-1]
+    wheel = next(p.name for p in dist.iterdir() if p.suffix == ".whl")
+    with tarfile.open(dist / sdist) as tar:
+        sdist_names = [n.split("/", 1)[1] for n in tar.getnames() if "/" in n]
+    with zipfile.ZipFile(dist / wheel) as whl:
+        wheel_names = whl.namelist()
+    return sdist_names, wheel_names
+
+
+@pytest.mark.slow
+def test_distributions_ship_license_and_py_typed(tmp_path):
+    sdist, wheel = _built(tmp_path)
+    assert "LICENSE" in sdist and "jaxlstm/py.typed" in sdist
+    assert "jaxlstm/py.typed" in wheel
+    assert any(n.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in n for n in wheel)
+
+
+def test_license_is_the_apache_2_text_pyproject_names():
+    text = (ROOT / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
+    assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+    assert (ROOT / "jaxlstm" / "py.typed").exists()
+
+
+def test_dependency_floors_are_the_ones_ci_proves():
+    """pyproject.toml's floors are exactly the versions .ci/run installs for its floor smoke
+    test (.ci/floors.txt)."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = dict(d.split(">=") for d in deps)
+    lines = (ROOT / ".ci" / "floors.txt").read_text().splitlines()
+    proven = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert declared == proven
+    assert "floor_smoke.py" in (ROOT / ".ci" / "run").read_text()
