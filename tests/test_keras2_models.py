@@ -45,3 +45,18 @@ def test_keras2_model_matches_keras(name):
 def test_unsupported_layers_are_refused_without_running_them(name, cls):
     with pytest.raises(jaxlstm.UnsupportedLayerError, match=rf"is {cls}: .*custom_layers="):
         jaxlstm.load_keras(FIX / f"{name}.h5")
+
+
+def test_model_graph_leaves_its_lstms_options_as_the_file_says():
+    """The graph asks each LSTM for its final state per call; the modules keep the file's options
+    (what ``model.layer(name)`` hands out, and what ``save_keras`` writes back)."""
+    model = jaxlstm.load_keras(FIX / "classifier_right_pad.h5")
+    rnns = [m.module for m in model.layers.values() if hasattr(m, "module")]
+    assert len(rnns) == 2
+    for bi in rnns:
+        assert bi.return_state is False
+        for lstm in (bi.forward, bi.backward):
+            assert lstm.return_state is False and lstm.zero_output_for_mask is False
+    seq2seq = jaxlstm.load_keras(FIX / "seq2seq.h5")
+    flags = sorted(m.module.return_state for m in seq2seq.layers.values() if hasattr(m, "module"))
+    assert flags == [True, True]  # both LSTMs say return_state=True in the file

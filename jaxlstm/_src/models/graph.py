@@ -109,11 +109,10 @@ class RNNLayer(KerasLayer):
         self.return_state = module.return_state
         self.merge_none = getattr(module, "merge_mode", "x") is None
         self.n_out = 2 if self.merge_none else 1
-        for part in {id(m): m for m in (module, *_lstms(module))}.values():
-            part.return_state = True  # we always take the final state, which is free
 
     def __call__(self, x, mask=None, initial_state=None):
-        outs = self.module(x, mask=mask, initial_state=initial_state)
+        # Always take the final state (it is free), asked per call: the module keeps its options.
+        outs = self.module(x, mask=mask, initial_state=initial_state, return_state=True)
         keras_outs = outs if self.return_state else outs[: self.n_out]
         states = outs[self.n_out :]
         keras_outs = keras_outs[0] if len(keras_outs) == 1 else tuple(keras_outs)
