@@ -68,6 +68,36 @@ def test_old_keras2_weights_default_to_hard_sigmoid():
     assert module.recurrent_activation == "sigmoid"
 
 
+@pytest.mark.parametrize(
+    "name", ["cudnn_weights_only_keras224", "cudnn_bidi_weights_only_keras224"]
+)
+def test_cudnn_weights_only_file_follows_the_class_its_arrays_prove(name):
+    """Keras 2.2.4's LSTM default is hard_sigmoid, but an 8u bias was written by a CuDNNLSTM,
+    whose activations are tanh and sigmoid whatever the version (tf.keras computed out0 so)."""
+    path = FIXTURES / "keras2" / f"{name}.h5"
+    module, got, want, _ = run_fixture(path)
+    lstms = [module.forward, module.backward] if hasattr(module, "forward") else [module]
+    assert [m.recurrent_activation for m in lstms] == ["sigmoid"] * len(lstms)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5, rtol=0)
+    text = jaxlstm.describe_keras_file(path)
+    assert "keras_version: 2.2.4" in text
+    assert "class CuDNNLSTM (inferred: CuDNN layout, bias 8u)" in text
+    assert "recurrent_activation=sigmoid (inferred: CuDNN layout, bias 8u)" in text
+    assert "hard_sigmoid" not in text
+
+
+def test_inspect_says_what_a_weights_only_file_left_to_defaults():
+    text = jaxlstm.describe_keras_file(FIXTURES / "keras2" / "weights_only_keras224.h5")
+    assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 2.2.4 default)" in text
+    assert "return_sequences=False (inferred: Keras default)" in text
+    text = jaxlstm.describe_keras_file(FIXTURES / "keras1" / "k1_weights_only.h5")
+    assert "class LSTM (inferred: Keras 1 layout, 12 per-gate arrays)" in text
+    assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 1 default)" in text
+    # a full model's options come from its config: nothing is marked as inferred
+    text = jaxlstm.describe_keras_file(FIXTURES / "keras2" / "lstm_hard_sigmoid.h5")
+    assert "inferred" not in text and "recurrent_activation=hard_sigmoid_keras2" in text
+
+
 def test_hard_sigmoid_definition_matters():
     """The trap: a Keras 2 file read with Keras 3's hard_sigmoid gives other numbers."""
     path = FIXTURES / "keras2" / "lstm_hard_sigmoid.h5"

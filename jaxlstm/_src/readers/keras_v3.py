@@ -35,7 +35,7 @@ from jaxlstm._src.readers.h5attrs import (
     scan_hdf5,
     text,
 )
-from jaxlstm._src.readers.legacy_h5 import looks_like_lstm
+from jaxlstm._src.readers.legacy_h5 import looks_like_lstm, weights_only_record
 from jaxlstm._src.readers.limits import Budget, human
 from jaxlstm._src.readers.records import (
     MODEL_CLASSES,
@@ -334,25 +334,15 @@ def _walk_groups(
             fw = _cell_vars(node, "forward_layer", path, name, budget, record)
             bw = _cell_vars(node, "backward_layer", path, name, budget, record)
             if looks_like_lstm(fw) and looks_like_lstm(bw):
-                kf.layers[name] = LayerRecord(
-                    name,
-                    "Bidirectional",
-                    {},
-                    fw + bw,
-                    version,
-                    path,
-                    wrapper,
-                    forward=LayerRecord(f"{name}/forward", "LSTM", {}, fw, version, path),
-                    backward=LayerRecord(
-                        f"{name}/backward", "LSTM", {"go_backwards": True}, bw, version, path
-                    ),
+                kf.layers[name] = weights_only_record(
+                    name, fw + bw, version, path, wrapper, directions=(fw, bw)
                 )
             continue
         if isinstance(child(node, "cell/vars", path, f"{name}: cell/vars"), h5py.Group):
             record = LayerRecord(name, "LSTM", {}, [], version, path)
             weights = _cell_vars(node, None, path, name, budget, record)
             if looks_like_lstm(weights):
-                kf.layers[name] = LayerRecord(name, "LSTM", {}, weights, version, path, wrapper)
+                kf.layers[name] = weights_only_record(name, weights, version, path, wrapper)
             continue
         _walk_groups(kf, node, f"{rel}/", version, path, budget, seen, depth + 1)
 
