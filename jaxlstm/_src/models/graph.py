@@ -6,12 +6,14 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jaxlstm._src.core.activations import keras_major
@@ -99,12 +101,28 @@ def _parse_nodes(name: str, class_name: str, inbound, first: int = 0) -> list[No
 RNN_CLASSES = ("LSTM", "CuDNNLSTM", "Bidirectional", "RNN", "UnifiedLSTM", "LSTMV1")
 
 
+def carried_state_wins(keras_version: str) -> bool:
+    """Which state a ``stateful`` RNN called with an ``initial_state`` starts from, in the Keras
+    that wrote the file. tf.keras (``tf_keras/src/layers/rnn/base_rnn.py``, ``_process_inputs``)
+    takes its carried state as soon as any of it is non-zero (so the fed state starts the first
+    call after ``reset_states`` only); Keras 3 (``keras/src/layers/rnn/rnn.py``, ``call``) and
+    standalone Keras 2 before tf.keras (``if initial_state is not None: pass``) take the fed
+    state on every call. tf.keras writes ``2.x.y-tf`` or, from 2.4 on, ``2.x.y``."""
+    if keras_major(keras_version) >= 3:
+        return False
+    if "-tf" in keras_version:
+        return True
+    nums = tuple(int(n) for n in re.findall(r"\d+", keras_version)[:2])
+    return nums >= (2, 4)
+
+
 class RNNLayer(KerasLayer):
     """An imported LSTM / Bidirectional inside a model: Keras's outputs, masks and, for
-    ``stateful=True`` layers, the carried state."""
+    ``stateful=True`` layers, the carried state (chosen against a fed ``initial_state`` as the
+    writing Keras did: :func:`carried_state_wins`)."""
 
-    def __init__(self, module, stateful: bool):
-        self.module, self.stateful = module, stateful
+    def __init__(self, module, stateful: bool, carried_wins: bool = False):
+        self.module, self.stateful, self.carried_wins = module, stateful, carried_wins
         self.return_sequences = module.return_sequences
         self.return_state = module.return_state
         self.merge_none = getattr(module, "merge_mode", "x") is None
@@ -117,6 +135,23 @@ class RNNLayer(KerasLayer):
         states = outs[self.n_out :]
         keras_outs = keras_outs[0] if len(keras_outs) == 1 else tuple(keras_outs)
         return keras_outs, tuple(LSTMState(*states[i : i + 2]) for i in range(0, len(states), 2))
+
+    def start_state(self, fed, carried):
+        """The initial state of one call: ``fed`` (arrays wired from the graph, or None) or
+        ``carried`` (this stateful layer's state from the previous chunk, or None). Where the
+        carried state wins, it does per direction, once any of its values is non-zero (exactly
+        tf.keras's test, which is also true for a state that trained to all zeros)."""
+        if fed is None or carried is None:
+            return carried if fed is None else fed
+        if not self.carried_wins:
+            return fed
+        out = []
+        for i in range(0, len(fed), 2):  # [h, c] per direction
+            nonzero = jnp.any(jnp.asarray(carried[i]) != 0) | jnp.any(
+                jnp.asarray(carried[i + 1]) != 0
+            )
+            out += [jnp.where(nonzero, carried[j], fed[j]) for j in (i, i + 1)]
+        return out
 
     def keras_weights(self):
         return [(p, True) for lstm in _lstms(self.module) for p in lstm.params if p is not None]
@@ -174,7 +209,10 @@ class KerasModel(nnx.Module):
             y, states = model.call_with_state(chunk, states=states)
 
     which gives the same outputs as one call on the whole sequence. ``states`` maps each stateful
-    layer's name to its ``LSTMState`` (a tuple of two for a Bidirectional layer).
+    layer's name to its ``LSTMState`` (a tuple of two for a Bidirectional layer). A stateful
+    layer whose ``initial_state`` is wired from the model's inputs follows the Keras that wrote
+    the file (:func:`carried_state_wins`): tf.keras carries its own state once it is non-zero,
+    Keras 3 restarts from the fed state on every call.
     """
 
     def __init__(
@@ -280,10 +318,12 @@ class KerasModel(nnx.Module):
             if isinstance(kwargs.get("mask"), Ref):
                 mask = values[kwargs["mask"]][0]
             if isinstance(layer, RNNLayer):
-                init = kwargs.get("initial_state")
-                init = None if init is None else [values[r][0] for r in init]
-                if init is None and states is not None and layer.stateful:
-                    init = _flat_state(states.get(node.layer))
+                fed = kwargs.get("initial_state")
+                fed = None if fed is None else [values[r][0] for r in fed]
+                carried = None
+                if states is not None and layer.stateful:
+                    carried = _flat_state(states.get(node.layer))
+                init = layer.start_state(fed, carried)
                 out, final = layer(args[0], mask=mask, initial_state=init)
                 if layer.stateful:
                     new_states[node.layer] = final[0] if len(final) == 1 else final
@@ -408,7 +448,7 @@ def _build_layer(
         record = kf.layers[key]
         module = module_from_record(record, {}, rngs, nonfinite=nonfinite)
         stateful = bool((record.forward or record).config.get("stateful", False))
-        return RNNLayer(module, stateful)
+        return RNNLayer(module, stateful, carried_state_wins(kf.keras_version))
     if class_name == "TimeDistributed":
         inner = config.get("layer", {})
         inner_entry = {**inner, "config": {**inner.get("config", {}), "name": names[-1]}}
