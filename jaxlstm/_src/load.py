@@ -14,7 +14,6 @@ from jaxlstm._src.converters import params_from_arrays
 from jaxlstm._src.core.activations import resolve_activation_name
 from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.errors import (
-    JaxLSTMError,
     KerasFileError,
     LayerNotFoundError,
     NonFiniteWeightsError,
@@ -206,16 +205,7 @@ def build_lstm(
     """An :class:`LSTM` with the record's weights and options (``overrides`` win)."""
     where = f"{record.path}: layer {record.name!r}"
     check_weights(record.weights, where, nonfinite)
-    try:
-        params, _ = params_from_arrays(record.weights, where)
-    except (ValueError, TypeError, IndexError, KeyError) as err:
-        if isinstance(err, JaxLSTMError):
-            raise
-        listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in record.weights)
-        raise KerasFileError(
-            f"{where}: the LSTM's arrays do not fit together ({err}); found {listing}. The file "
-            "is damaged or inconsistent."
-        ) from None
+    params, _ = params_from_arrays(record.weights, where)  # checks the shapes it needs
     shapes = [tuple(np.shape(a)) for a in (params.kernel, params.recurrent_kernel)]
     u = shapes[1][0] if shapes[1] else -1
     bias_shape = None if params.bias is None else tuple(np.shape(params.bias))
