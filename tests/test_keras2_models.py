@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_matches_keras, recorded
 
 import jaxlstm
 
@@ -15,18 +16,11 @@ REFUSED = {"gru_refused": "GRU", "lambda_refused": "Lambda"}
 CASES = sorted(p.stem for p in FIX.glob("*.h5") if p.stem not in REFUSED)
 
 
-def load_case(name):
-    data = np.load(FIX / f"{name}.npz")
-    inputs = [data[f"in{i}"] for i in range(sum(k.startswith("in") for k in data.files))]
-    outputs = [data[f"out{i}"] for i in range(sum(k.startswith("out") for k in data.files))]
-    return data, inputs, outputs
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_keras2_model_matches_keras(name):
-    data, inputs, want = load_case(name)
+    data, inputs, want = recorded(FIX / f"{name}.h5")
     model = jaxlstm.load_keras(FIX / f"{name}.h5")
-    if "chunk" in data.files:  # Keras's outputs were streamed chunk by chunk
+    if "chunk" in data:  # Keras's outputs were streamed chunk by chunk
         chunk, states, got = int(data["chunk"]), None, []
         for i in range(0, inputs[0].shape[1], chunk):  # initial states fed whole each time
             part = inputs[0][:, i : i + chunk]
@@ -35,11 +29,7 @@ def test_keras2_model_matches_keras(name):
         got = (np.concatenate(got, axis=1),)
     else:
         got = model(*inputs)
-        got = got if isinstance(got, tuple) else (got,)
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
+    assert_matches_keras(got, want)
 
 
 @pytest.mark.parametrize("name,cls", sorted(REFUSED.items()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_matches_keras
 
 import jaxlstm
 
@@ -175,12 +176,7 @@ def test_model_matches_keras3(case, fmt, tmp_path):
     path = tmp_path / f"m{fmt}"
     model.save(path)
     jmodel = jaxlstm.load_keras(path)
-    got = jmodel(*feeds)
-    got = got if isinstance(got, tuple) else (got,)
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
+    assert_matches_keras(jmodel(*feeds), want)
 
 
 def test_stateful_model_streams_chunk_by_chunk(tmp_path):
@@ -223,9 +219,9 @@ def test_stateful_with_fed_initial_state_follows_keras3(fmt, tmp_path):
     for i in range(0, 12, 4):
         y, states = jmodel.call_with_state(x[:, i : i + 4], *s, states=states)
         got.append(np.asarray(y))
-    np.testing.assert_allclose(np.concatenate(got, 1), np.concatenate(want, 1), atol=1e-5)
-    restarted = np.asarray(jmodel(x[:, 4:8], *s))  # every chunk restarts from the fed state
-    np.testing.assert_allclose(restarted, want[1], atol=1e-5)
+    assert_matches_keras(np.concatenate(got, 1), np.concatenate(want, 1))
+    restarted = jmodel(x[:, 4:8], *s)  # every chunk restarts from the fed state
+    assert_matches_keras(restarted, want[1])
     assert not np.allclose(jmodel(x, *s)[:, 4:8], want[1], atol=1e-3)  # != one whole call
 
 
