@@ -66,7 +66,9 @@ def _describe_lstm(record: LayerRecord, indent: str = "  ") -> list[str]:
 
 def describe_keras_file(path: str | os.PathLike) -> str:
     """A readable report on every LSTM layer of a Keras file: format, Keras version, options as
-    they will be used, array shapes and the column ranges of each gate."""
+    they will be used (each one the file does not state marked ``(inferred: ...)`` with its
+    evidence, e.g. ``recurrent_activation=sigmoid (inferred: CuDNN layout, bias 8u)``), array
+    shapes and the column ranges of each gate."""
     kf = read_keras_file(path)
     out = [f"{kf.path}", f"  format: {kf.format}, keras_version: {kf.keras_version}"]
     if not kf.layers:
