@@ -90,7 +90,8 @@ class BuildContext:
         value = self._value(config, key, default)
         if (_is_int(value) or isinstance(value, float)) and low <= value <= high:
             return float(value)
-        raise self._bad(key, value, f"a number in [{low}, {high}]")
+        bounded = math.isfinite(low) or math.isfinite(high)
+        raise self._bad(key, value, f"a number in [{low}, {high}]" if bounded else "a number")
 
     def text(self, config, key, default=_REQUIRED) -> str:
         value = self._value(config, key, default)
