@@ -261,11 +261,12 @@ class KerasModel(nnx.Module):
         for chunk in chunks:                      # each (batch, steps, features)
             y, states = model.call_with_state(chunk, states=states)
 
-    which gives the same outputs as one call on the whole sequence. ``states`` maps each stateful
-    layer's name to its ``LSTMState`` (a tuple of two for a Bidirectional layer). A stateful
-    layer whose ``initial_state`` is wired from the model's inputs follows the Keras that wrote
-    the file (:func:`carried_state_wins`): tf.keras carries its own state once it is non-zero,
-    Keras 3 restarts from the fed state on every call.
+    which, for forward-running LSTMs, gives the same outputs as one call on the whole sequence
+    (as in Keras, a Bidirectional layer's backward half runs each chunk backwards). ``states``
+    maps each stateful layer's name to its ``LSTMState`` (a tuple of two for a Bidirectional
+    layer). A stateful layer whose ``initial_state`` is wired from the model's inputs follows the
+    Keras that wrote the file (:func:`carried_state_wins`): tf.keras carries its own state once
+    it is non-zero, Keras 3 restarts from the fed state on every call.
     """
 
     def __init__(
