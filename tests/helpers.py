@@ -1,9 +1,13 @@
 """Test helpers: a NumPy reference LSTM written from Keras's definition, independent of jaxlstm,
-and random weights."""
+random weights, and the two checks every parity test makes: what Keras recorded in a fixture,
+and whether outputs match it."""
 
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -122,3 +126,37 @@ def random_mask(rng, batch, steps, kind):
         mask = rng.random((batch, steps)) > 0.3
         mask[rng.integers(batch)] = False
     return mask
+
+
+class Recorded(NamedTuple):
+    """What a fixture's ``.npz`` holds (tests/fixtures/make_*fixtures.py): every array by key,
+    and the numbered model inputs ``in0, in1, ...`` and Keras's outputs ``out0, out1, ...``."""
+
+    data: dict
+    inputs: list
+    outputs: list
+
+
+def recorded(path) -> Recorded:
+    """Load the outputs Keras recorded for a fixture: ``path`` is its ``.h5`` or ``.npz``."""
+    with np.load(Path(path).with_suffix(".npz")) as npz:
+        data = {k: npz[k] for k in npz.files}
+
+    def numbered(prefix):
+        keys = sorted((int(m[1]), k) for k in data if (m := re.fullmatch(prefix + r"(\d+)", k)))
+        assert [i for i, _ in keys] == list(range(len(keys))), sorted(data)
+        return [data[k] for _, k in keys]
+
+    return Recorded(data, numbered("in"), numbered("out"))
+
+
+def assert_matches_keras(got, want, atol: float = 1e-5) -> None:
+    """``got`` (one array or a tuple, as a module returns them) equals Keras's outputs ``want``
+    (one array or a list): as many outputs, the same shapes, within ``atol`` (absolute)."""
+    got = list(got) if isinstance(got, tuple | list) else [got]
+    want = list(want) if isinstance(want, tuple | list) else [want]
+    assert len(got) == len(want), (len(got), len(want))
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        g = np.asarray(g)
+        assert g.shape == np.shape(w), (i, g.shape, np.shape(w))
+        np.testing.assert_allclose(g, w, atol=atol, rtol=0, err_msg=f"output {i}")

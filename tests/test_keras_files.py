@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_matches_keras, recorded
 
 import jaxlstm
 
@@ -16,32 +17,28 @@ CASES = sorted([*FIXTURES.glob("keras1/*.h5"), *FIXTURES.glob("keras2/*.h5")])
 
 
 def run_fixture(path: Path):
-    expected = np.load(path.with_suffix(".npz"))
+    expected, _, want = recorded(path)
     module = jaxlstm.load_keras_layer(
         path, str(expected["layer"]), **json.loads(str(expected["options"]))
     )
     kwargs = {}
-    if "mask" in expected.files:
+    if "mask" in expected:
         kwargs["mask"] = expected["mask"]
-    if "initial_h" in expected.files:
+    if "initial_h" in expected:
         kwargs["initial_state"] = [expected["initial_h"], expected["initial_c"]]
-    if "initial_h_fw" in expected.files:
+    if "initial_h_fw" in expected:
         kwargs["initial_state"] = [
             expected[f"initial_{s}"] for s in ("h_fw", "c_fw", "h_bw", "c_bw")
         ]
     got = module(expected["x"], **kwargs)
     got = got if isinstance(got, tuple) else (got,)
-    want = [expected[f"out{i}"] for i in range(sum(k.startswith("out") for k in expected.files))]
     return module, got, want, expected
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_file_matches_keras(path):
     _, got, want, _ = run_fixture(path)
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
+    assert_matches_keras(got, want)
 
 
 def test_there_are_fixtures_of_every_family():
@@ -68,15 +65,45 @@ def test_old_keras2_weights_default_to_hard_sigmoid():
     assert module.recurrent_activation == "sigmoid"
 
 
+@pytest.mark.parametrize(
+    "name", ["cudnn_weights_only_keras224", "cudnn_bidi_weights_only_keras224"]
+)
+def test_cudnn_weights_only_file_follows_the_class_its_arrays_prove(name):
+    """Keras 2.2.4's LSTM default is hard_sigmoid, but an 8u bias was written by a CuDNNLSTM,
+    whose activations are tanh and sigmoid whatever the version (tf.keras computed out0 so)."""
+    path = FIXTURES / "keras2" / f"{name}.h5"
+    module, got, want, _ = run_fixture(path)
+    lstms = [module.forward, module.backward] if hasattr(module, "forward") else [module]
+    assert [m.recurrent_activation for m in lstms] == ["sigmoid"] * len(lstms)
+    assert_matches_keras(got, want)
+    text = jaxlstm.describe_keras_file(path)
+    assert "keras_version: 2.2.4" in text
+    assert "class CuDNNLSTM (inferred: CuDNN layout, bias 8u)" in text
+    assert "recurrent_activation=sigmoid (inferred: CuDNN layout, bias 8u)" in text
+    assert "hard_sigmoid" not in text
+
+
+def test_inspect_says_what_a_weights_only_file_left_to_defaults():
+    text = jaxlstm.describe_keras_file(FIXTURES / "keras2" / "weights_only_keras224.h5")
+    assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 2.2.4 default)" in text
+    assert "return_sequences=False (inferred: Keras default)" in text
+    text = jaxlstm.describe_keras_file(FIXTURES / "keras1" / "k1_weights_only.h5")
+    assert "class LSTM (inferred: Keras 1 layout, 12 per-gate arrays)" in text
+    assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 1 default)" in text
+    # a full model's options come from its config: nothing is marked as inferred
+    text = jaxlstm.describe_keras_file(FIXTURES / "keras2" / "lstm_hard_sigmoid.h5")
+    assert "inferred" not in text and "recurrent_activation=hard_sigmoid_keras2" in text
+
+
 def test_hard_sigmoid_definition_matters():
     """The trap: a Keras 2 file read with Keras 3's hard_sigmoid gives other numbers."""
     path = FIXTURES / "keras2" / "lstm_hard_sigmoid.h5"
-    expected = np.load(path.with_suffix(".npz"))
+    expected, _, want = recorded(path)
     right = jaxlstm.load_keras_layer(path)
     wrong = jaxlstm.load_keras_layer(path, recurrent_activation="hard_sigmoid")
     assert right.recurrent_activation == "hard_sigmoid_keras2"
-    np.testing.assert_allclose(right(expected["x"]), expected["out0"], atol=1e-5)
-    assert np.max(np.abs(np.asarray(wrong(expected["x"])) - expected["out0"])) > 1e-3
+    assert_matches_keras(right(expected["x"]), want)
+    assert np.max(np.abs(np.asarray(wrong(expected["x"])) - want[0])) > 1e-3
 
 
 def test_cudnn_weights_are_converted_not_copied():
@@ -86,7 +113,7 @@ def test_cudnn_weights_are_converted_not_copied():
     module, got, want, _ = run_fixture(FIXTURES / "keras2" / "cudnn.h5")
     kernel = next(a for n, a in record.weights if n.endswith("/kernel:0"))
     assert not np.allclose(np.asarray(module.kernel[...]), kernel)  # per-gate transposes applied
-    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+    assert_matches_keras(got, want)
 
 
 def test_chunked_attributes_are_joined():
@@ -104,7 +131,7 @@ def test_chunked_attributes_are_joined():
 def test_time_distributed_lstm_takes_the_extra_axis():
     _module, got, want, expected = run_fixture(FIXTURES / "keras2" / "time_distributed.h5")
     assert expected["x"].ndim == 4
-    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+    assert_matches_keras(got, want)
 
 
 def test_layer_in_nested_model_by_short_or_full_name():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_matches_keras
 
 import jaxlstm
 
@@ -175,12 +176,7 @@ def test_model_matches_keras3(case, fmt, tmp_path):
     path = tmp_path / f"m{fmt}"
     model.save(path)
     jmodel = jaxlstm.load_keras(path)
-    got = jmodel(*feeds)
-    got = got if isinstance(got, tuple) else (got,)
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
+    assert_matches_keras(jmodel(*feeds), want)
 
 
 def test_stateful_model_streams_chunk_by_chunk(tmp_path):
@@ -201,6 +197,51 @@ def test_stateful_model_streams_chunk_by_chunk(tmp_path):
     np.testing.assert_allclose(np.concatenate(chunks, axis=1), want, atol=1e-5)
     np.testing.assert_allclose(jmodel(x), want, atol=1e-5)  # one call on the whole sequence
     assert isinstance(states["stream"], jaxlstm.LSTMState)
+
+
+@pytest.mark.parametrize("fmt", [".keras", ".h5"])
+def test_stateful_with_fed_initial_state_follows_keras3(fmt, tmp_path):
+    """Keras 3 starts a stateful LSTM from the fed initial_state on every call (rnn.py: the
+    carried state is used only when none is fed); jaxlstm streams a Keras 3 file the same way.
+    (tf.keras switches to the carried state: tests/test_keras2_models.py, stateful_*.)"""
+    x_in = keras.Input(batch_shape=(2, 4, 3))
+    s_in = [keras.Input(batch_shape=(2, 3)) for _ in range(2)]
+    lstm = L.LSTM(3, stateful=True, return_sequences=True, name="stream")
+    model = keras.Model([x_in, *s_in], L.Dense(1)(lstm(x_in, initial_state=s_in)))
+    randomize(model, 4)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 12, 3)).astype("float32")
+    s = [rng.uniform(-0.9, 0.9, (2, 3)).astype("float32") for _ in range(2)]
+    model.save(tmp_path / f"s{fmt}")  # before streaming: the saved state is zeros
+    want = [np.asarray(model([x[:, i : i + 4], *s])) for i in range(0, 12, 4)]
+    jmodel = jaxlstm.load_keras(tmp_path / f"s{fmt}")
+    states, got = None, []
+    for i in range(0, 12, 4):
+        y, states = jmodel.call_with_state(x[:, i : i + 4], *s, states=states)
+        got.append(np.asarray(y))
+    assert_matches_keras(np.concatenate(got, 1), np.concatenate(want, 1))
+    restarted = jmodel(x[:, 4:8], *s)  # every chunk restarts from the fed state
+    assert_matches_keras(restarted, want[1])
+    assert not np.allclose(jmodel(x, *s)[:, 4:8], want[1], atol=1e-3)  # != one whole call
+
+
+@pytest.mark.parametrize(
+    "version,carried",
+    [
+        ("1", False),
+        ("2.2.4", False),
+        ("2.3.1", False),
+        ("2.2.4-tf", True),
+        ("2.4.0", True),
+        ("2.21.0", True),
+        ("3.0.0", False),
+        ("3.15.1", False),
+    ],
+)
+def test_which_keras_carries_the_state_over_a_fed_one(version, carried):
+    from jaxlstm._src.models.graph import carried_state_wins
+
+    assert carried_state_wins(version) is carried
 
 
 def test_lambda_is_refused_then_supplied(tmp_path):

@@ -14,6 +14,7 @@ from flax import nnx
 import jaxlstm
 import jaxlstm.linen as jl
 from jaxlstm import LSTMParams, lstm_scan
+from jaxlstm._src.core.layer import LAYER_OPTIONS
 
 
 def nnx_lstm(**kw):
@@ -128,6 +129,73 @@ def test_bidirectional_refuses_what_keras_refuses():
         jaxlstm.UnsupportedOptionError, match="initial_state has 2 arrays; expected 4"
     ):
         bi(X, initial_state=[np.zeros((2, 4))] * 2)
+
+
+def _options(lstm) -> dict:
+    return {k: getattr(lstm, k) for k in ("return_state", "zero_output_for_mask", *LAYER_OPTIONS)}
+
+
+def test_bidirectional_leaves_the_layers_it_was_given_unchanged():
+    rngs = nnx.Rngs(4)
+    fw = jaxlstm.LSTM(3, 4, return_sequences=True, rngs=rngs)
+    bw = jaxlstm.LSTM(3, 4, return_sequences=True, go_backwards=True, rngs=rngs)
+    before = [_options(fw), _options(bw)]
+    bi = jaxlstm.Bidirectional(fw, bw)
+    out, *states = bi(X, mask=MASK, return_state=True)  # per-call return_state
+    assert [_options(fw), _options(bw)] == before
+    assert not fw.zero_output_for_mask and not fw.return_state
+    assert bi(X, mask=MASK).shape == (2, 6, 8) and len(states) == 4
+    # ... and still computes Keras's Bidirectional: zeros at masked steps inside it
+    y_fw, _ = lstm_scan(fw.params, X, mask=MASK, return_sequences=True, zero_output_for_mask=True)
+    np.testing.assert_allclose(out[..., :4], y_fw, atol=1e-6)
+    assert np.all(np.asarray(out)[~MASK] == 0.0)
+    # the caller's LSTM alone keeps its own behaviour (repeat the last output when masked)
+    alone = np.asarray(fw(X, mask=MASK))
+    assert not np.all(alone[~MASK] == 0.0)
+
+
+def test_lstm_call_options_do_not_stick():
+    m = nnx_lstm(return_sequences=True)
+    y, h, c = m(X, mask=MASK, return_state=True, zero_output_for_mask=True)
+    assert not m.return_state and not m.zero_output_for_mask
+    assert np.all(np.asarray(y)[~MASK] == 0.0)
+    assert not isinstance(m(X), tuple)  # the next plain call: outputs only, as built
+    lin = jl.LSTM(4, return_sequences=True)
+    v = {"params": linen_params(m)}
+    got = lin.apply(
+        v, X, mask=MASK, deterministic=True, return_state=True, zero_output_for_mask=True
+    )
+    for a, b in zip(got, (y, h, c), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert not lin.return_state and not lin.zero_output_for_mask
+
+
+@pytest.mark.parametrize(
+    "kw_fw,kw_bw,match",
+    [
+        ({}, {}, "both have go_backwards=False"),
+        ({"return_sequences": True}, {"go_backwards": True}, "return_sequences=True but backward"),
+        ({"return_state": True}, {"go_backwards": True}, "return_state=True but backward"),
+        ({"time_major": True}, {"go_backwards": True}, "time_major=True but backward"),
+    ],
+)
+def test_bidirectional_checks_are_shared_by_nnx_and_linen(kw_fw, kw_bw, match):
+    rngs = nnx.Rngs(0)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=match):
+        jaxlstm.Bidirectional(
+            jaxlstm.LSTM(3, 4, **kw_fw, rngs=rngs), jaxlstm.LSTM(3, 4, **kw_bw, rngs=rngs)
+        )
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=match):
+        jl.Bidirectional(jl.LSTM(4, **kw_fw), jl.LSTM(4, **kw_bw)).init(
+            jax.random.key(0), X, deterministic=True
+        )
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"merge_mode='max'"):
+        jl.Bidirectional(jl.LSTM(4), jl.LSTM(4, go_backwards=True), merge_mode="max")
+
+
+def test_bidirectional_refuses_a_pair_from_the_other_family():
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="not a jaxlstm LSTM"):
+        jl.Bidirectional(jl.LSTM(4), nnx.Linear(3, 4, rngs=nnx.Rngs(0)))
 
 
 def test_dropout_is_off_in_eval_and_keras3_style_in_training():

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from jaxlstm._src.converters import params_from_arrays
-from jaxlstm._src.load import layer_options
+from jaxlstm._src.load import options_and_sources
 from jaxlstm._src.readers import LayerRecord, read_keras_file
 
 _GATES = ("i (input)", "f (forget)", "c (cell candidate)", "o (output)")
@@ -40,19 +40,35 @@ def _gate_lines(record: LayerRecord) -> list[str]:
 
 def _describe_lstm(record: LayerRecord, indent: str = "  ") -> list[str]:
     params, _ = params_from_arrays(record.weights, f"{record.path}: layer {record.name!r}")
-    opts = layer_options(record)
-    text = ", ".join(f"{k}={v}" for k, v in opts.items())
-    return [
-        f"{indent}class {record.class_name}, in_features={params.in_features}, "
+    opts, sources = options_and_sources(record)
+    if record.weights_only:  # the file says none of these: Keras's defaults, unless overridden
+        for key in ("return_sequences", "return_state", "go_backwards"):
+            if key not in opts:
+                opts[key], sources[key] = False, "Keras default"
+    text = ", ".join(
+        f"{k}={v}" + (f" (inferred: {sources[k]})" if k in sources else "") for k, v in opts.items()
+    )
+    cls = record.class_name
+    if "class_name" in record.inferred:
+        cls += f" (inferred: {record.inferred['class_name']})"
+    lines = [
+        f"{indent}class {cls}, in_features={params.in_features}, "
         f"units={params.units}, use_bias={params.bias is not None}",
-        f"{indent}options: {text}" + ("" if record.config else "  (weights only: defaults)"),
-        *(indent + line[2:] for line in _gate_lines(record)),
+        f"{indent}options: {text}",
     ]
+    if record.weights_only:
+        lines.append(
+            f"{indent}(weights only: no config in the file; override what was inferred with "
+            "load_keras_layer(path, name, option=value))"
+        )
+    return [*lines, *(indent + line[2:] for line in _gate_lines(record))]
 
 
 def describe_keras_file(path: str | os.PathLike) -> str:
     """A readable report on every LSTM layer of a Keras file: format, Keras version, options as
-    they will be used, array shapes and the column ranges of each gate."""
+    they will be used (each one the file does not state marked ``(inferred: ...)`` with its
+    evidence, e.g. ``recurrent_activation=sigmoid (inferred: CuDNN layout, bias 8u)``), array
+    shapes and the column ranges of each gate."""
     kf = read_keras_file(path)
     out = [f"{kf.path}", f"  format: {kf.format}, keras_version: {kf.keras_version}"]
     if not kf.layers:
@@ -61,7 +77,10 @@ def describe_keras_file(path: str | os.PathLike) -> str:
         wrapped = f" (inside {record.wrapper})" if record.wrapper else ""
         out.append(f"\nlayer {name!r}: {record.class_name}{wrapped}")
         if record.class_name == "Bidirectional":
-            out.append(f"  merge_mode={record.merge_mode}")
+            note = record.inferred.get("merge_mode")
+            out.append(
+                f"  merge_mode={record.merge_mode}" + (f" (inferred: {note})" if note else "")
+            )
             for direction in (record.forward, record.backward):
                 out.append(f"  {direction.name.rsplit('/', 1)[-1]}:")
                 out.extend(_describe_lstm(direction, "    "))

@@ -12,7 +12,6 @@ from flax import nnx
 from jaxlstm._src.converters import params_from_arrays
 from jaxlstm._src.core.activations import resolve_activation_name
 from jaxlstm._src.errors import (
-    JaxLSTMError,
     KerasFileError,
     LayerNotFoundError,
     NonFiniteWeightsError,
@@ -114,17 +113,32 @@ def default_recurrent_activation(keras_version: str) -> str:
 def layer_options(record: LayerRecord) -> dict:
     """The module options of one LSTM record: its config in Keras 2/3 terms, with the defaults of
     the Keras version that wrote the file for what the file does not say."""
+    return options_and_sources(record)[0]
+
+
+def options_and_sources(record: LayerRecord) -> tuple[dict, dict[str, str]]:
+    """``(options, inferred)``: :func:`layer_options` and, for each option the file's config
+    does not state, where its value comes from (``{"recurrent_activation": "CuDNN layout, bias
+    8u"}``, ``{"activation": "Keras 2.2.4 default"}``).
+
+    The layer's class comes first: a ``CuDNNLSTM`` (named by the config or, in a weights-only
+    file, proven by its arrays' layout) computes tanh and sigmoid whatever the Keras version;
+    any other LSTM gets the defaults of the version that wrote the file."""
     where = f"{record.path}: layer {record.name!r}"
     config = {_KERAS1_NAMES.get(k, k): v for k, v in record.config.items()}
+    default = f"Keras {record.keras_version} default"
     options = {
         "activation": "tanh",
         "recurrent_activation": default_recurrent_activation(record.keras_version),
     }
+    sources = {"activation": default, "recurrent_activation": default}
     if record.class_name == "CuDNNLSTM":  # cuDNN's activations are fixed.
         config = {
             k: v for k, v in config.items() if k not in ("activation", "recurrent_activation")
         }
         options["recurrent_activation"] = "sigmoid"
+        why = record.inferred.get("class_name", "fixed by CuDNNLSTM")
+        sources = {"activation": why, "recurrent_activation": why}
     for key, value in config.items():
         if key in _BOOL_OPTIONS:
             options[key] = _bool_option(key, value, where)
@@ -134,6 +148,10 @@ def layer_options(record: LayerRecord) -> dict:
             options[key] = value
         elif not _IGNORED.match(key):
             warnings.warn(f"{where}: ignoring unknown LSTM option {key}={value!r}.", stacklevel=3)
+        if key in record.inferred:
+            sources[key] = record.inferred[key]
+        else:
+            sources.pop(key, None)
     for key in ("activation", "recurrent_activation"):
         value = builtin_function_name(options[key])
         if value is None:
@@ -142,7 +160,7 @@ def layer_options(record: LayerRecord) -> dict:
                 f"files. Pass its JAX version: load_keras_layer(path, name, {key}=my_fn)."
             )
         options[key] = resolve_activation_name(value, record.keras_version)
-    return options
+    return options, sources
 
 
 def _bool_option(key: str, value, where: str) -> bool:
@@ -187,16 +205,7 @@ def build_lstm(
     dropout stream when its options have dropout."""
     where = f"{record.path}: layer {record.name!r}"
     check_weights(record.weights, where, nonfinite)
-    try:
-        params, _ = params_from_arrays(record.weights, where)
-    except (ValueError, TypeError, IndexError, KeyError) as err:
-        if isinstance(err, JaxLSTMError):
-            raise
-        listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in record.weights)
-        raise KerasFileError(
-            f"{where}: the LSTM's arrays do not fit together ({err}); found {listing}. The file "
-            "is damaged or inconsistent."
-        ) from None
+    params, _ = params_from_arrays(record.weights, where)  # checks the shapes it needs
     shapes = [tuple(np.shape(a)) for a in (params.kernel, params.recurrent_kernel)]
     u = shapes[1][0] if shapes[1] else -1
     bias_shape = None if params.bias is None else tuple(np.shape(params.bias))
@@ -300,7 +309,8 @@ def load_keras_layer(
         ``return_state``, ``go_backwards``, ``dropout``, ``recurrent_dropout``,
         ``zero_output_for_mask``, ``time_major``, ``unroll``, ``compute_dtype`` (and
         ``merge_mode`` for Bidirectional): replace what the file says. Weights-only files say
-        nothing, so Keras's defaults of the writing version apply unless overridden.
+        nothing: the class their arrays prove (an ``8u`` bias is a ``CuDNNLSTM``: tanh and
+        sigmoid) and then the writing version's defaults apply, unless overridden.
 
     Returns:
       :class:`jaxlstm.LSTM` or :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).

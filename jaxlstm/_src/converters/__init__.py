@@ -27,7 +27,9 @@ def params_from_arrays(weights: list[tuple[str, np.ndarray]], where: str) -> tup
     """
     listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in weights) or "none"
     if len(weights) == 12:
-        return from_keras1(_keras1_arrays(weights)), "keras1"
+        arrays = _keras1_arrays(weights)
+        _check_keras1(arrays, where, listing)
+        return from_keras1(arrays), "keras1"
     if len(weights) not in (2, 3):
         raise KerasFileError(
             f"{where}: expected an LSTM's 3 arrays (kernel, recurrent_kernel, bias), 2 without "
@@ -66,6 +68,20 @@ def _by_name(weights) -> dict[str, np.ndarray]:
     if len(found) != len(weights):
         found = {key: np.asarray(a) for key, (_, a) in zip(_NAMES, weights, strict=False)}
     return found
+
+
+def _check_keras1(arrays: dict[str, np.ndarray], where: str, listing: str) -> None:
+    """Keras 1's per-gate arrays fit one LSTM: every ``W_g`` ``(in, u)``, ``U_g`` ``(u, u)``,
+    ``b_g`` ``(u,)``, with the same ``in`` and ``u`` for the four gates."""
+    w = np.shape(arrays["W_i"])
+    u = w[-1] if len(w) == 2 else -1
+    want = {"W": (w[0] if w else -1, u), "U": (u, u), "b": (u,)}
+    if u < 1 or any(np.shape(a) != want[key[0]] for key, a in arrays.items()):
+        raise KerasFileError(
+            f"{where}: Keras 1's per-gate arrays should be W_* (in_features, units), U_* (units, "
+            f"units) and b_* (units,), the same for the four gates (W_i gives {w}); found "
+            f"{listing}. The file is damaged or inconsistent."
+        )
 
 
 def _keras1_arrays(weights) -> dict[str, np.ndarray]:

@@ -48,9 +48,47 @@ LAYER_OPTIONS = (
 )
 
 
-def layer_options(layer) -> dict:
-    """``{name: layer.name}`` for every name in :data:`LAYER_OPTIONS`."""
-    return {name: getattr(layer, name) for name in LAYER_OPTIONS}
+def layer_options(layer, **per_call) -> dict:
+    """``{name: layer.name}`` for every name in :data:`LAYER_OPTIONS`, with the options given for
+    one call (those not ``None``) in place of the layer's: wrappers pass options this way
+    instead of setting attributes on the layers they were given."""
+    options = {name: getattr(layer, name) for name in LAYER_OPTIONS}
+    unknown = sorted(set(per_call) - set(LAYER_OPTIONS))
+    if unknown:
+        raise UnsupportedOptionError(
+            f"unknown per-call LSTM option(s) {unknown}; expected some of {list(LAYER_OPTIONS)}."
+        )
+    options.update({k: v for k, v in per_call.items() if v is not None})
+    return options
+
+
+def check_bidirectional_pair(forward, backward, merge_mode) -> None:
+    """What ``keras.layers.Bidirectional`` requires of its two layers, for the NNX and the Linen
+    modules alike (both keep their options as attributes): a known merge mode, directions that
+    run opposite ways, and the same ``return_sequences``, ``return_state`` and ``time_major``."""
+    if merge_mode not in MERGE_MODES:
+        raise UnsupportedOptionError(f"merge_mode={merge_mode!r}; expected one of {MERGE_MODES}.")
+    for name, layer in (("forward", forward), ("backward", backward)):
+        missing = [a for a in ("go_backwards", *LAYER_OPTIONS) if not hasattr(layer, a)]
+        if missing:
+            raise UnsupportedOptionError(
+                f"Bidirectional's {name} layer is a {type(layer).__name__}, not a jaxlstm LSTM "
+                f"(it has no {missing[0]!r}); pass two LSTM modules of the same family "
+                "(jaxlstm.LSTM with jaxlstm.Bidirectional, jaxlstm.linen.LSTM with "
+                "jaxlstm.linen.Bidirectional)."
+            )
+    if forward.go_backwards == backward.go_backwards:
+        raise UnsupportedOptionError(
+            f"forward and backward layers both have go_backwards={forward.go_backwards}; "
+            "the backward layer must run the other way: build it with "
+            f"go_backwards={not forward.go_backwards}."
+        )
+    for attr in ("return_sequences", "return_state", "time_major"):
+        if getattr(forward, attr) != getattr(backward, attr):
+            raise UnsupportedOptionError(
+                f"forward has {attr}={getattr(forward, attr)} but backward has "
+                f"{attr}={getattr(backward, attr)}; Keras requires them equal."
+            )
 
 
 def lstm_layer(

@@ -6,17 +6,19 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.core.lstm import LSTMState
-from jaxlstm._src.errors import JaxLSTMError, KerasFileError, UnsupportedLayerError
+from jaxlstm._src.errors import KerasFileError, ShapeError, UnsupportedLayerError
 from jaxlstm._src.load import check_nonfinite_policy, check_weights, module_from_record
 from jaxlstm._src.models.layers import (
     ALIASES,
@@ -57,42 +59,95 @@ class Node:
     kwargs: tuple  # ((key, value), ...)
 
 
-def _refs(value) -> Any:
-    """Keras 2 ``["name", node, index]`` lists and Keras 3 ``__keras_tensor__`` dicts -> Ref."""
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _history(value, where: str) -> Ref:
+    """``[layer, node, index]`` as Keras writes it (Keras 1/2 add a kwargs dict) -> Ref."""
+    if (
+        isinstance(value, list)
+        and len(value) in (3, 4)
+        and isinstance(value[0], str)
+        and _is_int(value[1])
+        and _is_int(value[2])
+    ):
+        return Ref(value[0], value[1], value[2])
+    raise KerasFileError(
+        f"{where}: a tensor reference {value!r:.80}; expected [layer name, node index, tensor "
+        "index]. The config is damaged."
+    )
+
+
+def _refs(value, where: str) -> Any:
+    """Keras 2 ``["name", node, index]`` lists and Keras 3 ``__keras_tensor__`` dicts -> Ref;
+    other dicts become ``((key, value), ...)``, lists tuples."""
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            return Ref(*value["config"]["keras_history"])
-        return tuple((k, _refs(v)) for k, v in value.items())
+            config = value.get("config")
+            history = config.get("keras_history") if isinstance(config, dict) else None
+            return _history(history, where)
+        return tuple((k, _refs(v, where)) for k, v in value.items())
     if isinstance(value, list | tuple):
-        if len(value) in (3, 4) and isinstance(value[0], str) and isinstance(value[1], int):
-            return Ref(value[0], int(value[1]), int(value[2]))
-        return tuple(_refs(v) for v in value)
+        if len(value) in (3, 4) and isinstance(value[0], str) and _is_int(value[1]):
+            return _history(list(value), where)
+        return tuple(_refs(v, where) for v in value)
     return value
 
 
-def _io_refs(spec) -> tuple[Ref, ...]:
+def _io_refs(spec, where: str) -> tuple[Ref, ...]:
+    if not isinstance(spec, list):
+        raise KerasFileError(f"{where}: {spec!r:.80}; expected a list of [layer, node, index].")
     if spec and isinstance(spec[0], str):  # a single [name, node, index]
         spec = [spec]
-    return tuple(Ref(s[0], int(s[1]), int(s[2])) for s in spec)
+    return tuple(_history(s, where) for s in spec)
 
 
-def _parse_nodes(name: str, class_name: str, inbound, first: int = 0) -> list[Node]:
+def _kwargs(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise KerasFileError(f"{where}: call arguments {value!r:.80}; expected a JSON object.")
+    kwargs = dict(_refs(value, where))
+    state = kwargs.get("initial_state")
+    if isinstance(state, Ref):
+        kwargs["initial_state"] = (state,)
+    elif state is not None and not (
+        isinstance(state, tuple) and all(isinstance(r, Ref) for r in state)
+    ):
+        raise KerasFileError(
+            f"{where}: initial_state {state!r:.80}; expected a list of tensor references."
+        )
+    return kwargs
+
+
+def _parse_nodes(name: str, class_name: str, inbound, where: str, first: int = 0) -> list[Node]:
     """A layer's calls; ``first`` is the index Keras gives the first one (1 for a Keras 2 nested
     model that has its own Input: Keras 2 keeps that internal call out of the config but still
     counts it)."""
+    where = f"{where}: layer {name!r}: inbound_nodes"
+    if not isinstance(inbound, list | type(None)):
+        raise KerasFileError(f"{where} is {inbound!r:.80}; expected a list of calls.")
     nodes = []
     for i, node in enumerate(inbound or []):
         if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
-            args = _refs(node.get("args", []))
-            kwargs = dict(_refs(node.get("kwargs", {})) or ())
-        else:  # Keras 1/2: [[name, node, index, kwargs], ...]
-            entries = [_refs(e) for e in node]
+            args = node.get("args", [])
+            if not isinstance(args, list):
+                raise KerasFileError(f"{where}: args {args!r:.80}; expected a list.")
+            args = _refs(args, where)
+            kwargs = _kwargs(node.get("kwargs", {}), where)
+        elif isinstance(node, list) and node and all(isinstance(e, list) for e in node):
+            # Keras 1/2: [[name, node, index, kwargs], ...]
+            entries = [_history(e, where) for e in node]
             extra = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
-            kwargs = dict(_refs(extra) or ())
+            kwargs = _kwargs(extra, where)
             if class_name in RNN_CLASSES and len(entries) > 1:
                 args, kwargs["initial_state"] = (entries[0],), tuple(entries[1:])
             else:
                 args = (entries[0],) if len(entries) == 1 else (tuple(entries),)
+        else:
+            raise KerasFileError(
+                f"{where}: call #{i} is {node!r:.80}; expected a list of [layer, node, index, "
+                "kwargs] (Keras 1/2) or an object with args and kwargs (Keras 3)."
+            )
         nodes.append(Node(name, first + i, tuple(args), tuple(sorted(kwargs.items()))))
     return nodes
 
@@ -100,25 +155,57 @@ def _parse_nodes(name: str, class_name: str, inbound, first: int = 0) -> list[No
 RNN_CLASSES = ("LSTM", "CuDNNLSTM", "Bidirectional", "RNN", "UnifiedLSTM", "LSTMV1")
 
 
+def carried_state_wins(keras_version: str) -> bool:
+    """Which state a ``stateful`` RNN called with an ``initial_state`` starts from, in the Keras
+    that wrote the file. tf.keras (``tf_keras/src/layers/rnn/base_rnn.py``, ``_process_inputs``)
+    takes its carried state as soon as any of it is non-zero (so the fed state starts the first
+    call after ``reset_states`` only); Keras 3 (``keras/src/layers/rnn/rnn.py``, ``call``) and
+    standalone Keras 2 before tf.keras (``if initial_state is not None: pass``) take the fed
+    state on every call. tf.keras writes ``2.x.y-tf`` or, from 2.4 on, ``2.x.y``."""
+    if keras_major(keras_version) >= 3:
+        return False
+    if "-tf" in keras_version:
+        return True
+    nums = tuple(int(n) for n in re.findall(r"\d+", keras_version)[:2])
+    return nums >= (2, 4)
+
+
 class RNNLayer(KerasLayer):
     """An imported LSTM / Bidirectional inside a model: Keras's outputs, masks and, for
-    ``stateful=True`` layers, the carried state."""
+    ``stateful=True`` layers, the carried state (chosen against a fed ``initial_state`` as the
+    writing Keras did: :func:`carried_state_wins`)."""
 
-    def __init__(self, module, stateful: bool):
-        self.module, self.stateful = module, stateful
+    def __init__(self, module, stateful: bool, carried_wins: bool = False):
+        self.module, self.stateful, self.carried_wins = module, stateful, carried_wins
         self.return_sequences = module.return_sequences
         self.return_state = module.return_state
         self.merge_none = getattr(module, "merge_mode", "x") is None
         self.n_out = 2 if self.merge_none else 1
-        for part in {id(m): m for m in (module, *_lstms(module))}.values():
-            part.return_state = True  # we always take the final state, which is free
 
     def __call__(self, x, mask=None, initial_state=None):
-        outs = self.module(x, mask=mask, initial_state=initial_state)
+        # Always take the final state (it is free), asked per call: the module keeps its options.
+        outs = self.module(x, mask=mask, initial_state=initial_state, return_state=True)
         keras_outs = outs if self.return_state else outs[: self.n_out]
         states = outs[self.n_out :]
         keras_outs = keras_outs[0] if len(keras_outs) == 1 else tuple(keras_outs)
         return keras_outs, tuple(LSTMState(*states[i : i + 2]) for i in range(0, len(states), 2))
+
+    def start_state(self, fed, carried):
+        """The initial state of one call: ``fed`` (arrays wired from the graph, or None) or
+        ``carried`` (this stateful layer's state from the previous chunk, or None). Where the
+        carried state wins, it does per direction, once any of its values is non-zero (exactly
+        tf.keras's test, which is also true for a state that trained to all zeros)."""
+        if fed is None or carried is None:
+            return carried if fed is None else fed
+        if not self.carried_wins:
+            return fed
+        out = []
+        for i in range(0, len(fed), 2):  # [h, c] per direction
+            nonzero = jnp.any(jnp.asarray(carried[i]) != 0) | jnp.any(
+                jnp.asarray(carried[i + 1]) != 0
+            )
+            out += [jnp.where(nonzero, carried[j], fed[j]) for j in (i, i + 1)]
+        return out
 
     def keras_weights(self):
         return [(p, True) for lstm in _lstms(self.module) for p in lstm.params if p is not None]
@@ -177,8 +264,12 @@ class KerasModel(nnx.Module):
         for chunk in chunks:                      # each (batch, steps, features)
             y, states = model.call_with_state(chunk, states=states)
 
-    which gives the same outputs as one call on the whole sequence. ``states`` maps each stateful
-    layer's name to its ``LSTMState`` (a tuple of two for a Bidirectional layer).
+    which, for forward-running LSTMs, gives the same outputs as one call on the whole sequence
+    (as in Keras, a Bidirectional layer's backward half runs each chunk backwards). ``states``
+    maps each stateful layer's name to its ``LSTMState`` (a tuple of two for a Bidirectional
+    layer). A stateful layer whose ``initial_state`` is wired from the model's inputs follows the
+    Keras that wrote the file (:func:`carried_state_wins`): tf.keras carries its own state once
+    it is non-zero, Keras 3 restarts from the fed state on every call.
     """
 
     def __init__(
@@ -192,6 +283,8 @@ class KerasModel(nnx.Module):
     ):
         rngs = rngs if isinstance(rngs, DropoutStreams) else DropoutStreams(rngs)
         custom_layers = dict(custom_layers or {})
+        if isinstance(config, list):  # a bare list of layers: a Sequential (as layer_list reads it)
+            config = {"class_name": "Sequential", "config": config}
         self.name = (
             str(config.get("config", {}).get("name", "model"))
             if isinstance(config.get("config"), dict)
@@ -199,12 +292,14 @@ class KerasModel(nnx.Module):
         )
         self.class_name = str(config.get("class_name", "Sequential"))
         entries = [e for e in layer_list(config) if isinstance(e, dict)]
-        layers, nodes = {}, []
+        where = f"{kf.path}: model {self.name!r}"
+        layers, nodes, input_layers = {}, [], []
         for entry in entries:
             class_name = str(entry.get("class_name", ""))
             cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
             name = str(cfg.get("name", entry.get("name", "")))
             if class_name == "InputLayer":
+                input_layers.append(name)
                 continue
             layers[name] = _build_layer(kf, entry, (*prefix, name), custom_layers, rngs, nonfinite)
             if self.class_name == "Sequential":
@@ -216,16 +311,32 @@ class KerasModel(nnx.Module):
                     and keras_major(kf.keras_version) < 3
                     and _starts_with_input(entry)
                 )
-                nodes.extend(_parse_nodes(name, class_name, entry.get("inbound_nodes"), first))
+                inbound = entry.get("inbound_nodes")
+                nodes.extend(_parse_nodes(name, class_name, inbound, kf.path, first))
         model_cfg = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
         if self.class_name == "Sequential":
+            if not nodes:
+                raise KerasFileError(f"{where}: a Sequential model with no layers to run.")
             self.inputs, self.outputs = (Ref("__input__", 0, 0),), (Ref(nodes[-1].layer, 0, 0),)
+            first_layer = f"the input of layer {nodes[0].layer!r}"
+            self.input_names = tuple(input_layers[:1]) or (first_layer,)
         else:
-            self.inputs = _io_refs(model_cfg.get("input_layers", []))
-            self.outputs = _io_refs(model_cfg.get("output_layers", []))
+            self.inputs = _io_refs(model_cfg.get("input_layers", []), f"{where}: input_layers")
+            self.outputs = _io_refs(model_cfg.get("output_layers", []), f"{where}: output_layers")
+            self.input_names = tuple(r.layer for r in self.inputs)
         self.layers = nnx.Dict(layers)
         self.layer_names = tuple(layers)  # the config's order (nnx.jit may reorder the Dict)
         self.order = _topological(nodes, self.inputs, kf.path)
+        produced = {(n.layer, n.node) for n in self.order} | {
+            (r.layer, r.node) for r in self.inputs
+        }
+        missing = [r.layer for r in self.outputs if (r.layer, r.node) not in produced]
+        if missing:
+            raise KerasFileError(
+                f"{where}: output_layers name {missing}, which no layer call of the model "
+                "produces; the config is damaged."
+            )
+        self.where = where
         self.stateful = tuple(
             n for n, m in layers.items() if isinstance(m, RNNLayer) and m.stateful
         )
@@ -280,30 +391,42 @@ class KerasModel(nnx.Module):
 
         ``trace``, a list, receives ``(layer name, outputs, mask in, output masks)`` per call."""
         if len(inputs) != len(self.inputs):
-            raise KerasFileError(
+            raise ShapeError(
                 f"model {self.name!r} takes {len(self.inputs)} input(s) "
-                f"({[r.layer for r in self.inputs]}); received {len(inputs)}."
+                f"{list(self.input_names)}; received {len(inputs)}. Pass one array per input, "
+                "in that order: model(x1, x2, ...)."
             )
         masks = masks if masks is not None else (None,) * len(inputs)
         values = {ref: (x, m) for ref, x, m in zip(self.inputs, inputs, masks, strict=True)}
+
+        def get(ref: Ref):  # (value, mask) of a tensor the config names
+            if ref not in values:
+                raise KerasFileError(
+                    f"{self.where}: layer {ref.layer!r} call #{ref.node} has no output #"
+                    f"{ref.index}, which the config reads; the config is damaged."
+                )
+            return values[ref]
+
         new_states = {}
         for node in self.order:
             layer = self.layers[node.layer]
             args = jax.tree.map(
-                lambda r: values[r][0] if _is_ref(r) else r, node.args, is_leaf=_is_ref
+                lambda r: get(r)[0] if _is_ref(r) else r, node.args, is_leaf=_is_ref
             )
             arg_masks = jax.tree.map(
-                lambda r: values[r][1] if _is_ref(r) else None, node.args, is_leaf=_is_ref
+                lambda r: get(r)[1] if _is_ref(r) else None, node.args, is_leaf=_is_ref
             )
             kwargs = dict(node.kwargs)
             mask = arg_masks[0] if arg_masks else None
             if isinstance(kwargs.get("mask"), Ref):
-                mask = values[kwargs["mask"]][0]
+                mask = get(kwargs["mask"])[0]
             if isinstance(layer, RNNLayer):
-                init = kwargs.get("initial_state")
-                init = None if init is None else [values[r][0] for r in init]
-                if init is None and states is not None and layer.stateful:
-                    init = _flat_state(states.get(node.layer))
+                fed = kwargs.get("initial_state")
+                fed = None if fed is None else [get(r)[0] for r in fed]
+                carried = None
+                if states is not None and layer.stateful:
+                    carried = _flat_state(states.get(node.layer))
+                init = layer.start_state(fed, carried)
                 out, final = layer(args[0], mask=mask, initial_state=init)
                 if layer.stateful:
                     new_states[node.layer] = final[0] if len(final) == 1 else final
@@ -321,8 +444,8 @@ class KerasModel(nnx.Module):
                 trace.append((node.layer, outs, mask, out_masks))
             for i, (o, m) in enumerate(zip(outs, out_masks, strict=True)):
                 values[Ref(node.layer, node.node, i)] = (o, m)
-        outputs = tuple(values[r][0] for r in self.outputs)
-        return outputs, tuple(values[r][1] for r in self.outputs), new_states
+        outputs = tuple(get(r)[0] for r in self.outputs)
+        return outputs, tuple(get(r)[1] for r in self.outputs), new_states
 
 
 def _starts_with_input(entry: dict) -> bool:
@@ -428,7 +551,7 @@ def _build_layer(
         record = kf.layers[key]
         module = module_from_record(record, {}, rngs, nonfinite=nonfinite)
         stateful = bool((record.forward or record).config.get("stateful", False))
-        return RNNLayer(module, stateful)
+        return RNNLayer(module, stateful, carried_state_wins(kf.keras_version))
     if class_name == "TimeDistributed":
         inner = config.get("layer", {})
         inner_entry = {**inner, "config": {**inner.get("config", {}), "name": names[-1]}}
@@ -448,15 +571,7 @@ def _build_layer(
             f"{{{class_name!r}: factory}}), where factory(config, weights) returns a callable "
             "taking the layer's inputs (weights: the layer's arrays in Keras's order)."
         )
-    try:
-        return builder(config, arrays, ctx)
-    except JaxLSTMError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
-        raise KerasFileError(
-            f"{ctx.where}: malformed config or weights ({type(err).__name__}: {err}); the file "
-            "is damaged or was not written by Keras."
-        ) from None
+    return builder(config, arrays, ctx)  # which checks what it reads (BuildContext)
 
 
 def load_keras(
@@ -491,18 +606,11 @@ def load_keras(
             f"{kf.path}: {kf.format} has no model config, only weights; load_keras needs a full "
             "model (model.save). Use load_keras_layer(path, name, ...) for its LSTM layers."
         )
+    # What the config holds is checked where it is read (KerasFileError); any other exception
+    # is a bug (ours, a dependency's or a custom_layers factory's) and surfaces as itself.
     try:
         return KerasModel(kf, kf.config, custom_layers, rngs, nonfinite=nonfinite)
-    except JaxLSTMError:
-        raise
     except RecursionError:
         raise KerasFileError(
             f"{kf.path}: the model graph is nested too deeply; the file is damaged or hostile."
-        ) from None
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
-        if custom_layers:
-            raise  # may come from the caller's own factories
-        raise KerasFileError(
-            f"{kf.path}: malformed model config ({type(err).__name__}: {err}); the file is "
-            "damaged or was not written by Keras."
         ) from None

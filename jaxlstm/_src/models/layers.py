@@ -26,10 +26,19 @@ from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
 from jaxlstm._src.modules.nnx import DropoutStreams, host_array, host_param
 from jaxlstm._src.readers.records import builtin_function_name
 
+_REQUIRED = object()
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
 
 @dataclass
 class BuildContext:
-    """What a layer builder knows besides its own config and arrays."""
+    """What a layer builder knows besides its own config and arrays, and the readers of config
+    values: each checks the value's type and raises a :class:`KerasFileError` naming the layer
+    and the option when the file holds something Keras never writes there (so that no builder
+    needs to catch anything, and a bug of ours surfaces as itself)."""
 
     name: str
     class_name: str
@@ -52,6 +61,54 @@ class BuildContext:
         name = resolve_activation_name(name, self.keras_version)
         get_activation(name)
         return name
+
+    def _value(self, config, key, default):
+        if key in config and config[key] is not None:
+            return config[key]
+        if default is _REQUIRED:
+            raise KerasFileError(f"{self.where}: the config has no {key!r}; the file is damaged.")
+        return default
+
+    def _bad(self, key, value, expected: str) -> KerasFileError:
+        return KerasFileError(
+            f"{self.where}: option {key}={value!r:.80}; expected {expected}. The file is damaged "
+            "or was not written by Keras."
+        )
+
+    def flag(self, config, key, default=_REQUIRED) -> bool:
+        value = self._value(config, key, default)
+        if isinstance(value, bool) or (_is_int(value) and value in (0, 1)):
+            return bool(value)
+        raise self._bad(key, value, "true or false")
+
+    def integer(self, config, key, default=_REQUIRED) -> int:
+        value = self._value(config, key, default)
+        if _is_int(value):
+            return value
+        raise self._bad(key, value, "an integer")
+
+    def number(self, config, key, default=_REQUIRED, low=-math.inf, high=math.inf) -> float:
+        value = self._value(config, key, default)
+        if (_is_int(value) or isinstance(value, float)) and low <= value <= high:
+            return float(value)
+        bounded = math.isfinite(low) or math.isfinite(high)
+        raise self._bad(key, value, f"a number in [{low}, {high}]" if bounded else "a number")
+
+    def text(self, config, key, default=_REQUIRED) -> str:
+        value = self._value(config, key, default)
+        if isinstance(value, str):
+            return value
+        raise self._bad(key, value, "a string")
+
+    def integers(self, config, key, default=_REQUIRED, none_ok=False) -> tuple:
+        """An int or a list of ints (``None`` entries too, with ``none_ok``), as a tuple."""
+        value = self._value(config, key, default)
+        if value is None:  # the default of an optional option
+            return None
+        items = list(value) if isinstance(value, list | tuple) else [value]
+        if items and all(_is_int(v) or (none_ok and v is None) for v in items):
+            return tuple(items)
+        raise self._bad(key, value, "an integer or a list of integers")
 
     def expect(self, weights, n: int | tuple[int, ...], what: str):
         counts = (n,) if isinstance(n, int) else n
@@ -97,7 +154,7 @@ class Identity(KerasLayer):
 
 class Dense(KerasLayer):
     def __init__(self, config, weights, ctx: BuildContext):
-        use_bias = config.get("use_bias", True)
+        use_bias = ctx.flag(config, "use_bias", True)
         ctx.expect(weights, 2 if use_bias else 1, "kernel, bias" if use_bias else "kernel")
         self.kernel = _param(weights[0])
         self.bias = _param(weights[1]) if use_bias else None
@@ -129,7 +186,7 @@ class Embedding(KerasLayer):
     def __init__(self, config, weights, ctx: BuildContext):
         ctx.expect(weights, 1, "embeddings")
         self.embeddings = _param(weights[0])
-        self.mask_zero = bool(config.get("mask_zero", False))
+        self.mask_zero = ctx.flag(config, "mask_zero", False)
 
     def __call__(self, ids, mask=None):
         return jnp.take(self.embeddings[...], jnp.asarray(ids).astype(jnp.int32), axis=0)
@@ -143,7 +200,7 @@ class Embedding(KerasLayer):
 
 class Masking(KerasLayer):
     def __init__(self, config, weights, ctx: BuildContext):
-        self.mask_value = float(config.get("mask_value", 0.0))
+        self.mask_value = ctx.number(config, "mask_value", 0.0)
 
     def _mask(self, x):
         return jnp.any(x != self.mask_value, axis=-1)
@@ -160,9 +217,8 @@ class Dropout(Stochastic):
 
     def __init__(self, config, weights, ctx: BuildContext, spatial: bool = False):
         super().__init__(ctx)
-        self.rate, self.spatial = float(config.get("rate", 0.0)), spatial
-        noise_shape = config.get("noise_shape")
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.rate, self.spatial = ctx.number(config, "rate", 0.0, 0.0, 1.0), spatial
+        self.noise_shape = ctx.integers(config, "noise_shape", None, none_ok=True)
 
     def __call__(self, x, mask=None):
         if not self.active() or not 0.0 < self.rate < 1.0:
@@ -181,10 +237,10 @@ class GaussianNoise(Stochastic):
         super().__init__(ctx)
         self.multiplicative = multiplicative
         if multiplicative:
-            rate = float(config.get("rate", 0.0))
-            self.stddev = math.sqrt(rate / (1.0 - rate)) if rate > 0 else 0.0
+            rate = ctx.number(config, "rate", 0.0, 0.0, 1.0)
+            self.stddev = math.sqrt(rate / (1.0 - rate)) if 0 < rate < 1 else 0.0
         else:
-            self.stddev = float(config.get("stddev", 0.0))
+            self.stddev = ctx.number(config, "stddev", 0.0)
 
     def __call__(self, x, mask=None):
         if not self.active() or self.stddev <= 0:
@@ -197,7 +253,7 @@ class RepeatVector(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext):
-        self.n = int(config["n"])
+        self.n = ctx.integer(config, "n")
 
     def __call__(self, x, mask=None):
         return jnp.repeat(x[:, None, :], self.n, axis=1)
@@ -214,7 +270,7 @@ class Reshape(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext):
-        self.target_shape = tuple(int(s) for s in config["target_shape"])
+        self.target_shape = ctx.integers(config, "target_shape")
 
     def __call__(self, x, mask=None):
         return x.reshape(x.shape[0], *self.target_shape)
@@ -224,25 +280,26 @@ class Permute(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext):
-        self.dims = tuple(int(d) for d in config["dims"])
+        self.dims = ctx.integers(config, "dims")
 
     def __call__(self, x, mask=None):
         return jnp.transpose(x, (0, *self.dims))
 
 
-def _pair(value, what, ctx) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    raise KerasFileError(f"{ctx.where}: {what}={value!r}; expected an int or a pair of ints.")
+def _pair(config, key, default, ctx) -> tuple[int, int]:
+    value = ctx.integers(config, key, default)
+    if len(value) in (1, 2):
+        return (value[0], value[-1])
+    raise KerasFileError(
+        f"{ctx.where}: {key}={config.get(key)!r}; expected an int or a pair of ints."
+    )
 
 
 class ZeroPadding1D(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext):
-        self.padding = _pair(config.get("padding", 1), "padding", ctx)
+        self.padding = _pair(config, "padding", 1, ctx)
 
     def __call__(self, x, mask=None):
         return jnp.pad(x, ((0, 0), self.padding, (0, 0)))
@@ -252,7 +309,7 @@ class Cropping1D(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext):
-        self.cropping = _pair(config.get("cropping", (1, 1)), "cropping", ctx)
+        self.cropping = _pair(config, "cropping", (1, 1), ctx)
 
     def __call__(self, x, mask=None):
         start, end = self.cropping
@@ -261,16 +318,15 @@ class Cropping1D(KerasLayer):
 
 class LayerNormalization(KerasLayer):
     def __init__(self, config, weights, ctx: BuildContext):
-        self.center, self.scale = config.get("center", True), config.get("scale", True)
-        if config.get("rms_scaling", False):
+        self.center, self.scale = ctx.flag(config, "center", True), ctx.flag(config, "scale", True)
+        if ctx.flag(config, "rms_scaling", False):
             raise UnsupportedOptionError(f"{ctx.where}: rms_scaling=True is not supported.")
         ctx.expect(weights, int(self.center) + int(self.scale), "gamma, beta")
         arrays = iter(weights)
         self.gamma = _param(next(arrays)) if self.scale else None
         self.beta = _param(next(arrays)) if self.center else None
-        axis = config.get("axis", -1)
-        self.axis = tuple(axis) if isinstance(axis, list | tuple) else (axis,)
-        self.epsilon = float(config.get("epsilon", 1e-3))
+        self.axis = ctx.integers(config, "axis", -1)
+        self.epsilon = ctx.number(config, "epsilon", 1e-3)
 
     def __call__(self, x, mask=None):
         mean = jnp.mean(x, axis=self.axis, keepdims=True)
@@ -288,7 +344,7 @@ class BatchNormalization(KerasLayer):
     """Inference uses the moving statistics; training uses batch statistics and updates them."""
 
     def __init__(self, config, weights, ctx: BuildContext):
-        self.center, self.scale = config.get("center", True), config.get("scale", True)
+        self.center, self.scale = ctx.flag(config, "center", True), ctx.flag(config, "scale", True)
         n = int(self.center) + int(self.scale) + 2
         ctx.expect(weights, n, "gamma, beta, moving_mean, moving_variance")
         arrays = iter(weights)
@@ -296,10 +352,9 @@ class BatchNormalization(KerasLayer):
         self.beta = _param(next(arrays)) if self.center else None
         self.moving_mean = nnx.BatchStat(host_array(next(arrays)))
         self.moving_variance = nnx.BatchStat(host_array(next(arrays)))
-        axis = config.get("axis", -1)
-        self.axis = axis[0] if isinstance(axis, list | tuple) else int(axis)
-        self.epsilon = float(config.get("epsilon", 1e-3))
-        self.momentum = float(config.get("momentum", 0.99))
+        self.axis = ctx.integers(config, "axis", -1)[0]
+        self.epsilon = ctx.number(config, "epsilon", 1e-3)
+        self.momentum = ctx.number(config, "momentum", 0.99)
         self.use_running_average = True
 
     def __call__(self, x, mask=None):
@@ -329,16 +384,16 @@ class Conv1D(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext):
-        use_bias = config.get("use_bias", True)
+        use_bias = ctx.flag(config, "use_bias", True)
         ctx.expect(weights, 2 if use_bias else 1, "kernel, bias")
         self.kernel = _param(weights[0])  # (width, in / groups, filters)
         self.bias = _param(weights[1]) if use_bias else None
-        self.strides = _first(config.get("strides", 1))
-        self.dilation = _first(config.get("dilation_rate", 1))
-        self.padding = str(config.get("padding", "valid")).lower()
-        self.groups = int(config.get("groups", 1))
+        self.strides = ctx.integers(config, "strides", 1)[0]
+        self.dilation = ctx.integers(config, "dilation_rate", 1)[0]
+        self.padding = ctx.text(config, "padding", "valid").lower()
+        self.groups = ctx.integer(config, "groups", 1)
         self.activation = ctx.activation(config.get("activation", "linear"))
-        if config.get("data_format", "channels_last") != "channels_last":
+        if ctx.text(config, "data_format", "channels_last") != "channels_last":
             raise UnsupportedOptionError(f"{ctx.where}: only data_format='channels_last'.")
 
     def __call__(self, x, mask=None):
@@ -366,19 +421,14 @@ class Conv1D(KerasLayer):
         return _trainable(self.kernel, self.bias)
 
 
-def _first(value) -> int:
-    return int(value[0] if isinstance(value, list | tuple) else value)
-
-
 class Pooling1D(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext, kind: str):
         self.kind = kind
-        self.pool = _first(config.get("pool_size", 2))
-        strides = config.get("strides")
-        self.strides = self.pool if strides is None else _first(strides)
-        self.padding = str(config.get("padding", "valid")).upper()
+        self.pool = ctx.integers(config, "pool_size", 2)[0]
+        self.strides = ctx.integers(config, "strides", self.pool)[0]
+        self.padding = ctx.text(config, "padding", "valid").upper()
 
     def __call__(self, x, mask=None):
         dims, strides = (1, self.pool, 1), (1, self.strides, 1)
@@ -395,8 +445,8 @@ class GlobalPooling1D(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext, kind: str):
-        self.kind, self.keepdims = kind, bool(config.get("keepdims", False))
-        if config.get("data_format", "channels_last") != "channels_last":
+        self.kind, self.keepdims = kind, ctx.flag(config, "keepdims", False)
+        if ctx.text(config, "data_format", "channels_last") != "channels_last":
             raise UnsupportedOptionError(f"{ctx.where}: only data_format='channels_last'.")
 
     def __call__(self, x, mask=None):
@@ -445,7 +495,7 @@ class Merge(KerasLayer):
 
 class Concatenate(KerasLayer):
     def __init__(self, config, weights, ctx: BuildContext):
-        self.axis = int(config.get("axis", -1))
+        self.axis = ctx.integer(config, "axis", -1)
 
     def __call__(self, xs, mask=None):
         return jnp.concatenate(list(xs), axis=self.axis)
@@ -466,9 +516,11 @@ class Dot(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext):
-        axes = config.get("axes", -1)
-        self.axes = tuple(axes) if isinstance(axes, list | tuple) else (axes, axes)
-        self.normalize = bool(config.get("normalize", False))
+        axes = ctx.integers(config, "axes", -1)
+        if len(axes) not in (1, 2):
+            raise KerasFileError(f"{ctx.where}: axes={axes}; expected an int or a pair of ints.")
+        self.axes = (axes[0], axes[-1])
+        self.normalize = ctx.flag(config, "normalize", False)
 
     def __call__(self, xs, mask=None):
         x, y = xs
@@ -504,13 +556,18 @@ class Op(KerasLayer):
 
     def __init__(self, config, weights, ctx: BuildContext):
         self.op = ctx.class_name
-        self.kwargs = tuple(
-            sorted(
-                (k, v if not isinstance(v, list) else tuple(v))
-                for k, v in config.items()
-                if k in OPS[self.op][1]
+        readers = {"axis": ctx.integers, "keepdims": ctx.flag, "dtype": ctx.text}
+        kwargs = {}
+        for key in OPS[self.op][1]:
+            if config.get(key) is not None:
+                value = readers[key](config, key)
+                single = key == "axis" and not isinstance(config[key], list | tuple)
+                kwargs[key] = value[0] if single else value
+        if kwargs.get("dtype", "float32") not in _CAST_DTYPES:
+            raise KerasFileError(
+                f"{ctx.where}: dtype={kwargs['dtype']!r:.80}; expected one of {_CAST_DTYPES}."
             )
-        )
+        self.kwargs = tuple(sorted(kwargs.items()))
 
     def __call__(self, *args, mask=None):
         kwargs = {k: v for k, v in self.kwargs}
@@ -519,6 +576,10 @@ class Op(KerasLayer):
 
 def _axis(axis):
     return tuple(axis) if isinstance(axis, list | tuple) else axis
+
+
+_CAST_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "float16", "bfloat16")
+_CAST_DTYPES += ("float32", "float64")
 
 
 # Keras 3 op class -> (function, config keys it takes).

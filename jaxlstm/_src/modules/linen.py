@@ -9,14 +9,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxlstm._src.core.layer import (
-    MERGE_MODES,
+    check_bidirectional_pair,
     layer_options,
     lstm_layer,
     merge_bidirectional,
     split_bidirectional_state,
 )
 from jaxlstm._src.core.lstm import LSTMParams
-from jaxlstm._src.errors import UnsupportedOptionError
 from jaxlstm._src.modules.nnx import (
     in_float32,
     in_param_dtype,
@@ -71,6 +70,8 @@ class LSTM(nn.Module):
         mask: jax.Array | None = None,
         initial_state: Any = None,
         deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
     ) -> Any:
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
         u = self.units
@@ -93,7 +94,9 @@ class LSTM(nn.Module):
             mask=mask,
             initial_state=initial_state,
             dropout_key=key,
-            **layer_options(self),
+            **layer_options(
+                self, return_state=return_state, zero_output_for_mask=zero_output_for_mask
+            ),
         )
         return in_param_dtype(out, self.param_dtype)
 
@@ -107,6 +110,10 @@ class Bidirectional(nn.Module):
     backward: LSTM
     merge_mode: str | None = "concat"
 
+    def __post_init__(self):
+        check_bidirectional_pair(self.forward, self.backward, self.merge_mode)
+        super().__post_init__()
+
     @nn.compact
     def __call__(
         self,
@@ -115,28 +122,26 @@ class Bidirectional(nn.Module):
         mask: jax.Array | None = None,
         initial_state: Any = None,
         deterministic: bool | None = None,
+        return_state: bool | None = None,
     ) -> Any:
-        if self.merge_mode not in MERGE_MODES:
-            raise UnsupportedOptionError(
-                f"merge_mode={self.merge_mode!r}; expected one of {MERGE_MODES}."
-            )
-        if self.forward.go_backwards == self.backward.go_backwards:
-            raise UnsupportedOptionError(
-                f"forward and backward layers both have go_backwards={self.forward.go_backwards}; "
-                "the backward layer must run the other way: build it with "
-                f"go_backwards={not self.forward.go_backwards}."
-            )
+        return_state = self.forward.return_state if return_state is None else return_state
         seq = self.forward.return_sequences
         fw_state, bw_state = split_bidirectional_state(initial_state)
-        fw_layer = self.forward.clone(zero_output_for_mask=seq, name="forward_layer", parent=self)
-        bw_layer = self.backward.clone(zero_output_for_mask=seq, name="backward_layer", parent=self)
-        fw = fw_layer(x, mask=mask, initial_state=fw_state, deterministic=deterministic)
-        bw = bw_layer(x, mask=mask, initial_state=bw_state, deterministic=deterministic)
+        fw_layer = self.forward.clone(name="forward_layer", parent=self)
+        bw_layer = self.backward.clone(name="backward_layer", parent=self)
+        per_call = dict(
+            mask=mask,
+            deterministic=deterministic,
+            return_state=return_state,
+            zero_output_for_mask=seq,  # as Keras's Bidirectional
+        )
+        fw = fw_layer(x, initial_state=fw_state, **per_call)
+        bw = bw_layer(x, initial_state=bw_state, **per_call)
         return merge_bidirectional(
             fw,
             bw,
             merge_mode=self.merge_mode,
             return_sequences=seq,
-            return_state=self.forward.return_state,
+            return_state=return_state,
             time_major=self.forward.time_major,
         )

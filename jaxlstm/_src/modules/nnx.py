@@ -11,7 +11,7 @@ from flax import nnx
 
 from jaxlstm._src.core.activations import Activation, get_activation
 from jaxlstm._src.core.layer import (
-    MERGE_MODES,
+    check_bidirectional_pair,
     layer_options,
     lstm_layer,
     merge_bidirectional,
@@ -180,7 +180,9 @@ class LSTM(nnx.Module):
 
     Call: ``lstm(x, *, mask=None, initial_state=None)`` with ``x`` of shape
     ``(*batch, T, in_features)`` (no batch axes for one sequence), ``mask`` ``(*batch, T)`` and
-    ``initial_state`` an ``LSTMState(h, c)`` or ``[h, c]``.
+    ``initial_state`` an ``LSTMState(h, c)`` or ``[h, c]``. ``return_state=`` and
+    ``zero_output_for_mask=`` given to a call replace the module's own for that call only (how
+    :class:`Bidirectional` and ``load_keras`` models call it: the module is never changed).
 
     Example:
       >>> from flax import nnx
@@ -278,6 +280,8 @@ class LSTM(nnx.Module):
         mask: jax.Array | None = None,
         initial_state: Any = None,
         deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
     ) -> Any:
         deterministic = self.deterministic if deterministic is None else deterministic
         key = None
@@ -289,7 +293,9 @@ class LSTM(nnx.Module):
             mask=mask,
             initial_state=initial_state,
             dropout_key=key,
-            **layer_options(self),
+            **layer_options(
+                self, return_state=return_state, zero_output_for_mask=zero_output_for_mask
+            ),
         )
         return in_param_dtype(out, self.kernel.dtype)
 
@@ -305,6 +311,8 @@ class Bidirectional(nnx.Module):
     Call: ``bi(x, *, mask=None, initial_state=None)``; ``initial_state`` is Keras's
     ``[h_fw, c_fw, h_bw, c_bw]``. Returns the merged output, or with ``return_state``
     ``(output, h_fw, c_fw, h_bw, c_bw)``; with ``merge_mode=None`` the output is ``(y_fw, y_bw)``.
+    ``return_state=`` given to a call replaces the layers' own for that call. The two layers are
+    used as given, never changed (``zero_output_for_mask`` is passed to them per call).
 
     Example:
       >>> from flax import nnx
@@ -316,28 +324,10 @@ class Bidirectional(nnx.Module):
     """
 
     def __init__(self, forward: LSTM, backward: LSTM, merge_mode: str | None = "concat"):
-        if merge_mode not in MERGE_MODES:
-            raise UnsupportedOptionError(
-                f"merge_mode={merge_mode!r}; expected one of {MERGE_MODES}."
-            )
-        if forward.go_backwards == backward.go_backwards:
-            raise UnsupportedOptionError(
-                f"forward and backward layers both have go_backwards={forward.go_backwards}; "
-                "the backward layer must run the other way: build it with "
-                f"go_backwards={not forward.go_backwards}."
-            )
-        for attr in ("return_sequences", "return_state"):
-            if getattr(forward, attr) != getattr(backward, attr):
-                raise UnsupportedOptionError(
-                    f"forward has {attr}={getattr(forward, attr)} but backward has "
-                    f"{attr}={getattr(backward, attr)}; Keras requires them equal."
-                )
-        if forward.time_major != backward.time_major:
-            raise UnsupportedOptionError("forward and backward layers must agree on time_major.")
+        check_bidirectional_pair(forward, backward, merge_mode)
         self.forward, self.backward, self.merge_mode = forward, backward, merge_mode
         self.return_sequences = forward.return_sequences
         self.return_state = forward.return_state
-        forward.zero_output_for_mask = backward.zero_output_for_mask = forward.return_sequences
 
     def __call__(
         self,
@@ -346,15 +336,23 @@ class Bidirectional(nnx.Module):
         mask: jax.Array | None = None,
         initial_state: Any = None,
         deterministic: bool | None = None,
+        return_state: bool | None = None,
     ) -> Any:
+        return_state = self.return_state if return_state is None else return_state
         fw_state, bw_state = split_bidirectional_state(initial_state)
-        fw = self.forward(x, mask=mask, initial_state=fw_state, deterministic=deterministic)
-        bw = self.backward(x, mask=mask, initial_state=bw_state, deterministic=deterministic)
+        per_call = dict(
+            mask=mask,
+            deterministic=deterministic,
+            return_state=return_state,
+            zero_output_for_mask=self.return_sequences,  # as Keras's Bidirectional
+        )
+        fw = self.forward(x, initial_state=fw_state, **per_call)
+        bw = self.backward(x, initial_state=bw_state, **per_call)
         return merge_bidirectional(
             fw,
             bw,
             merge_mode=self.merge_mode,
             return_sequences=self.return_sequences,
-            return_state=self.return_state,
+            return_state=return_state,
             time_major=self.forward.time_major,
         )

@@ -18,25 +18,18 @@ import re
 
 import h5py
 
-from jaxlstm._src.errors import ChecksumError, JaxLSTMError, KerasFileError
-from jaxlstm._src.readers.h5attrs import H5_ERRORS, check_global_heaps, scan_hdf5
-from jaxlstm._src.readers.keras_v3 import (
-    ZIP_ERRORS,
-    is_v3_weights,
-    read_keras_archive,
-    read_v3_weights,
-)
+from jaxlstm._src.errors import ChecksumError, KerasFileError
+from jaxlstm._src.readers.h5attrs import check_global_heaps, scan_hdf5
+from jaxlstm._src.readers.keras_v3 import is_v3_weights, read_keras_archive, read_v3_weights
 from jaxlstm._src.readers.legacy_h5 import is_legacy_h5, read_legacy_h5
 from jaxlstm._src.readers.limits import Budget
 from jaxlstm._src.readers.records import KerasFile, LayerRecord
+from jaxlstm._src.readers.translate import parse_errors
 
 __all__ = ["KerasFile", "LayerRecord", "check_sha256", "read_keras_file"]
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
-# Last resort: what a reader may still raise on input nobody anticipated. Reported as a
-# KerasFileError naming the file, never as a traceback from h5py, zipfile or json.
-_UNEXPECTED = (*H5_ERRORS, *ZIP_ERRORS, IndexError, LookupError, UnicodeError, OverflowError)
 
 
 def check_sha256(path: str, expected: str) -> None:
@@ -79,19 +72,21 @@ def read_keras_file(path: str | os.PathLike, *, sha256: str | None = None) -> Ke
         raise KerasFileError(f"{path}: no such file.")
     if sha256 is not None:
         check_sha256(path, sha256)
+    # Last resort for what a parsing library may still raise on input nobody anticipated
+    # (only that: a bug of ours or of a dependency surfaces as itself, see readers.translate).
+    malformed = parse_errors(
+        lambda err: (
+            f"{path}: malformed Keras file ({type(err).__name__}: {err}); the file is "
+            "damaged or was not written by Keras."
+        )
+    )
     try:
-        return _read(path)
-    except JaxLSTMError:
-        raise
+        with malformed:
+            return _read(path)
     except RecursionError:
         raise KerasFileError(
             f"{path}: structures nested too deeply to be a Keras file; the file is damaged or "
             "hostile."
-        ) from None
-    except _UNEXPECTED as err:
-        raise KerasFileError(
-            f"{path}: malformed Keras file ({type(err).__name__}: {err}); the file is damaged "
-            "or was not written by Keras."
         ) from None
 
 
@@ -107,17 +102,14 @@ def _read(path: str) -> KerasFile:
         )
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         check_global_heaps(data, path)
-    try:
+    # h5py's report of a truncated or corrupted file
+    with parse_errors(lambda err: f"{path}: unreadable HDF5 file ({err})."):
         with h5py.File(path, "r") as f:
             scan_hdf5(f, path)
             if is_legacy_h5(f):
                 return read_legacy_h5(f, path, Budget(path))
             if is_v3_weights(f):
                 return read_v3_weights(f, path, budget=Budget(path))
-    except JaxLSTMError:
-        raise
-    except H5_ERRORS as err:  # h5py's report of a truncated or corrupted file
-        raise KerasFileError(f"{path}: unreadable HDF5 file ({err}).") from None
     raise KerasFileError(
         f"{path}: an HDF5 file, but not one Keras wrote: no 'model_weights' group, no "
         "'layer_names' attribute and no 'layers' group."

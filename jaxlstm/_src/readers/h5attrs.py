@@ -14,6 +14,7 @@ from jaxlstm._src.errors import KerasFileError, UnsafeFileError
 from jaxlstm._src.readers import limits
 from jaxlstm._src.readers.limits import Budget
 from jaxlstm._src.readers.records import LayerRecord
+from jaxlstm._src.readers.translate import parse_errors
 
 # HDF5 filters built into the library (and h5py's lzf). Any other filter id makes HDF5 look for a
 # plugin (a shared library) to load when the dataset is read: refused before reading.
@@ -27,7 +28,8 @@ SAFE_FILTERS = {
     32000: "lzf",
 }
 LARGE_ARRAY_BYTES = 1 << 20  # check_lstm_shapes checks arrays above this before reading them
-# What h5py raises on damaged files and values it cannot represent.
+# What h5py raises on damaged files and values it cannot represent (where a helper only needs
+# to know that h5py could not read something; reports go through readers.translate).
 H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError)
 
 
@@ -54,7 +56,12 @@ _ATTR_CLASSES = (h5py.h5t.STRING, h5py.h5t.INTEGER, h5py.h5t.FLOAT)
 
 def attr(obj, name: str, path: str, default=None):
     """``obj.attrs[name]`` (``default`` if absent), or a KerasFileError if it cannot be read."""
-    try:
+    with parse_errors(
+        lambda err: (
+            f"{path}: attribute {name!r} of {_obj_name(obj)} is unreadable ({err}); the "
+            "file is damaged."
+        )
+    ):
         if name not in obj.attrs:
             return default
         kind = h5py.h5a.open(obj.id, name.encode()).get_type().get_class()
@@ -64,13 +71,6 @@ def attr(obj, name: str, path: str, default=None):
                 f"{kind}) that Keras never writes; the file is damaged or crafted."
             )
         return obj.attrs[name]
-    except KerasFileError:
-        raise
-    except H5_ERRORS as err:
-        raise KerasFileError(
-            f"{path}: attribute {name!r} of {_obj_name(obj)} is unreadable ({err}); the file is "
-            "damaged."
-        ) from None
 
 
 def _obj_name(obj) -> str:
@@ -134,14 +134,10 @@ def parse_json(raw, what: str, path: str):
 
 def child(group, key: str, path: str, what: str):
     """``group[key]`` or ``None`` when there is no such link (also a dangling soft link)."""
-    try:
+    with parse_errors(lambda err: f"{path}: {what} is unreadable ({err}); the file is damaged."):
         if key not in group:
             return None
         return group[key]
-    except H5_ERRORS as err:
-        raise KerasFileError(
-            f"{path}: {what} is unreadable ({err}); the file is damaged."
-        ) from None
 
 
 _GCOL = b"GCOL\x01\x00\x00\x00"  # a global heap collection: signature, version 1, reserved
@@ -197,7 +193,7 @@ def scan_hdf5(f: h5py.File, path: str) -> None:
                 return name, problem
         return None
 
-    try:
+    with parse_errors(lambda err: f"{path}: the HDF5 structure is unreadable ({err})."):
         bad_link = f.id.links.visit(check_link, info=True)
         bad_data = None if bad_link else h5py.h5o.visit(f.id, check_object, info=True)
         if bad_link and bad_link[1] == h5py.h5l.TYPE_EXTERNAL:
@@ -205,8 +201,6 @@ def scan_hdf5(f: h5py.File, path: str) -> None:
             what = f"an external link to {text(target)!r} in file {text(filename)!r}"
         elif bad_link:
             what = f"a user-defined link (type {bad_link[1]})"
-    except H5_ERRORS as err:
-        raise KerasFileError(f"{path}: the HDF5 structure is unreadable ({err}).") from None
     if bad_link:
         raise UnsafeFileError(
             f"{path}: {text(bad_link[0])!r} is {what}; a Keras file is self-contained and "
@@ -245,10 +239,8 @@ def _storage_problem(dcpl) -> str | None:
 
 def check_storage(ds: h5py.Dataset, path: str, what: str) -> None:
     """Refuse a dataset whose data lives outside the file or needs a plugin filter."""
-    try:
+    with parse_errors(lambda err: f"{path}: {what} is unreadable ({err})."):
         problem = _storage_problem(ds.id.get_create_plist())
-    except H5_ERRORS as err:
-        raise KerasFileError(f"{path}: {what} is unreadable ({err}).") from None
     if problem:
         raise UnsafeFileError(f"{path}: {what} {problem}.")
 
@@ -260,10 +252,8 @@ def read_dataset(obj, what: str, budget: Budget) -> np.ndarray:
     if not isinstance(obj, h5py.Dataset):
         kind = "group" if isinstance(obj, h5py.Group) else type(obj).__name__
         raise KerasFileError(f"{path}: {what} is an HDF5 {kind}, not an array (dataset).")
-    try:
+    with parse_errors(lambda err: f"{path}: {what} has an unreadable type or shape ({err})."):
         dtype, shape = obj.dtype, obj.shape
-    except H5_ERRORS as err:
-        raise KerasFileError(f"{path}: {what} has an unreadable type or shape ({err}).") from None
     if dtype.kind not in "fiub" or dtype.fields is not None or dtype.subdtype is not None:
         found = "strings" if dtype.kind in "OSUa" else f"{dtype} values"
         raise KerasFileError(
@@ -278,12 +268,8 @@ def read_dataset(obj, what: str, budget: Budget) -> np.ndarray:
         )
     budget.take(math.prod(shape) * dtype.itemsize, f"{what} {shape} {dtype}")
     check_storage(obj, path, what)
-    try:
+    with parse_errors(lambda err: f"{path}: {what} is unreadable ({err}); the file is damaged."):
         data = obj[()]
-    except H5_ERRORS as err:
-        raise KerasFileError(
-            f"{path}: {what} is unreadable ({err}); the file is damaged."
-        ) from None
     return np.asarray(data)
 
 

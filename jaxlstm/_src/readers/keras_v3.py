@@ -25,7 +25,6 @@ import numpy as np
 from jaxlstm._src.errors import KerasFileError, UnsafeFileError
 from jaxlstm._src.readers import limits
 from jaxlstm._src.readers.h5attrs import (
-    H5_ERRORS,
     attr,
     check_global_heaps,
     check_lstm_shapes,
@@ -35,7 +34,7 @@ from jaxlstm._src.readers.h5attrs import (
     scan_hdf5,
     text,
 )
-from jaxlstm._src.readers.legacy_h5 import looks_like_lstm
+from jaxlstm._src.readers.legacy_h5 import looks_like_lstm, weights_only_record
 from jaxlstm._src.readers.limits import Budget, human
 from jaxlstm._src.readers.records import (
     MODEL_CLASSES,
@@ -46,6 +45,7 @@ from jaxlstm._src.readers.records import (
     validate_model_config,
     walk_model_config,
 )
+from jaxlstm._src.readers.translate import parse_errors
 
 # What zipfile raises on damaged archives and members.
 ZIP_ERRORS = (
@@ -75,7 +75,7 @@ def read_keras_archive(path: str) -> KerasFile:
     name); each is refused before inflating if it declares more than the archive may hold, and
     inflated chunk by chunk against the same limit in case its header lies."""
     budget = Budget(path)
-    try:
+    with parse_errors(lambda err: f"{path}: not a readable .keras zip archive ({err})."):
         _check_member_count(path)
         with zipfile.ZipFile(path) as z:
             members = _members(z, path)
@@ -93,10 +93,6 @@ def read_keras_archive(path: str) -> KerasFile:
             raw = _read_member(z, members["config.json"], budget)
             config = parse_json(raw, "config.json in the archive", path)
             weights = _read_member(z, members["model.weights.h5"], budget)
-    except KerasFileError:
-        raise
-    except ZIP_ERRORS as err:
-        raise KerasFileError(f"{path}: not a readable .keras zip archive ({err}).") from None
     version = str(metadata.get("keras_version", "3")) if isinstance(metadata, dict) else "3"
     version = clean_version(version, path)
     if not isinstance(config, dict):
@@ -104,18 +100,15 @@ def read_keras_archive(path: str) -> KerasFile:
     validate_model_config(config, path)
     weights_budget = Budget(path, budget.file_size)  # arrays count against the archive's size
     check_global_heaps(weights, f"{path}: model.weights.h5")
-    try:
+    # h5py's report of a damaged HDF5 member
+    with parse_errors(
+        lambda err: f"{path}: model.weights.h5 in the archive is unreadable ({err})."
+    ):
         with h5py.File(io.BytesIO(weights), "r") as f:
             scan_hdf5(f, f"{path}: model.weights.h5")
             return read_v3_weights(
                 f, path, config, version, "Keras 3 archive (.keras)", budget=weights_budget
             )
-    except KerasFileError:
-        raise
-    except H5_ERRORS as err:  # h5py's report of a damaged HDF5 member
-        raise KerasFileError(
-            f"{path}: model.weights.h5 in the archive is unreadable ({err})."
-        ) from None
 
 
 def _check_member_count(path: str) -> None:
@@ -241,10 +234,8 @@ def _group(f, v3_path: str, path: str, layer: str) -> h5py.Group:
 
 
 def _var_keys(group: h5py.Group, path: str, what: str) -> list[str]:
-    try:
+    with parse_errors(lambda err: f"{path}: {what} is unreadable ({err})."):
         keys = list(group.keys())
-    except H5_ERRORS as err:
-        raise KerasFileError(f"{path}: {what} is unreadable ({err}).") from None
     return sorted(keys, key=lambda k: (0, int(k), k) if k.isdigit() else (1, 0, k))
 
 
@@ -334,25 +325,15 @@ def _walk_groups(
             fw = _cell_vars(node, "forward_layer", path, name, budget, record)
             bw = _cell_vars(node, "backward_layer", path, name, budget, record)
             if looks_like_lstm(fw) and looks_like_lstm(bw):
-                kf.layers[name] = LayerRecord(
-                    name,
-                    "Bidirectional",
-                    {},
-                    fw + bw,
-                    version,
-                    path,
-                    wrapper,
-                    forward=LayerRecord(f"{name}/forward", "LSTM", {}, fw, version, path),
-                    backward=LayerRecord(
-                        f"{name}/backward", "LSTM", {"go_backwards": True}, bw, version, path
-                    ),
+                kf.layers[name] = weights_only_record(
+                    name, fw + bw, version, path, wrapper, directions=(fw, bw)
                 )
             continue
         if isinstance(child(node, "cell/vars", path, f"{name}: cell/vars"), h5py.Group):
             record = LayerRecord(name, "LSTM", {}, [], version, path)
             weights = _cell_vars(node, None, path, name, budget, record)
             if looks_like_lstm(weights):
-                kf.layers[name] = LayerRecord(name, "LSTM", {}, weights, version, path, wrapper)
+                kf.layers[name] = weights_only_record(name, weights, version, path, wrapper)
             continue
         _walk_groups(kf, node, f"{rel}/", version, path, budget, seen, depth + 1)
 

@@ -161,26 +161,69 @@ def looks_like_lstm(weights) -> bool:
     return shapes[1] == (u, 4 * u) and shapes[0][1] == 4 * u and bias_ok
 
 
+def weights_only_class(weights) -> tuple[str, str]:
+    """The Keras class that wrote one LSTM's arrays when no config says it, and the evidence:
+    a bias of ``8u`` is only ever written by ``CuDNNLSTM`` (whose activations are fixed to tanh
+    and sigmoid), twelve per-gate arrays by Keras 1's ``LSTM``, the rest by ``LSTM``."""
+    if len(weights) == 12:
+        return "LSTM", "Keras 1 layout, 12 per-gate arrays"
+    u = np.shape(weights[1][1])[0]
+    if len(weights) == 3 and np.shape(weights[2][1]) == (8 * u,):
+        return "CuDNNLSTM", "CuDNN layout, bias 8u"
+    return "LSTM", "Keras layout, bias 4u" if len(weights) == 3 else "Keras layout, no bias"
+
+
+def weights_only_record(name, weights, version, path, wrapper=None, directions=None):
+    """The record of an LSTM (or, with ``directions=(fw, bw)``, a Bidirectional LSTM) found in a
+    file without a model config: its class and options are inferred from the arrays, and
+    ``inferred`` says from what."""
+    if directions is None:
+        cls, why = weights_only_class(weights)
+        return LayerRecord(
+            name, cls, {}, weights, version, path, wrapper, inferred={"class_name": why}
+        )
+    fw, bw = directions
+    fw_cls, fw_why = weights_only_class(fw)
+    bw_cls, bw_why = weights_only_class(bw)
+    backward_note = "the backward half of a Bidirectional"
+    return LayerRecord(
+        name,
+        "Bidirectional",
+        {},
+        weights,
+        version,
+        path,
+        wrapper,
+        forward=LayerRecord(
+            f"{name}/forward", fw_cls, {}, fw, version, path, inferred={"class_name": fw_why}
+        ),
+        backward=LayerRecord(
+            f"{name}/backward",
+            bw_cls,
+            {"go_backwards": True},
+            bw,
+            version,
+            path,
+            inferred={"class_name": bw_why, "go_backwards": backward_note},
+        ),
+        inferred={
+            "class_name": "two LSTMs' arrays in one layer",
+            "merge_mode": "Keras default",
+        },
+    )
+
+
 def _from_weights_only(kf, layer_names, arrays, version, path):
     for name in layer_names:
         weights = arrays(name)
         half = len(weights) // 2
         if looks_like_lstm(weights):
-            kf.layers[name] = LayerRecord(name, "LSTM", {}, weights, version, path)
+            kf.layers[name] = weights_only_record(name, weights, version, path)
         elif len(weights) in (4, 6, 24) and looks_like_lstm(weights[:half]):
             fw, bw = split_directions(weights, name)
             if looks_like_lstm(fw) and looks_like_lstm(bw):
-                kf.layers[name] = LayerRecord(
-                    name,
-                    "Bidirectional",
-                    {},
-                    weights,
-                    version,
-                    path,
-                    forward=LayerRecord(f"{name}/forward", "LSTM", {}, fw, version, path),
-                    backward=LayerRecord(
-                        f"{name}/backward", "LSTM", {"go_backwards": True}, bw, version, path
-                    ),
+                kf.layers[name] = weights_only_record(
+                    name, weights, version, path, directions=(fw, bw)
                 )
         elif weights:
             kf.other_layers.append((name, "?"))

@@ -34,6 +34,9 @@ class LayerRecord:
       merge_mode: Bidirectional's merge mode.
       custom: set when the config says the class is not Keras's own (its ``module`` or
         ``registered_name`` names other code): what it names. Such a layer is not loaded.
+      inferred: for a weights-only file (no config), what the reader inferred and from what:
+        ``{"class_name": "CuDNN layout, bias 8u", "go_backwards": "backward half of a
+        Bidirectional"}``; empty when a config says it all.
     """
 
     name: str
@@ -47,6 +50,12 @@ class LayerRecord:
     backward: LayerRecord | None = None
     merge_mode: str | None = "concat"
     custom: str | None = None
+    inferred: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def weights_only(self) -> bool:
+        """Whether the record comes from a file without a model config."""
+        return bool(self.inferred)
 
 
 @dataclass
