@@ -4,9 +4,10 @@ The whole public API::
 
     # the pure functional core (no Flax)
     LSTMParams, LSTMState, lstm_step, lstm_scan, which_impl, zeros_state, ACTIVATIONS,
-    get_activation
+    get_activation, GRUParams, GRUState, gru_step, gru_scan, SimpleRNNParams, SimpleRNNState,
+    simple_rnn_step, simple_rnn_scan
     # Flax NNX modules (Linen twins in jaxlstm.linen), and their jitted inference call
-    LSTM, Bidirectional, predictor
+    LSTM, GRU, SimpleRNN, Bidirectional, predictor
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # errors
@@ -16,6 +17,7 @@ The whole public API::
 """
 
 from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
+from jaxlstm._src.core.gru import GRUParams, GRUState, gru_scan, gru_step
 from jaxlstm._src.core.lstm import (
     LSTMParams,
     LSTMState,
@@ -23,6 +25,12 @@ from jaxlstm._src.core.lstm import (
     lstm_step,
     which_impl,
     zeros_state,
+)
+from jaxlstm._src.core.simple_rnn import (
+    SimpleRNNParams,
+    SimpleRNNState,
+    simple_rnn_scan,
+    simple_rnn_step,
 )
 from jaxlstm._src.errors import (
     ChecksumError,
@@ -51,6 +59,8 @@ __all__ = [
     "LSTM",
     "Bidirectional",
     "ChecksumError",
+    "GRUParams",
+    "GRUState",
     "JaxLSTMError",
     "KerasFileError",
     "KerasModel",
@@ -59,12 +69,16 @@ __all__ = [
     "LayerNotFoundError",
     "NonFiniteWeightsError",
     "ShapeError",
+    "SimpleRNNParams",
+    "SimpleRNNState",
     "UnknownActivationError",
     "UnsafeFileError",
     "UnsupportedLayerError",
     "UnsupportedOptionError",
     "describe_keras_file",
     "get_activation",
+    "gru_scan",
+    "gru_step",
     "load_keras",
     "load_keras_layer",
     "lstm_scan",
@@ -72,6 +86,8 @@ __all__ = [
     "predictor",
     "read_keras_file",
     "save_keras",
+    "simple_rnn_scan",
+    "simple_rnn_step",
     "which_impl",
     "zeros_state",
 ]

@@ -22,6 +22,10 @@ def test_public_api_is_explicit():
 def test_core_imports_no_flax():
     for mod in (
         "jaxlstm._src.core.lstm",
+        "jaxlstm._src.core.gru",
+        "jaxlstm._src.core.simple_rnn",
+        "jaxlstm._src.core.rnn",
+        "jaxlstm._src.core.fast",
         "jaxlstm._src.core.activations",
         "jaxlstm._src.core.layer",
     ):
