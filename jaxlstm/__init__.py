@@ -49,6 +49,7 @@ from jaxlstm._src.load import load_keras_layer
 from jaxlstm._src.models.graph import KerasModel, load_keras
 from jaxlstm._src.modules.inference import predictor
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional
+from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
 from jaxlstm._src.readers import read_keras_file
 from jaxlstm._src.save import save_keras
 
@@ -56,6 +57,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "GRU",
     "LSTM",
     "Bidirectional",
     "ChecksumError",
@@ -69,6 +71,7 @@ __all__ = [
     "LayerNotFoundError",
     "NonFiniteWeightsError",
     "ShapeError",
+    "SimpleRNN",
     "SimpleRNNParams",
     "SimpleRNNState",
     "UnknownActivationError",

@@ -55,6 +55,8 @@ class LSTM(nn.Module):
     recurrent_init: Any = nn.initializers.orthogonal()
     deterministic: bool | None = None
 
+    state_fields = ("h", "c")  # Keras's state list, as Bidirectional splits initial_state
+
     @nn.compact
     def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
@@ -81,12 +83,13 @@ class LSTM(nn.Module):
 
 
 class Bidirectional(nn.Module):
-    """``keras.layers.Bidirectional`` over two Linen :class:`LSTM` s (parameters under
+    """``keras.layers.Bidirectional`` over two Linen :class:`LSTM`, :class:`GRU` or
+    :class:`SimpleRNN` modules of one kind (parameters under
     ``forward_layer`` and ``backward_layer``, as Keras 3 names them); same call and outputs
     as :class:`jaxlstm.Bidirectional`."""
 
-    forward: LSTM
-    backward: LSTM
+    forward: nn.Module  # LSTM, GRU or SimpleRNN
+    backward: nn.Module
     merge_mode: str | None = "concat"
 
     @nn.compact
@@ -102,7 +105,7 @@ class Bidirectional(nn.Module):
                 f"go_backwards={not self.forward.go_backwards}."
             )
         seq = self.forward.return_sequences
-        fw_state, bw_state = split_bidirectional_state(initial_state)
+        fw_state, bw_state = split_bidirectional_state(initial_state, self.forward.state_fields)
         fw_layer = self.forward.clone(zero_output_for_mask=seq, name="forward_layer", parent=self)
         bw_layer = self.backward.clone(zero_output_for_mask=seq, name="backward_layer", parent=self)
         fw = fw_layer(x, mask=mask, initial_state=fw_state, deterministic=deterministic)

@@ -77,6 +77,8 @@ class LSTM(nnx.Module):
       (2, 5, 8)
     """
 
+    state_fields = ("h", "c")  # Keras's state list, as Bidirectional splits initial_state
+
     def __init__(
         self,
         in_features: int,
@@ -145,7 +147,8 @@ class LSTM(nnx.Module):
 
 
 class Bidirectional(nnx.Module):
-    """``keras.layers.Bidirectional`` around two :class:`LSTM` modules.
+    """``keras.layers.Bidirectional`` around two :class:`LSTM`, :class:`GRU` or
+    :class:`SimpleRNN` modules.
 
     ``backward`` must run the other way (``go_backwards`` differs, as Keras requires) and both must
     agree on ``return_sequences`` and ``return_state``. As in Keras, inside Bidirectional an LSTM
@@ -153,8 +156,9 @@ class Bidirectional(nnx.Module):
     sequence is flipped back to input order before merging.
 
     Call: ``bi(x, *, mask=None, initial_state=None)``; ``initial_state`` is Keras's
-    ``[h_fw, c_fw, h_bw, c_bw]``. Returns the merged output, or with ``return_state``
-    ``(output, h_fw, c_fw, h_bw, c_bw)``; with ``merge_mode=None`` the output is ``(y_fw, y_bw)``.
+    ``[h_fw, c_fw, h_bw, c_bw]`` (``[h_fw, h_bw]`` for GRUs and SimpleRNNs). Returns the merged
+    output, or with ``return_state`` ``(output, h_fw, c_fw, h_bw, c_bw)`` (``(output, h_fw,
+    h_bw)``); with ``merge_mode=None`` the output is ``(y_fw, y_bw)``.
 
     Example:
       >>> from flax import nnx
@@ -165,7 +169,9 @@ class Bidirectional(nnx.Module):
       (2, 8)
     """
 
-    def __init__(self, forward: LSTM, backward: LSTM, merge_mode: str | None = "concat"):
+    def __init__(
+        self, forward: nnx.Module, backward: nnx.Module, merge_mode: str | None = "concat"
+    ):
         if merge_mode not in MERGE_MODES:
             raise UnsupportedOptionError(
                 f"merge_mode={merge_mode!r}; expected one of {MERGE_MODES}."
@@ -184,13 +190,19 @@ class Bidirectional(nnx.Module):
                 )
         if forward.time_major != backward.time_major:
             raise UnsupportedOptionError("forward and backward layers must agree on time_major.")
+        if forward.state_fields != backward.state_fields:
+            raise UnsupportedOptionError(
+                f"forward is a {type(forward).__name__} with states {forward.state_fields} but "
+                f"backward is a {type(backward).__name__} with states {backward.state_fields}; "
+                "expected two layers with the same states (e.g. two GRUs)."
+            )
         self.forward, self.backward, self.merge_mode = forward, backward, merge_mode
         self.return_sequences = forward.return_sequences
         self.return_state = forward.return_state
         forward.zero_output_for_mask = backward.zero_output_for_mask = forward.return_sequences
 
     def __call__(self, x, *, mask=None, initial_state=None, deterministic: bool | None = None):
-        fw_state, bw_state = split_bidirectional_state(initial_state)
+        fw_state, bw_state = split_bidirectional_state(initial_state, self.forward.state_fields)
         fw = self.forward(x, mask=mask, initial_state=fw_state, deterministic=deterministic)
         bw = self.backward(x, mask=mask, initial_state=bw_state, deterministic=deterministic)
         return merge_bidirectional(
