@@ -153,7 +153,14 @@ def recurrence(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask):
     Returns:
       ``(ys_or_last, state_T, out_T)``: the ``(T, B, u)`` outputs (or the last output when
       ``cfg.return_sequences`` is False), the final state, and the last output when masked.
+
+    A cell whose fused weights hold zero blocks (the GRU's) may give ``unfuse(w_x, w_h, b)``:
+    params for its own ``step``, which the forward pass then runs instead, when nothing is
+    differentiated (the JVP's forward keeps the fused matmul, whose residuals it needs).
     """
+    unfuse = getattr(cfg.cell, "unfuse", None)
+    if unfuse is not None:  # the cell has a cheaper forward than the fused matmul (no zeros)
+        return _plain_recurrence(cfg, unfuse(w_x, w_h, bias), x, state0, out0, rdm, mask)
     return _forward(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask, save=False)[0]
 
 

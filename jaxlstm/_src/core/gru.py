@@ -116,6 +116,18 @@ class GRUCell(NamedTuple):
             b = jnp.concatenate([b[0, : 2 * u] + b[1, : 2 * u], b[0, 2 * u :], b[1, 2 * u :]])
         return w_x, w_h, b
 
+    @staticmethod
+    def unfuse(w_x, w_h, b):
+        """:meth:`fuse`'s weights without its zero blocks, as reset_after=True params for
+        :meth:`step` (the z and r biases summed into the input row): a quarter fewer flops a
+        step for a forward pass that is not differentiated."""
+        u = w_h.shape[0]
+        k = w_x[:, : 3 * u]
+        rk = jnp.concatenate([w_h[:, : 2 * u], w_h[:, 3 * u :]], axis=1)
+        if b is not None:
+            b = jnp.stack([b[: 3 * u], jnp.concatenate([jnp.zeros(2 * u, b.dtype), b[3 * u :]])])
+        return GRUParams(k, rk, b)
+
     def update(self, z, state):
         act, rec = self.activation, self.recurrent_activation
         a_z, a_r, x_h, r_h = jnp.split(z, 4, axis=-1)

@@ -19,6 +19,8 @@ What a cell provides (see ``lstm.LSTMCell`` for the reference implementation)::
     fuse(params) -> (w_x, w_h, b)  z = x_t @ w_x + (h * rdm) @ w_h + b
     update(z, state) -> state      the elementwise rest
     linearize(z, state) -> (state, coefficients), tangent(coefficients, dz, dstate) -> dstate
+    unfuse(w_x, w_h, b) -> params  optional: params for ``step`` without fuse's zero blocks,
+                                   for a cheaper forward when nothing is differentiated
 """
 
 from __future__ import annotations
