@@ -117,39 +117,10 @@ def simple_rnn_layer(params, x, **options):
     return rnn_layer(simple_rnn_scan, params, x, **options)
 
 
-def lstm_layer(
-    params: LSTMParams,
-    x: jax.Array,
-    *,
-    mask=None,
-    initial_state=None,
-    return_sequences: bool = False,
-    return_state: bool = False,
-    dropout: float = 0.0,
-    recurrent_dropout: float = 0.0,
-    dropout_key=None,
-    **scan_options,
-):
-    """A Keras ``LSTM`` layer call: ``outputs``, or ``(outputs, h, c)`` with ``return_state``
-    (:func:`rnn_layer` over :func:`lstm_scan`).
-
-    ``dropout_key`` turns dropout on (training); ``None`` is inference. ``scan_options`` go to
-    :func:`lstm_scan` (activations, ``go_backwards``, ``zero_output_for_mask``, ``compute_dtype``,
-    ``remat_chunk``, ``impl``, ...).
-    """
-    return rnn_layer(
-        lstm_scan,
-        params,
-        x,
-        mask=mask,
-        initial_state=initial_state,
-        return_sequences=return_sequences,
-        return_state=return_state,
-        dropout=dropout,
-        recurrent_dropout=recurrent_dropout,
-        dropout_key=dropout_key,
-        **scan_options,
-    )
+def lstm_layer(params: LSTMParams, x, **options):
+    """A Keras ``LSTM`` layer call, ``outputs`` or ``(outputs, h, c)``: :func:`rnn_layer` over
+    :func:`lstm_scan`."""
+    return rnn_layer(lstm_scan, params, x, **options)
 
 
 def split_bidirectional_state(initial_state, fields=("h", "c")):

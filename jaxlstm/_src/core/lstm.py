@@ -277,7 +277,7 @@ def which_impl(
     remat_chunk: int | None = None,
 ) -> str:
     """Which implementation :func:`lstm_scan` runs for these arguments: ``"scan"`` or
-    ``"cudnn"``. Raises :class:`UnsupportedOptionError` (with the reason) for ``impl="cudnn"``
+    ``"cudnn"`` (``gru_scan`` and ``simple_rnn_scan`` always run the scan). Raises :class:`UnsupportedOptionError` (with the reason) for ``impl="cudnn"``
     where cuDNN cannot run. Only the arguments that decide it are taken; arrays may be
     ``jax.ShapeDtypeStruct``\\ s. ``"auto"`` picks cuDNN on a GPU backend when the call has
     tanh/sigmoid activations, float32 weights and inputs, no ``compute_dtype``, no recurrent
