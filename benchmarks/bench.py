@@ -1,24 +1,28 @@
-"""LSTM speed on this machine: jaxlstm against Flax (Linen and NNX), Keras 3 and PyTorch.
+"""LSTM (or GRU) speed on this machine: jaxlstm against Flax (Linen and NNX), Keras 3 and
+PyTorch.
 
 Usage::
 
     python benchmarks/bench.py                          # all shapes, every installed library
+    python benchmarks/bench.py --cell gru --shapes small,medium   # the GRU (reset_after=True)
     python benchmarks/bench.py --shapes medium,large --reps 9 --out results/
     python benchmarks/bench.py --long-memory            # T=100,000 fwd+bwd, checkpointed
 
-Every implementation runs the same single-layer LSTM, float32, ``return_sequences=True``, on
-inputs ``(batch, time, input)``; "fwd" is one call, "fwd+bwd" is the value and gradient of
-``sum(outputs)`` with respect to all weights *and* the inputs. JAX functions are jitted pure
-functions of the weights (``nnx.split`` / ``nnx.merge`` inside ``jax.jit`` with the weights
-passed as plain dicts, Linen ``apply``, Keras ``stateless_call``); PyTorch is eager ``nn.LSTM``
-(oneDNN on CPU, cuDNN on GPU), forward under ``torch.no_grad()``, in a worker process of its own
-with PyTorch's default threading (in one process, its spinning OpenMP threads and XLA's thread
-pool slow each other down several times over).
+Every implementation runs the same single-layer LSTM (``--cell gru``: GRU, Keras 3's
+``reset_after=True``, Flax's ``GRUCell``, PyTorch's ``nn.GRU``: the same convention), float32,
+``return_sequences=True``, on inputs ``(batch, time, input)``; "fwd" is one call, "fwd+bwd"
+is the value and gradient of ``sum(outputs)`` with respect to all weights *and* the inputs.
+JAX functions are jitted pure functions of the weights (``nnx.split`` / ``nnx.merge`` inside
+``jax.jit`` with the weights passed as plain dicts, Linen ``apply``, Keras ``stateless_call``);
+PyTorch is eager ``nn.LSTM`` (oneDNN on CPU, cuDNN on GPU), forward under ``torch.no_grad()``,
+in a worker process of its own with PyTorch's default threading (in one process, its spinning
+OpenMP threads and XLA's thread pool slow each other down several times over).
 
 All implementations of one shape are timed interleaved in one process: each repetition times
 every implementation once, in rotating order, so that a noisy neighbour slows them all alike;
 the table gives medians. GFLOP/s counts the matmul work only (forward ``2*B*T*(I+H)*4H``,
-fwd+bwd three times that) and is compared with a large float32 matmul measured in the same run.
+``3H`` for the GRU; fwd+bwd three times that) and is compared with a large float32 matmul
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -63,9 +67,12 @@ def block(tree):
     return jax.block_until_ready(tree)
 
 
-def matmul_flops(b, t, i, h):
-    """Forward matmul FLOPs of one LSTM layer: x @ kernel and h @ recurrent_kernel per step."""
-    return 2 * b * t * (i + h) * 4 * h
+GATES = {"lstm": 4, "gru": 3}
+
+
+def matmul_flops(b, t, i, h, cell="lstm"):
+    """Forward matmul FLOPs of one layer: x @ kernel and h @ recurrent_kernel per step."""
+    return 2 * b * t * (i + h) * GATES[cell] * h
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,10 +80,11 @@ def matmul_flops(b, t, i, h):
 # call to completion.
 
 
-def make_jaxlstm(b, t, i, h, **options):
+def make_jaxlstm(b, t, i, h, cell="lstm", **options):
     from flax import nnx
 
-    lstm = jaxlstm.LSTM(i, h, return_sequences=True, rngs=nnx.Rngs(0), **options)
+    layer = {"lstm": jaxlstm.LSTM, "gru": jaxlstm.GRU}[cell]
+    lstm = layer(i, h, return_sequences=True, rngs=nnx.Rngs(0), **options)
     graphdef, state = nnx.split(lstm)
     weights = state.to_pure_dict()  # plain dicts: cheaper to flatten per call than nnx.State
     x = jax.random.normal(jax.random.key(1), (b, t, i))
@@ -90,10 +98,10 @@ def make_jaxlstm(b, t, i, h, **options):
     return (lambda: block(fwd(x))), (lambda: block(grad(weights, x)))
 
 
-def make_flax_linen(b, t, i, h):
+def make_flax_linen(b, t, i, h, cell="lstm"):
     import flax.linen as nn
 
-    model = nn.RNN(nn.OptimizedLSTMCell(h))
+    model = nn.RNN({"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell}[cell](h))
     x = jax.random.normal(jax.random.key(1), (b, t, i))
     variables = model.init(jax.random.key(0), x)
     fwd = jax.jit(model.apply)
@@ -101,10 +109,11 @@ def make_flax_linen(b, t, i, h):
     return (lambda: block(fwd(variables, x))), (lambda: block(grad(variables, x)))
 
 
-def make_flax_nnx(b, t, i, h):
+def make_flax_nnx(b, t, i, h, cell="lstm"):
     from flax import nnx
 
-    model = nnx.RNN(nnx.OptimizedLSTMCell(i, h, rngs=nnx.Rngs(0)))
+    cell_cls = {"lstm": nnx.OptimizedLSTMCell, "gru": nnx.GRUCell}[cell]
+    model = nnx.RNN(cell_cls(i, h, rngs=nnx.Rngs(0)))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # rest: the carry RNG
     state = params.to_pure_dict()  # as for jaxlstm: plain dicts through jit
     x = jax.random.normal(jax.random.key(1), (b, t, i))
@@ -112,17 +121,18 @@ def make_flax_nnx(b, t, i, h):
 
     def apply(s, x):  # an explicit zero carry, as the others start from (no RNG use inside grad)
         nnx.replace_by_pure_dict(params, s)
-        return nnx.merge(graphdef, params, rest)(x, initial_carry=(zeros, zeros))
+        carry = (zeros, zeros) if cell == "lstm" else zeros
+        return nnx.merge(graphdef, params, rest)(x, initial_carry=carry)
 
     fwd = jax.jit(apply)
     grad = jax.jit(jax.value_and_grad(lambda s, x: apply(s, x).sum(), argnums=(0, 1)))
     return (lambda: block(fwd(state, x))), (lambda: block(grad(state, x)))
 
 
-def make_keras(b, t, i, h):
+def make_keras(b, t, i, h, cell="lstm"):
     import keras
 
-    layer = keras.layers.LSTM(h, return_sequences=True)
+    layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell](h, return_sequences=True)
     layer.build((b, t, i))
     trainable = [v.value for v in layer.trainable_variables]
     non_trainable = [v.value for v in layer.non_trainable_variables]  # the dropout seed
@@ -136,11 +146,12 @@ def make_keras(b, t, i, h):
     return (lambda: block(fwd(trainable, x))), (lambda: block(grad(trainable, x)))
 
 
-def torch_model(b, t, i, h, device):
-    """``(fwd, fwd_bwd)`` of ``nn.LSTM``: run inside the PyTorch worker process."""
+def torch_model(b, t, i, h, device, cell="lstm"):
+    """``(fwd, fwd_bwd)`` of ``nn.LSTM`` (``nn.GRU``): run inside the PyTorch worker process."""
     import torch
 
-    lstm = torch.nn.LSTM(i, h, batch_first=True).to(device)
+    layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    lstm = layer(i, h, batch_first=True).to(device)
     x = torch.randn(b, t, i, device=device)
     xg = x.clone().requires_grad_(True)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -168,7 +179,8 @@ def torch_worker(device):
         if req["op"] == "peak":
             reply = torch_peak_gflops(device)
         elif req["op"] == "build":
-            fns = dict(zip(("fwd", "fwd+bwd"), torch_model(*req["shape"], device), strict=True))
+            model = torch_model(*req["shape"], device, req.get("cell", "lstm"))
+            fns = dict(zip(("fwd", "fwd+bwd"), model, strict=True))
             reply = None
         else:  # {"op": "time", "kind": ..., "n": ...}: seconds per call over n calls
             reply = sample(fns[req["kind"]], req["n"])
@@ -178,7 +190,8 @@ def torch_worker(device):
 class TorchWorker:
     """A PyTorch process driven over pipes, so that its samples interleave with JAX's."""
 
-    def __init__(self, device):
+    def __init__(self, device, cell="lstm"):
+        self.cell = cell
         cmd = [sys.executable, __file__, "--_torch-worker", device]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -191,7 +204,7 @@ class TorchWorker:
         return json.loads(line)
 
     def __call__(self, b, t, i, h):  # a factory, like make_jaxlstm and the others
-        self.ask(op="build", shape=[b, t, i, h])
+        self.ask(op="build", shape=[b, t, i, h], cell=self.cell)
         return RemoteFn(self, "fwd"), RemoteFn(self, "fwd+bwd")
 
 
@@ -210,7 +223,7 @@ class RemoteFn:
         return per_call
 
 
-def factories(impls, device):
+def factories(impls, device, cell="lstm"):
     table = {
         "jaxlstm": make_jaxlstm,
         "jaxlstm-scan": functools.partial(make_jaxlstm, impl="scan"),
@@ -224,9 +237,9 @@ def factories(impls, device):
             if importlib.util.find_spec("torch") is None:
                 print("  (torch not installed: skipped)")
                 continue
-            out[name] = TorchWorker(torch_device(device))
+            out[name] = TorchWorker(torch_device(device), cell)
         else:
-            out[name] = table[name]
+            out[name] = functools.partial(table[name], cell=cell)
     return out
 
 
@@ -318,11 +331,11 @@ def bench_shape(name, shape, impls, reps, target_s):
 # Reporting
 
 
-def table_rows(results, peak):
+def table_rows(results, peak, cell="lstm"):
     rows = []
     for name, res in results.items():
         b, t, i, h = res["shape"]
-        flops = matmul_flops(b, t, i, h)
+        flops = matmul_flops(b, t, i, h, cell)
         ref = res["ms"].get("jaxlstm")
         for impl, ms in res["ms"].items():
             row = {"shape": name, "impl": impl}
@@ -382,7 +395,7 @@ def plain_table(rows):
     return "\n".join(fmt.format(*r) for r in [head, *cells])
 
 
-def bar_chart(results, path):
+def bar_chart(results, path, cell="lstm"):
     try:
         import matplotlib
 
@@ -405,7 +418,7 @@ def bar_chart(results, path):
         ax.set_ylabel("time / jaxlstm time (lower is faster)")
         ax.set_title(f"{kind}, median ms relative to jaxlstm")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"LSTM float32, {describe_machine()}", fontsize=9)
+    fig.suptitle(f"{cell.upper()} float32, {describe_machine()}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -540,6 +553,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", default="small,medium,long,large")
     ap.add_argument("--impls", default=",".join(ALL_IMPLS))
+    ap.add_argument("--cell", default="lstm", choices=sorted(GATES), help="the recurrent layer")
     ap.add_argument("--reps", type=int, default=7, help="interleaved repetitions (median)")
     ap.add_argument("--target", type=float, default=0.05, help="seconds per sample")
     ap.add_argument("--out", default=None, help="folder for results.md/.json and bench.png")
@@ -571,7 +585,7 @@ def main(argv=None):
             (out / "long_memory.json").write_text(json.dumps(res, indent=2))
         return
 
-    impls = factories(args.impls.split(","), device)
+    impls = factories(args.impls.split(","), device, args.cell)
     peak = measure_peak_gflops(device, impls)
     peak_best = max(peak.values())
     print("float32 2048^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()))
@@ -579,7 +593,8 @@ def main(argv=None):
     for name in args.shapes.split(","):
         print(f"{name} {SHAPES[name]} ...", flush=True)
         results[name] = bench_shape(name, SHAPES[name], impls, args.reps, args.target)
-    rows = table_rows(results, peak_best)
+    print(f"cell: {args.cell}")
+    rows = table_rows(results, peak_best, args.cell)
     print(plain_table(rows))
     if out:
         head = (
@@ -591,7 +606,7 @@ def main(argv=None):
         (out / "results.json").write_text(
             json.dumps({"peak_gflops": peak, "results": results}, indent=1, default=list)
         )
-        bar_chart(results, out / "bench.png")
+        bar_chart(results, out / "bench.png", args.cell)
         print(f"wrote {out}/results.md, results.json, bench.png")
 
 

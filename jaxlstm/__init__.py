@@ -4,9 +4,10 @@ The whole public API::
 
     # the pure functional core (no Flax)
     LSTMParams, LSTMState, lstm_step, lstm_scan, which_impl, zeros_state, ACTIVATIONS,
-    get_activation
+    get_activation, GRUParams, GRUState, gru_step, gru_scan, SimpleRNNParams, SimpleRNNState,
+    simple_rnn_step, simple_rnn_scan
     # Flax NNX modules (Linen twins in jaxlstm.linen), and their jitted inference call
-    LSTM, Bidirectional, predictor
+    LSTM, GRU, SimpleRNN, Bidirectional, predictor
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # JAX's persistent compilation cache, opt-in
@@ -44,6 +45,14 @@ _LAZY = {
     "lstm_step": "jaxlstm._src.core.lstm",
     "which_impl": "jaxlstm._src.core.lstm",
     "zeros_state": "jaxlstm._src.core.lstm",
+    "GRUParams": "jaxlstm._src.core.gru",
+    "GRUState": "jaxlstm._src.core.gru",
+    "gru_scan": "jaxlstm._src.core.gru",
+    "gru_step": "jaxlstm._src.core.gru",
+    "SimpleRNNParams": "jaxlstm._src.core.simple_rnn",
+    "SimpleRNNState": "jaxlstm._src.core.simple_rnn",
+    "simple_rnn_scan": "jaxlstm._src.core.simple_rnn",
+    "simple_rnn_step": "jaxlstm._src.core.simple_rnn",
     "enable_compilation_cache": "jaxlstm._src.cache",
     "describe_keras_file": "jaxlstm._src.inspect",
     "load_keras_layer": "jaxlstm._src.load",
@@ -52,6 +61,8 @@ _LAZY = {
     "predictor": "jaxlstm._src.modules.inference",
     "LSTM": "jaxlstm._src.modules.nnx",
     "Bidirectional": "jaxlstm._src.modules.nnx",
+    "GRU": "jaxlstm._src.modules.nnx_rnn",
+    "SimpleRNN": "jaxlstm._src.modules.nnx_rnn",
     "read_keras_file": "jaxlstm._src.readers",
     "save_keras": "jaxlstm._src.save",
 }
@@ -59,6 +70,7 @@ _LAZY = {
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.cache import enable_compilation_cache
     from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
+    from jaxlstm._src.core.gru import GRUParams, GRUState, gru_scan, gru_step
     from jaxlstm._src.core.lstm import (
         LSTMParams,
         LSTMState,
@@ -67,11 +79,18 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
         which_impl,
         zeros_state,
     )
+    from jaxlstm._src.core.simple_rnn import (
+        SimpleRNNParams,
+        SimpleRNNState,
+        simple_rnn_scan,
+        simple_rnn_step,
+    )
     from jaxlstm._src.inspect import describe_keras_file
     from jaxlstm._src.load import load_keras_layer
     from jaxlstm._src.models.graph import KerasModel, load_keras
     from jaxlstm._src.modules.inference import predictor
     from jaxlstm._src.modules.nnx import LSTM, Bidirectional
+    from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
     from jaxlstm._src.readers import read_keras_file
     from jaxlstm._src.save import save_keras
 
@@ -94,9 +113,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "GRU",
     "LSTM",
     "Bidirectional",
     "ChecksumError",
+    "GRUParams",
+    "GRUState",
     "JaxLSTMError",
     "KerasFileError",
     "KerasModel",
@@ -105,6 +127,9 @@ __all__ = [
     "LayerNotFoundError",
     "NonFiniteWeightsError",
     "ShapeError",
+    "SimpleRNN",
+    "SimpleRNNParams",
+    "SimpleRNNState",
     "UnknownActivationError",
     "UnsafeFileError",
     "UnsupportedLayerError",
@@ -112,6 +137,8 @@ __all__ = [
     "describe_keras_file",
     "enable_compilation_cache",
     "get_activation",
+    "gru_scan",
+    "gru_step",
     "load_keras",
     "load_keras_layer",
     "lstm_scan",
@@ -119,6 +146,8 @@ __all__ = [
     "predictor",
     "read_keras_file",
     "save_keras",
+    "simple_rnn_scan",
+    "simple_rnn_step",
     "which_impl",
     "zeros_state",
 ]

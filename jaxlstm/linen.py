@@ -1,5 +1,7 @@
-"""Flax Linen twins of :class:`jaxlstm.LSTM` and :class:`jaxlstm.Bidirectional`."""
+"""Flax Linen twins of :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`,
+:class:`jaxlstm.SimpleRNN` and :class:`jaxlstm.Bidirectional`."""
 
 from jaxlstm._src.modules.linen import LSTM, Bidirectional
+from jaxlstm._src.modules.linen_rnn import GRU, SimpleRNN
 
-__all__ = ["LSTM", "Bidirectional"]
+__all__ = ["GRU", "LSTM", "Bidirectional", "SimpleRNN"]

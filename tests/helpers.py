@@ -160,3 +160,117 @@ def assert_matches_keras(got, want, atol: float = 1e-5) -> None:
         g = np.asarray(g)
         assert g.shape == np.shape(w), (i, g.shape, np.shape(w))
         np.testing.assert_allclose(g, w, atol=atol, rtol=0, err_msg=f"output {i}")
+
+
+def random_cell_params(rng, cell, in_features, units, use_bias=True, reset_after=True, scale=0.6):
+    """Keras-layout weights for ``cell`` in ("lstm", "gru", "simple_rnn"), uniform in
+    (-scale, scale). A GRU's bias is ``(2, 3u)`` with ``reset_after``, else ``(3u,)``."""
+    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[cell]
+    k = rng.uniform(-scale, scale, (in_features, gates * units)).astype(np.float32)
+    r = rng.uniform(-scale, scale, (units, gates * units)).astype(np.float32)
+    b = None
+    if use_bias:
+        shape = (2, 3 * units) if cell == "gru" and reset_after else (gates * units,)
+        b = rng.uniform(-scale, scale, shape).astype(np.float32)
+    return k, r, b
+
+
+def _np_scan(step, x, h0, units, *, mask, go_backwards, zero_output_for_mask, dropout_mask):
+    """Keras's RNN loop in float64 around ``step(x_t, h) -> h`` (masks, direction, outputs)."""
+    x = np.asarray(x, np.float64)
+    b, t, _ = x.shape
+    h = np.zeros((b, units)) if h0 is None else np.asarray(h0, np.float64)
+    mask = np.ones((b, t), bool) if mask is None else np.asarray(mask, bool)
+    order = range(t - 1, -1, -1) if go_backwards else range(t)
+    prev_out = np.zeros((b, units))
+    outs = []
+    for s in order:
+        xt = x[:, s] if dropout_mask is None else x[:, s] * dropout_mask
+        h_new = step(xt, h)
+        m = mask[:, s][:, None]
+        h = np.where(m, h_new, h)
+        out = np.where(m, h_new, 0.0 if zero_output_for_mask else prev_out)
+        prev_out = out
+        outs.append(out)
+    outputs = np.stack(outs, axis=1) if outs else np.zeros((b, 0, units))
+    return outputs, prev_out, h
+
+
+def np_gru(
+    kernel,
+    recurrent_kernel,
+    bias,
+    x,
+    *,
+    reset_after=True,
+    mask=None,
+    h0=None,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    dropout_mask=None,
+    recurrent_dropout_mask=None,
+):
+    """Keras's GRU (keras/src/layers/rnn/gru.py, GRUCell.call, implementation 1), one step at a
+    time in float64. Returns (outputs in processing order, last output, h)."""
+    act, rec = NP_ACTIVATIONS[activation], NP_ACTIVATIONS[recurrent_activation]
+    u = recurrent_kernel.shape[0]
+    k, rk = np.asarray(kernel, np.float64), np.asarray(recurrent_kernel, np.float64)
+    if bias is None:
+        b_in = b_rec = np.zeros(3 * u)
+    elif reset_after:
+        b_in, b_rec = np.asarray(bias, np.float64)
+    else:
+        b_in, b_rec = np.asarray(bias, np.float64), None
+
+    def step(xt, h):
+        hd = h if recurrent_dropout_mask is None else h * recurrent_dropout_mask
+        x_z = xt @ k[:, :u] + b_in[:u]
+        x_r = xt @ k[:, u : 2 * u] + b_in[u : 2 * u]
+        x_h = xt @ k[:, 2 * u :] + b_in[2 * u :]
+        rec_z, rec_r = hd @ rk[:, :u], hd @ rk[:, u : 2 * u]
+        if reset_after:
+            rec_z, rec_r = rec_z + b_rec[:u], rec_r + b_rec[u : 2 * u]
+        z, r = rec(x_z + rec_z), rec(x_r + rec_r)
+        if reset_after:
+            rec_h = r * (hd @ rk[:, 2 * u :] + b_rec[2 * u :])
+        else:
+            rec_h = (r * hd) @ rk[:, 2 * u :]
+        hh = act(x_h + rec_h)
+        return z * h + (1 - z) * hh
+
+    return _np_scan(
+        step, x, h0, u, mask=mask, go_backwards=go_backwards,
+        zero_output_for_mask=zero_output_for_mask, dropout_mask=dropout_mask,
+    )  # fmt: skip
+
+
+def np_simple_rnn(
+    kernel,
+    recurrent_kernel,
+    bias,
+    x,
+    *,
+    mask=None,
+    h0=None,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    activation="tanh",
+    dropout_mask=None,
+    recurrent_dropout_mask=None,
+):
+    """Keras's SimpleRNN (keras/src/layers/rnn/simple_rnn.py, SimpleRNNCell.call) in float64.
+    Returns (outputs in processing order, last output, h)."""
+    act = NP_ACTIVATIONS[activation]
+    k, rk = np.asarray(kernel, np.float64), np.asarray(recurrent_kernel, np.float64)
+    b = 0.0 if bias is None else np.asarray(bias, np.float64)
+
+    def step(xt, h):
+        hd = h if recurrent_dropout_mask is None else h * recurrent_dropout_mask
+        return act(xt @ k + b + hd @ rk)
+
+    return _np_scan(
+        step, x, h0, rk.shape[0], mask=mask, go_backwards=go_backwards,
+        zero_output_for_mask=zero_output_for_mask, dropout_mask=dropout_mask,
+    )  # fmt: skip

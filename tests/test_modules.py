@@ -194,7 +194,7 @@ def test_bidirectional_checks_are_shared_by_nnx_and_linen(kw_fw, kw_bw, match):
 
 
 def test_bidirectional_refuses_a_pair_from_the_other_family():
-    with pytest.raises(jaxlstm.UnsupportedOptionError, match="not a jaxlstm LSTM"):
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="not a jaxlstm recurrent layer"):
         jl.Bidirectional(jl.LSTM(4), nnx.Linear(3, 4, rngs=nnx.Rngs(0)))
 
 

@@ -1,23 +1,35 @@
-"""The LSTM recurrence with a hand-written JVP whose transpose is a fast backward pass.
+"""The recurrence of every cell, with a hand-written JVP whose transpose is a fast backward pass.
 
-Plain autodiff of a ``lax.scan`` LSTM accumulates the weight gradients step by step: every step
-of the backward loop adds a ``(units, B) @ (B, 4*units)`` outer product into a
-``(units, 4*units)`` buffer, and computes ``dx_t = dz_t @ kernel.T`` on ``B`` rows. Here only what
-must be sequential stays in the loop. With ``Z`` the stacked pre-activations ``(T, B, 4u)``,
-``H_prev`` the stacked ``h_{t-1}`` (times the recurrent dropout mask ``r``, when there is one)::
+A cell (``lstm.LSTMCell``, ``gru.GRUCell``, ``simple_rnn.SimpleRNNCell``) says how its step splits
+into one matmul and an elementwise update: ``z_t = [x_t, h_{t-1}] @ [w_x; w_h] + b`` with
+``(w_x, w_h, b) = cell.fuse(params)``, then ``state_t = cell.update(z_t, state_{t-1})``. Every
+cell of that shape (LSTM, GRU with ``reset_after=True``, SimpleRNN) runs through
+:func:`recurrence`; a cell that needs a second matmul inside the step (GRU with
+``reset_after=False``: ``(r * h) @ U_h``) runs through :func:`_plain_recurrence`, a ``lax.scan``
+of ``cell.step`` differentiated by plain autodiff. Both share the masks, the chunked
+checkpointing and the entry point :func:`run`.
 
-    forward     z_t = x_t @ kernel + bias + (h_{t-1} * r) @ recurrent_kernel
-                (h_t, c_t) = cell(z_t, c_{t-1})                      elementwise, masks
-    tangent     A   = dx @ kernel + x @ dkernel + dbias + H_prev @ drecurrent + (H * dr) @ recurrent
+Plain autodiff of a ``lax.scan`` accumulates the weight gradients step by step: every step of
+the backward loop adds a ``(units, B) @ (B, n)`` outer product into a ``(units, n)`` buffer, and
+computes ``dx_t = dz_t @ kernel.T`` on ``B`` rows. Here only what must be sequential stays in the
+loop. With ``Z`` the stacked pre-activations ``(T, B, n)``, ``H_prev`` the stacked ``h_{t-1}``
+(times the recurrent dropout mask ``r``, when there is one)::
+
+    forward     z_t = x_t @ w_x + b + (h_{t-1} * r) @ w_h
+                state_t = cell.update(z_t, state_{t-1})               elementwise, masks
+    tangent     A   = dx @ w_x + x @ dw_x + db + H_prev @ dw_h + (H * dr) @ w_h
                                                                    all T*B rows at once
-                dz_t = A_t + (dh_{t-1} * r) @ recurrent_kernel        the only loop
-                (dh_t, dc_t) = jvp(cell)(dz_t, dc_{t-1})
+                dz_t = A_t + (dh_{t-1} * r) @ w_h                     the only loop
+                dstate_t = jvp(cell.update)(dz_t, dstate_{t-1})
 
 JAX transposes that tangent to the backward pass: one reverse loop that emits ``dZ`` (one
-``(B, 4u) @ (4u, u)`` matmul a step) and then ``dkernel = X^T dZ``, ``drecurrent = H_prev^T dZ``,
-``dx = dZ @ kernel^T``, ``dbias = sum(dZ)`` as single matmuls over all ``T*B`` rows. Being a JVP
+``(B, n) @ (n, u)`` matmul a step) and then ``dw_x = X^T dZ``, ``dw_h = H_prev^T dZ``,
+``dx = dZ @ w_x^T``, ``db = sum(dZ)`` as single matmuls over all ``T*B`` rows. Being a JVP
 (not a VJP), it also serves forward-mode differentiation. ``remat_chunk`` checkpoints the scan in
 chunks so the backward pass keeps one chunk's residuals at a time.
+
+States are plain tuples here, ``h`` first (the step's output); the cells' NamedTuples are
+rebuilt by the driver (``rnn.py``).
 """
 
 from __future__ import annotations
@@ -30,14 +42,13 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from jaxlstm._src.core.activations import ACTIVATIONS, Activation
+from jaxlstm._src.core.activations import ACTIVATIONS
 
 
 class Config(NamedTuple):
     """Static options of one recurrence (hashable: it is a ``nondiff_argnums`` argument)."""
 
-    activation: Activation
-    recurrent_activation: Activation
+    cell: Any  # a cell: LSTMCell, GRUCell or SimpleRNNCell (hashable NamedTuples)
     masked: bool
     zero_output_for_mask: bool
     return_sequences: bool
@@ -46,10 +57,11 @@ class Config(NamedTuple):
 
     @property
     def elementwise(self) -> bool:
-        """Both activations are known to act elementwise, so a step's JVP is a product with
-        per-element coefficients (anything else, e.g. a softmax or a user's callable, takes the
-        generic path: ``jax.jvp`` of the cell inside the tangent loop)."""
-        return self.activation in ELEMENTWISE and self.recurrent_activation in ELEMENTWISE
+        """The cell's activations are known to act elementwise, so a step's JVP is a product with
+        per-element coefficients (``cell.linearize``); anything else, e.g. a softmax or a user's
+        callable, takes the generic path: ``jax.jvp`` of ``cell.update`` inside the tangent
+        loop."""
+        return all(f in ELEMENTWISE for f in self.cell.activations)
 
 
 ELEMENTWISE = frozenset(
@@ -66,117 +78,90 @@ def matmul(a, b, compute_dtype=None):
     )
 
 
-def cell(cfg: Config, z, c_prev):
-    """The elementwise part of a step: ``z`` ``(B, 4u)`` in gate order i, f, c, o -> (h, c)."""
-    act, rec = cfg.activation, cfg.recurrent_activation
-    z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
-    c = rec(z_f) * c_prev + rec(z_i) * act(z_c)
-    return rec(z_o) * act(c), c
-
-
-def _value_and_slope(f, x):
+def value_and_slope(f, x):
     """``f(x)`` and ``f'(x)`` of an elementwise ``f`` (as autodiff would give them)."""
     return jax.jvp(f, (x,), (jnp.ones_like(x),))
 
 
-def cell_with_coefficients(cfg: Config, z, c_prev):
-    """:func:`cell` and the coefficients of its (elementwise) linearisation::
-
-        dc = f * dc_prev + k_i * dz_i + k_f * dz_f + k_c * dz_c
-        dh = k_o * dz_o + e * dc
-
-    with ``k = [σ'(z_i) φ(z_c), σ'(z_f) c_prev, σ(z_i) φ'(z_c), σ'(z_o) φ(c)]`` ``(B, 4u)``,
-    ``f = σ(z_f)`` and ``e = σ(z_o) φ'(c)``. Returns ``(h, c, (k, f, e))``."""
-    act, rec = cfg.activation, cfg.recurrent_activation
-    z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
-    i, di = _value_and_slope(rec, z_i)
-    f, df = _value_and_slope(rec, z_f)
-    g, dg = _value_and_slope(act, z_c)
-    o, do = _value_and_slope(rec, z_o)
-    c = f * c_prev + i * g
-    phi_c, dphi_c = _value_and_slope(act, c)
-    k = jnp.concatenate([di * g, df * c_prev, i * dg, do * phi_c], axis=-1)
-    return o * phi_c, c, (k, f, o * dphi_c)
-
-
-def _cell_jvp(cfg: Config, coefficients, dz, dc_prev):
-    """The step's tangent from the coefficients of :func:`cell_with_coefficients`."""
-    k, f, e = coefficients
-    kz_i, kz_f, kz_c, kz_o = jnp.split(k * dz, 4, axis=-1)
-    dc = f * dc_prev + kz_i + kz_f + kz_c
-    return kz_o + e * dc, dc
-
-
-def _masked(cfg: Config, m, new_h, new_c, h, c, out):
+def _masked(cfg: Config, m, new, old, out):
     """Keras's masked step: carry the state, repeat the last output (or output zeros)."""
-    out = jnp.where(m, new_h, jnp.zeros_like(new_h) if cfg.zero_output_for_mask else out)
-    return jnp.where(m, new_h, h), jnp.where(m, new_c, c), out
+    out = jnp.where(m, new[0], jnp.zeros_like(new[0]) if cfg.zero_output_for_mask else out)
+    return tuple(jnp.where(m, n, o) for n, o in zip(new, old, strict=True)), out
 
 
-def _forward(cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask, save):
+def _forward(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask, save):
     """The forward scan over time-major ``x`` ``(T, B, in)``. Returns
-    ``((ys_or_last, h_T, c_T, out_T), residuals)``; with ``save`` the residuals are the stacked
+    ``((ys_or_last, state_T, out_T), residuals)``; with ``save`` the residuals are the stacked
     ``h_{t-1}`` and the linearisation of each step: its coefficients (elementwise activations)
-    or ``(z_t, c_{t-1})``.
+    or ``(z_t, state_{t-1} without h)``.
 
-    One ``[x_t, 1, h_{t-1}] @ [kernel; bias; recurrent_kernel]`` matmul a step: on CPU this beats
-    two matmuls a step, a separate bias add, and a precomputed ``x @ kernel`` (whose per-step
-    slice, fused into the gate math, makes XLA:CPU's fusion several times slower).
+    One ``[x_t, 1, h_{t-1}] @ [w_x; b; w_h]`` matmul a step: on CPU this beats two matmuls a
+    step, a separate bias add, and a precomputed ``x @ w_x`` (whose per-step slice, fused into
+    the gate math, makes XLA:CPU's fusion several times slower).
     """
-    cd = cfg.compute_dtype
+    cd, cell = cfg.compute_dtype, cfg.cell
     fold_bias = bias is not None and cd is None  # (bfloat16 matmuls would round the bias)
-    if fold_bias:  # [x_t, 1, h] @ [kernel; bias; recurrent]: no bias add in the gate math
+    if fold_bias:  # [x_t, 1, h] @ [w_x; b; w_h]: no bias add in the gate math
         x = jnp.concatenate([x, jnp.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
-        w = jnp.concatenate([kernel, bias[None].astype(kernel.dtype), recurrent], axis=0)
+        w = jnp.concatenate([w_x, bias[None].astype(w_x.dtype), w_h], axis=0)
     else:
-        w = jnp.concatenate([kernel, recurrent], axis=0)  # (in + u, 4u)
+        w = jnp.concatenate([w_x, w_h], axis=0)  # (in + u, n)
     if cd is not None:
         w = w.astype(cd)
 
     def step(carry, inputs):
-        h, c, out = carry
+        state, out = carry
+        h = state[0]
         x_t, m = inputs
         xh = jnp.concatenate([x_t, h if rdm is None else h * rdm], axis=-1)
         z = matmul(xh, w, cd)
         if bias is not None and not fold_bias:
             z = z + bias
         if not save:
-            new_h, new_c = cell(cfg, z, c)
+            new = cell.update(z, state)
             res = None
         elif cfg.elementwise:
-            new_h, new_c, coefficients = cell_with_coefficients(cfg, z, c)
+            new, coefficients = cell.linearize(z, state)
             res = (h, coefficients)
         else:
-            new_h, new_c = cell(cfg, z, c)
-            res = (h, (z, c))
+            new = cell.update(z, state)
+            res = (h, (z, state[1:]))
         if cfg.masked:
-            new_h, new_c, new_out = _masked(cfg, m, new_h, new_c, h, c, out)
+            new, new_out = _masked(cfg, m, new, state, out)
         else:
-            new_out = new_h
+            new_out = new[0]
         emit = (new_out if cfg.return_sequences else None, res)
-        return (new_h, new_c, new_out if cfg.masked else None), emit
+        return (new, new_out if cfg.masked else None), emit
 
-    (h, c, out), (ys, res) = lax.scan(step, (h0, c0, out0), (x, mask), unroll=cfg.unroll)
-    first = ys if cfg.return_sequences else (out if cfg.masked else h)
-    return (first, h, c, out), res
+    (state, out), (ys, res) = lax.scan(step, (state0, out0), (x, mask), unroll=cfg.unroll)
+    first = ys if cfg.return_sequences else (out if cfg.masked else state[0])
+    return (first, state, out), res
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def recurrence(cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask):
-    """The LSTM over time-major inputs, with the fast JVP below.
+def recurrence(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask):
+    """A one-matmul-a-step cell over time-major inputs, with the fast JVP below.
 
     Args:
       cfg: :class:`Config`.
-      kernel ``(in, 4u)``, recurrent ``(u, 4u)``, bias ``(4u,)`` or ``None``.
+      w_x ``(in, n)``, w_h ``(u, n)``, bias ``(n,)`` or ``None``: ``cell.fuse(params)``.
       x: ``(T, B, in)``, time-major (already reversed for ``go_backwards`` and dropped out).
-      h0, c0: ``(B, u)``. out0: ``(B, u)`` (the "previous output", zeros) when masked, else None.
+      state0: tuple of ``(B, u)`` arrays, ``h`` first. out0: ``(B, u)`` (the "previous
+        output", zeros) when masked, else None.
       rdm: ``(B, u)`` recurrent dropout multiplier or ``None``. mask: ``(T, B, 1)`` bool or None.
 
     Returns:
-      ``(ys_or_last, h_T, c_T, out_T)``: the ``(T, B, u)`` outputs (or the last output when
+      ``(ys_or_last, state_T, out_T)``: the ``(T, B, u)`` outputs (or the last output when
       ``cfg.return_sequences`` is False), the final state, and the last output when masked.
+
+    A cell whose fused weights hold zero blocks (the GRU's) may give ``unfuse(w_x, w_h, b)``:
+    params for its own ``step``, which the forward pass then runs instead, when nothing is
+    differentiated (the JVP's forward keeps the fused matmul, whose residuals it needs).
     """
-    return _forward(cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask, save=False)[0]
+    unfuse = getattr(cfg.cell, "unfuse", None)
+    if unfuse is not None:  # the cell has a cheaper forward than the fused matmul (no zeros)
+        return _plain_recurrence(cfg, unfuse(w_x, w_h, bias), x, state0, out0, rdm, mask)
+    return _forward(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask, save=False)[0]
 
 
 def _rows_matmul(a, dw, compute_dtype):
@@ -201,34 +186,35 @@ def _dense(t):
 
 @recurrence.defjvp
 def _recurrence_jvp(cfg, primals, tangents):
-    kernel, recurrent, bias, x, h0, c0, out0, rdm, mask = primals
-    d_kernel, d_recurrent, d_bias, dx, dh0, dc0, dout0, d_rdm, _ = tangents
-    cd = cfg.compute_dtype
+    w_x, w_h, bias, x, state0, out0, rdm, mask = primals
+    d_w_x, d_w_h, d_bias, dx, dstate0, dout0, d_rdm, _ = tangents
+    cd, cell = cfg.compute_dtype, cfg.cell
     outs, (h_prev, linearisation) = _forward(
-        cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask, save=True
+        cfg, w_x, w_h, bias, x, state0, out0, rdm, mask, save=True
     )
-    z_shape = (*h_prev.shape[:-1], 4 * h_prev.shape[-1])
+    z_shape = (*h_prev.shape[:-1], w_h.shape[-1])
 
     # Everything that does not depend on the carried tangent, for all T*B rows at once.
     terms = []
     if not _zero(dx):
-        terms.append(matmul(dx, kernel, cd))
-    if not _zero(d_kernel):
-        terms.append(_rows_matmul(x, d_kernel, cd))
+        terms.append(matmul(dx, w_x, cd))
+    if not _zero(d_w_x):
+        terms.append(_rows_matmul(x, d_w_x, cd))
     if bias is not None and not _zero(d_bias):
         terms.append(jnp.broadcast_to(d_bias, z_shape))
-    if not _zero(d_recurrent):
-        terms.append(_rows_matmul(h_prev if rdm is None else h_prev * rdm, d_recurrent, cd))
+    if not _zero(d_w_h):
+        terms.append(_rows_matmul(h_prev if rdm is None else h_prev * rdm, d_w_h, cd))
     if rdm is not None and not _zero(d_rdm):
-        terms.append(matmul(h_prev * d_rdm, recurrent, cd))
+        terms.append(matmul(h_prev * d_rdm, w_h, cd))
     dtype = h_prev.dtype
     a = sum(terms[1:], terms[0]).astype(dtype) if terms else jnp.zeros(z_shape, dtype)
-    # dz = dh @ recurrent, written against recurrent.T so that its transpose (the backward
-    # pass's one matmul a step) is a plain (B, 4u) @ (4u, u) on a contiguous matrix.
-    w_t = recurrent.T if cd is None else recurrent.T.astype(cd)
+    # dz = dh @ w_h, written against w_h.T so that its transpose (the backward pass's one
+    # matmul a step) is a plain (B, n) @ (n, u) on a contiguous matrix.
+    w_t = w_h.T if cd is None else w_h.T.astype(cd)
 
     def step(carry, inputs):
-        dh, dc, dout = carry
+        dstate, dout = carry
+        dh = dstate[0]
         a_t, lin, m = inputs
         dh_r = dh if rdm is None else dh * rdm
         dz = a_t + jnp.einsum(
@@ -238,43 +224,82 @@ def _recurrence_jvp(cfg, primals, tangents):
             preferred_element_type=None if cd is None else jnp.float32,
         )
         if cfg.elementwise:
-            dh_new, dc_new = _cell_jvp(cfg, lin, dz, dc)
+            dnew = cell.tangent(lin, dz, dstate)
         else:
-            _, (dh_new, dc_new) = jax.jvp(functools.partial(cell, cfg), lin, (dz, dc))
+            h_t, (z_t, rest) = lin
+            _, dnew = jax.jvp(cell.update, (z_t, (h_t, *rest)), (dz, dstate))
         if cfg.masked:
-            dh_new, dc_new, dout_new = _masked(cfg, m, dh_new, dc_new, dh, dc, dout)
+            dnew, dout_new = _masked(cfg, m, dnew, dstate, dout)
         else:
-            dout_new = dh_new
+            dout_new = dnew[0]
         emit = dout_new if cfg.return_sequences else None
-        return (dh_new, dc_new, dout_new if cfg.masked else None), emit
+        return (dnew, dout_new if cfg.masked else None), emit
 
-    carry0 = (_dense(dh0), _dense(dc0), _dense(dout0) if cfg.masked else None)
-    (dh, dc, dout), dys = lax.scan(step, carry0, (a, linearisation, mask), unroll=cfg.unroll)
-    first = dys if cfg.return_sequences else (dout if cfg.masked else dh)
-    return outs, (first, dh, dc, dout)
+    if not cfg.elementwise:
+        linearisation = (h_prev, linearisation)
+    carry0 = (tuple(_dense(d) for d in dstate0), _dense(dout0) if cfg.masked else None)
+    (dstate, dout), dys = lax.scan(step, carry0, (a, linearisation, mask), unroll=cfg.unroll)
+    first = dys if cfg.return_sequences else (dout if cfg.masked else dstate[0])
+    return outs, (first, dstate, dout)
+
+
+def _plain_recurrence(cfg, params, x, state0, out0, rdm, mask):
+    """A cell whose step is not one matmul and an elementwise update (``cell.fused`` is
+    False): a ``lax.scan`` of ``cell.step``, differentiated by plain autodiff. Same arguments
+    and returns as :func:`recurrence`, with the cell's params in place of the fused weights."""
+    cell = cfg.cell
+
+    def step(carry, inputs):
+        state, out = carry
+        x_t, m = inputs
+        new = cell.step(params, state, x_t, rdm, cfg.compute_dtype)
+        if cfg.masked:
+            new, new_out = _masked(cfg, m, new, state, out)
+        else:
+            new_out = new[0]
+        return (new, new_out if cfg.masked else None), (new_out if cfg.return_sequences else None)
+
+    (state, out), ys = lax.scan(step, (state0, out0), (x, mask), unroll=cfg.unroll)
+    first = ys if cfg.return_sequences else (out if cfg.masked else state[0])
+    return first, state, out
 
 
 @functools.partial(jax.jit, static_argnums=(0,), static_argnames=("remat_chunk",))
-def run(cfg, kernel, recurrent, bias, x, h0, c0, rdm, mask, remat_chunk=None):
-    """:func:`recurrence` over the whole sequence, or checkpointed in chunks of
-    ``remat_chunk`` steps: the backward pass then recomputes one chunk's forward at a time and
-    keeps only the ``(h, c)`` at chunk boundaries (memory ``O(T/chunk + chunk)`` steps instead of
-    ``O(T)``, for about one more forward pass of compute). Returns ``(ys_or_last, h_T, c_T)``.
+def run(cfg, params, x, state0, rdm, mask, remat_chunk=None):
+    """The cell ``cfg.cell`` over time-major ``x`` ``(T, B, in)`` from ``state0`` (a tuple of
+    ``(B, u)`` arrays, ``h`` first): :func:`recurrence` (the fast JVP) for a cell whose step is
+    one matmul and an elementwise update, :func:`_plain_recurrence` otherwise; over the whole
+    sequence, or checkpointed in chunks of ``remat_chunk`` steps: the backward pass then
+    recomputes one chunk's forward at a time and keeps only the state at chunk boundaries
+    (memory ``O(T/chunk + chunk)`` steps instead of ``O(T)``, for about one more forward pass of
+    compute). Returns ``(ys_or_last, state_T)``.
 
     Jitted (static ``cfg`` and ``remat_chunk``): inside a caller's ``jit`` it is inlined; called
     eagerly it compiles once per configuration and shape instead of re-tracing its scans on
     every call."""
-    out0 = jnp.zeros_like(h0) if cfg.masked else None
+    cell = cfg.cell
+    if cell.fused:
+        fused = cell.fuse(params)
+
+        def recur(x, state, out, mask):
+            return recurrence(cfg, *fused, x, state, out, rdm, mask)
+    else:
+
+        def recur(x, state, out, mask):
+            return _plain_recurrence(cfg, params, x, state, out, rdm, mask)
+
+    state0 = tuple(state0)
+    out0 = jnp.zeros_like(state0[0]) if cfg.masked else None
     steps = x.shape[0]
     if not remat_chunk or remat_chunk >= steps:
-        ys, h, c, _ = recurrence(cfg, kernel, recurrent, bias, x, h0, c0, out0, rdm, mask)
-        return ys, h, c
+        ys, state, _ = recur(x, state0, out0, mask)
+        return ys, state
 
     @jax.checkpoint
     def chunk(carry, inputs):
         x_k, m_k = inputs
-        ys, h, c, out = recurrence(cfg, kernel, recurrent, bias, x_k, *carry, rdm, m_k)
-        return (h, c, out), (ys if cfg.return_sequences else None)
+        ys, state, out = recur(x_k, *carry, m_k)
+        return (state, out), (ys if cfg.return_sequences else None)
 
     n = remat_chunk
     full = (steps // n) * n
@@ -282,14 +307,14 @@ def run(cfg, kernel, recurrent, bias, x, h0, c0, rdm, mask, remat_chunk=None):
     def split(a):  # (T, ...) -> (T // n, n, ...)
         return None if a is None else a[:full].reshape(steps // n, n, *a.shape[1:])
 
-    carry, ys = lax.scan(chunk, (h0, c0, out0), (split(x), split(mask)))
+    carry, ys = lax.scan(chunk, (state0, out0), (split(x), split(mask)))
     if cfg.return_sequences:
         ys = ys.reshape(full, *ys.shape[2:])
     if full < steps:
         rest = None if mask is None else mask[full:]
         carry, ys_rest = chunk(carry, (x[full:], rest))
         ys = jnp.concatenate([ys, ys_rest]) if cfg.return_sequences else None
-    h, c, out = carry
+    state, out = carry
     if not cfg.return_sequences:
-        ys = out if cfg.masked else h
-    return ys, h, c
+        ys = out if cfg.masked else state[0]
+    return ys, state

@@ -1,13 +1,16 @@
-"""Keras layer semantics on top of :func:`lstm_scan`: what ``keras.layers.LSTM`` and
-``keras.layers.Bidirectional`` return, and how they draw dropout masks. Pure JAX, shared by the
-NNX and Linen modules so that both compute exactly the same thing."""
+"""Keras layer semantics on top of the scans (:func:`lstm_scan`, :func:`gru_scan`,
+:func:`simple_rnn_scan`): what ``keras.layers.LSTM``, ``GRU``, ``SimpleRNN`` and
+``Bidirectional`` return, and how they draw dropout masks. Pure JAX, shared by the NNX and Linen
+modules of every cell so that all compute exactly the same thing."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-from jaxlstm._src.core.lstm import LSTMParams, LSTMState, lstm_scan
+from jaxlstm._src.core.gru import gru_scan
+from jaxlstm._src.core.lstm import LSTMParams, lstm_scan
+from jaxlstm._src.core.simple_rnn import simple_rnn_scan
 from jaxlstm._src.errors import UnsupportedOptionError
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -48,15 +51,22 @@ LAYER_OPTIONS = (
 )
 
 
-def layer_options(layer, **per_call) -> dict:
-    """``{name: layer.name}`` for every name in :data:`LAYER_OPTIONS`, with the options given for
-    one call (those not ``None``) in place of the layer's: wrappers pass options this way
-    instead of setting attributes on the layers they were given."""
-    options = {name: getattr(layer, name) for name in LAYER_OPTIONS}
-    unknown = sorted(set(per_call) - set(LAYER_OPTIONS))
+# The same for a GRU (plus Keras's reset_after) and a SimpleRNN (no recurrent activation).
+GRU_OPTIONS = (*LAYER_OPTIONS, "reset_after")
+SIMPLE_RNN_OPTIONS = tuple(name for name in LAYER_OPTIONS if name != "recurrent_activation")
+
+
+def layer_options(layer, names=LAYER_OPTIONS, **per_call) -> dict:
+    """``{name: layer.name}`` for every name in ``names`` (:data:`LAYER_OPTIONS`,
+    :data:`GRU_OPTIONS` or :data:`SIMPLE_RNN_OPTIONS`), with the options given for one call
+    (those not ``None``) in place of the layer's: wrappers pass options this way instead of
+    setting attributes on the layers they were given."""
+    options = {name: getattr(layer, name) for name in names}
+    unknown = sorted(set(per_call) - set(names))
     if unknown:
         raise UnsupportedOptionError(
-            f"unknown per-call LSTM option(s) {unknown}; expected some of {list(LAYER_OPTIONS)}."
+            f"unknown per-call option(s) {unknown} for a {type(layer).__name__}; expected some "
+            f"of {list(names)}."
         )
     options.update({k: v for k, v in per_call.items() if v is not None})
     return options
@@ -65,17 +75,19 @@ def layer_options(layer, **per_call) -> dict:
 def check_bidirectional_pair(forward, backward, merge_mode) -> None:
     """What ``keras.layers.Bidirectional`` requires of its two layers, for the NNX and the Linen
     modules alike (both keep their options as attributes): a known merge mode, directions that
-    run opposite ways, and the same ``return_sequences``, ``return_state`` and ``time_major``."""
+    run opposite ways, the same ``return_sequences``, ``return_state`` and ``time_major``, and
+    layers with the same states (two LSTMs, two GRUs or two SimpleRNNs)."""
     if merge_mode not in MERGE_MODES:
         raise UnsupportedOptionError(f"merge_mode={merge_mode!r}; expected one of {MERGE_MODES}.")
     for name, layer in (("forward", forward), ("backward", backward)):
-        missing = [a for a in ("go_backwards", *LAYER_OPTIONS) if not hasattr(layer, a)]
+        needed = ("state_fields", "go_backwards", *SIMPLE_RNN_OPTIONS)  # what every cell has
+        missing = [a for a in needed if not hasattr(layer, a)]
         if missing:
             raise UnsupportedOptionError(
-                f"Bidirectional's {name} layer is a {type(layer).__name__}, not a jaxlstm LSTM "
-                f"(it has no {missing[0]!r}); pass two LSTM modules of the same family "
-                "(jaxlstm.LSTM with jaxlstm.Bidirectional, jaxlstm.linen.LSTM with "
-                "jaxlstm.linen.Bidirectional)."
+                f"Bidirectional's {name} layer is a {type(layer).__name__}, not a jaxlstm "
+                f"recurrent layer (it has no {missing[0]!r}); pass two LSTM, GRU or SimpleRNN "
+                "modules of the same family (jaxlstm.LSTM with jaxlstm.Bidirectional, "
+                "jaxlstm.linen.LSTM with jaxlstm.linen.Bidirectional)."
             )
     if forward.go_backwards == backward.go_backwards:
         raise UnsupportedOptionError(
@@ -89,10 +101,17 @@ def check_bidirectional_pair(forward, backward, merge_mode) -> None:
                 f"forward has {attr}={getattr(forward, attr)} but backward has "
                 f"{attr}={getattr(backward, attr)}; Keras requires them equal."
             )
+    if forward.state_fields != backward.state_fields:
+        raise UnsupportedOptionError(
+            f"forward is a {type(forward).__name__} with states {forward.state_fields} but "
+            f"backward is a {type(backward).__name__} with states {backward.state_fields}; "
+            "expected two layers with the same states (e.g. two GRUs)."
+        )
 
 
-def lstm_layer(
-    params: LSTMParams,
+def rnn_layer(
+    scan,
+    params,
     x: jax.Array,
     *,
     mask=None,
@@ -104,23 +123,25 @@ def lstm_layer(
     dropout_key=None,
     **scan_options,
 ):
-    """A Keras ``LSTM`` layer call: ``outputs``, or ``(outputs, h, c)`` with ``return_state``.
+    """A Keras recurrent layer call through ``scan`` (``lstm_scan``, ``gru_scan`` or
+    ``simple_rnn_scan``): ``outputs``, or ``(outputs, *state)`` with ``return_state``
+    (``(outputs, h, c)`` for an LSTM, ``(outputs, h)`` for a GRU or SimpleRNN, as Keras).
 
     ``dropout_key`` turns dropout on (training); ``None`` is inference. ``scan_options`` go to
-    :func:`lstm_scan` (activations, ``go_backwards``, ``zero_output_for_mask``, ``compute_dtype``,
-    ``remat_chunk``, ``impl``, ...).
+    ``scan`` (activations, ``go_backwards``, ``zero_output_for_mask``, ``compute_dtype``,
+    ``remat_chunk``, ``impl``, ``reset_after``, ...).
     """
     dm = rdm = None
     if dropout_key is not None:
         dm, rdm = dropout_masks(
             dropout_key,
             x,
-            params.units,
+            params.recurrent_kernel.shape[0],
             dropout,
             recurrent_dropout,
             scan_options.get("time_major", False),
         )
-    y, state = lstm_scan(
+    y, state = scan(
         params,
         x,
         mask=mask,
@@ -130,32 +151,52 @@ def lstm_layer(
         recurrent_dropout_mask=rdm,
         **scan_options,
     )
-    return (y, state.h, state.c) if return_state else y
+    return (y, *state) if return_state else y
 
 
-def split_bidirectional_state(initial_state):
-    """Keras's ``initial_state`` for Bidirectional is ``[h_fw, c_fw, h_bw, c_bw]``; also accept
-    ``(LSTMState, LSTMState)``. Returns ``(forward_state, backward_state)``."""
+def gru_layer(params, x, **options):
+    """A Keras ``GRU`` layer call: :func:`rnn_layer` over :func:`gru_scan`."""
+    return rnn_layer(gru_scan, params, x, **options)
+
+
+def simple_rnn_layer(params, x, **options):
+    """A Keras ``SimpleRNN`` layer call: :func:`rnn_layer` over :func:`simple_rnn_scan`."""
+    return rnn_layer(simple_rnn_scan, params, x, **options)
+
+
+def lstm_layer(params: LSTMParams, x, **options):
+    """A Keras ``LSTM`` layer call, ``outputs`` or ``(outputs, h, c)``: :func:`rnn_layer` over
+    :func:`lstm_scan`."""
+    return rnn_layer(lstm_scan, params, x, **options)
+
+
+def split_bidirectional_state(initial_state, fields=("h", "c")):
+    """Keras's ``initial_state`` for Bidirectional is the forward layer's states then the
+    backward layer's: ``[h_fw, c_fw, h_bw, c_bw]`` for LSTMs (``fields=("h", "c")``),
+    ``[h_fw, h_bw]`` for GRUs and SimpleRNNs (``fields=("h",)``); a pair of state NamedTuples
+    is accepted too. Returns ``(forward_state, backward_state)`` as lists."""
     if initial_state is None:
         return None, None
     flat = []
     for s in initial_state:
-        flat.extend(s if isinstance(s, LSTMState) else [s])
-    if len(flat) != 4:
+        flat.extend(s if isinstance(s, tuple) else [s])
+    n = len(fields)
+    if len(flat) != 2 * n:
+        names = ", ".join([f"{f}_forward" for f in fields] + [f"{f}_backward" for f in fields])
         raise UnsupportedOptionError(
-            f"Bidirectional initial_state has {len(flat)} arrays; expected 4, "
-            "[h_forward, c_forward, h_backward, c_backward] as Keras orders them "
-            "(or (LSTMState, LSTMState))."
+            f"Bidirectional initial_state has {len(flat)} arrays; expected {2 * n}, "
+            f"[{names}] as Keras orders them (or a pair of state tuples)."
         )
-    return LSTMState(flat[0], flat[1]), LSTMState(flat[2], flat[3])
+    return flat[:n], flat[n:]
 
 
 def merge_bidirectional(fw, bw, *, merge_mode, return_sequences, return_state, time_major=False):
     """Combine the two directions' layer outputs exactly as ``keras.layers.Bidirectional``.
 
-    ``fw`` / ``bw`` are what :func:`lstm_layer` returned for each direction. The backward
+    ``fw`` / ``bw`` are what :func:`rnn_layer` returned for each direction. The backward
     sequence is flipped back to input order. Returns ``output`` or, with ``return_state``,
-    ``(output, h_fw, c_fw, h_bw, c_bw)``; with ``merge_mode=None`` the output is the pair
+    ``(output, *states_fw, *states_bw)`` (``(output, h_fw, c_fw, h_bw, c_bw)`` for LSTMs);
+    with ``merge_mode=None`` the output is the pair
     ``(y_fw, y_bw)`` and states follow it flat, as in Keras.
     """
     states = ()

@@ -19,15 +19,13 @@ One step, with ``σ`` the recurrent activation (sigmoid by default) and ``φ`` t
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxlstm._src.core import cudnn, fast
+from jaxlstm._src.core import fast, rnn
 from jaxlstm._src.core.activations import Activation, get_activation
-from jaxlstm._src.errors import ShapeError, UnsupportedOptionError
 
 
 class LSTMParams(NamedTuple):
@@ -70,11 +68,79 @@ def zeros_state(batch_shape: tuple[int, ...], units: int, dtype=jnp.float32) -> 
     return LSTMState(z, z)
 
 
-def _gates(z, c_prev, act: Activation, rec_act: Activation) -> LSTMState:
-    z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
-    c = rec_act(z_f) * c_prev + rec_act(z_i) * act(z_c)
-    h = rec_act(z_o) * act(c)
-    return LSTMState(h, c)
+class LSTMCell(NamedTuple):
+    """The LSTM's step math for the scan driver (``rnn.py``, which lists what a cell provides):
+    static and hashable, its activations resolved to functions. States are tuples ``(h, c)``."""
+
+    activation: Activation
+    recurrent_activation: Activation
+
+    name = "LSTM"
+    gates = 4
+    gate_order = "i|f|c|o"
+    params_type = LSTMParams
+    state_type = LSTMState
+    bias_text = "(4*units,)"
+    bias_hint = ""
+    fused = True
+
+    @property
+    def activations(self):
+        return (self.activation, self.recurrent_activation)
+
+    @staticmethod
+    def bias_shape(units):
+        return (4 * units,)
+
+    @staticmethod
+    def fuse(params):
+        return params.kernel, params.recurrent_kernel, params.bias
+
+    def update(self, z, state):
+        """``z`` ``(B, 4u)`` in gate order i, f, c, o and ``(h, c)`` -> the new ``(h, c)``."""
+        act, rec = self.activation, self.recurrent_activation
+        z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
+        c = rec(z_f) * state[1] + rec(z_i) * act(z_c)
+        return rec(z_o) * act(c), c
+
+    def linearize(self, z, state):
+        """:meth:`update` and the coefficients of its (elementwise) linearisation::
+
+            dc = f * dc_prev + k_i * dz_i + k_f * dz_f + k_c * dz_c
+            dh = k_o * dz_o + e * dc
+
+        with ``k = [σ'(z_i) φ(z_c), σ'(z_f) c_prev, σ(z_i) φ'(z_c), σ'(z_o) φ(c)]`` ``(B, 4u)``,
+        ``f = σ(z_f)`` and ``e = σ(z_o) φ'(c)``. Returns ``((h, c), (k, f, e))``."""
+        act, rec = self.activation, self.recurrent_activation
+        c_prev = state[1]
+        z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
+        i, di = fast.value_and_slope(rec, z_i)
+        f, df = fast.value_and_slope(rec, z_f)
+        g, dg = fast.value_and_slope(act, z_c)
+        o, do = fast.value_and_slope(rec, z_o)
+        c = f * c_prev + i * g
+        phi_c, dphi_c = fast.value_and_slope(act, c)
+        k = jnp.concatenate([di * g, df * c_prev, i * dg, do * phi_c], axis=-1)
+        return (o * phi_c, c), (k, f, o * dphi_c)
+
+    @staticmethod
+    def tangent(coefficients, dz, dstate):
+        """The step's tangent ``(dh, dc)`` from the coefficients of :meth:`linearize`."""
+        k, f, e = coefficients
+        kz_i, kz_f, kz_c, kz_o = jnp.split(k * dz, 4, axis=-1)
+        dc = f * dstate[1] + kz_i + kz_f + kz_c
+        return kz_o + e * dc, dc
+
+    def step(self, params, state, x_t, rdm=None, compute_dtype=None):
+        """One Keras step on tuples: ``z = x_t @ kernel + (h * rdm) @ recurrent_kernel + bias``,
+        then :meth:`update`."""
+        h = state[0] if rdm is None else state[0] * rdm
+        z = fast.matmul(x_t, params.kernel, compute_dtype) + fast.matmul(
+            h, params.recurrent_kernel, compute_dtype
+        )
+        if params.bias is not None:
+            z = z + params.bias
+        return self.update(z, state)
 
 
 def lstm_step(
@@ -105,13 +171,8 @@ def lstm_step(
       >>> lstm_step(p, zeros_state((1,), 2), jnp.ones((1, 3))).h.shape
       (1, 2)
     """
-    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    z = fast.matmul(x_t, params.kernel, compute_dtype) + fast.matmul(
-        state.h, params.recurrent_kernel, compute_dtype
-    )
-    if params.bias is not None:
-        z = z + params.bias
-    return _gates(z, state.c, act, rec_act)
+    cell = LSTMCell(get_activation(activation), get_activation(recurrent_activation))
+    return rnn.step(cell, params, state, x_t, compute_dtype)
 
 
 def lstm_scan(
@@ -182,99 +243,24 @@ def lstm_scan(
       >>> y.shape, state.h.shape
       ((4, 5, 2), (4, 2))
     """
-    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    x = jnp.asarray(x)
-    if time_major and x.ndim >= 2:
-        x = jnp.moveaxis(x, 0, -2)
-        if mask is not None:
-            mask = jnp.moveaxis(jnp.asarray(mask), 0, x.ndim - 2)
-    x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape = _check_and_flatten(
-        params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask
-    )
-    units = params.units
-    carry_dtype = jnp.float32 if compute_dtype is not None else jnp.result_type(x, params.kernel)
-    if initial_state is None:
-        initial_state = zeros_state((x.shape[0],), units, carry_dtype)
-    else:
-        initial_state = LSTMState(*(s.astype(carry_dtype) for s in initial_state))
-
-    if go_backwards:
-        x = jnp.flip(x, axis=1)
-        mask = None if mask is None else jnp.flip(mask, axis=1)
-    if dropout_mask is not None:
-        x = x * dropout_mask[:, None, :].astype(x.dtype)
-
-    chosen = which_impl(
+    cell = LSTMCell(get_activation(activation), get_activation(recurrent_activation))
+    return rnn.scan(
+        cell,
         params,
         x,
-        impl=impl,
+        initial_state=initial_state,
         mask=mask,
         go_backwards=go_backwards,
-        activation=act,
-        recurrent_activation=rec_act,
+        return_sequences=return_sequences,
+        zero_output_for_mask=zero_output_for_mask,
+        dropout_mask=dropout_mask,
         recurrent_dropout_mask=recurrent_dropout_mask,
+        time_major=time_major,
+        unroll=unroll,
         compute_dtype=compute_dtype,
         remat_chunk=remat_chunk,
+        impl=impl,
     )
-    if chosen == "cudnn":
-        ys, h, c = cudnn.lstm(
-            params.kernel,
-            params.recurrent_kernel,
-            params.bias,
-            x,
-            initial_state.h,
-            initial_state.c,
-            mask,
-            return_sequences=return_sequences,
-            zero_output_for_mask=zero_output_for_mask,
-        )
-    else:
-        cfg = fast.Config(
-            activation=act,
-            recurrent_activation=rec_act,
-            masked=mask is not None,
-            zero_output_for_mask=zero_output_for_mask,
-            return_sequences=return_sequences,
-            compute_dtype=compute_dtype,
-            # True == 1 to Python: spell the full unroll as a step count, so that the jit
-            # cache of the (static) Config cannot mistake one for the other.
-            unroll=x.shape[1] if unroll is True else max(1, int(unroll)),
-        )
-        ys, h, c = fast.run(
-            cfg,
-            params.kernel,
-            params.recurrent_kernel,
-            params.bias,
-            jnp.swapaxes(x, 0, 1),  # (T, B, F): the scan runs over the leading axis
-            initial_state.h,
-            initial_state.c,
-            recurrent_dropout_mask,
-            None if mask is None else jnp.swapaxes(mask, 0, 1)[..., None],  # (T, B, 1)
-            remat_chunk=remat_chunk,
-        )
-        if return_sequences:
-            ys = jnp.swapaxes(ys, 0, 1)
-    final = LSTMState(h.reshape(*batch_shape, units), c.reshape(*batch_shape, units))
-    if not return_sequences:
-        return ys.reshape(*batch_shape, units), final
-    ys = ys.reshape(*batch_shape, ys.shape[1], units)
-    return (jnp.moveaxis(ys, -2, 0) if time_major else ys), final
-
-
-def _choose_impl(impl, **conditions) -> str:
-    if impl not in cudnn.IMPLS:
-        raise UnsupportedOptionError(f"impl={impl!r}; expected one of {cudnn.IMPLS}.")
-    if impl == "scan":
-        return "scan"
-    reason = cudnn.unsupported_reason(platform=cudnn.default_platform(), **conditions)
-    if impl == "cudnn":
-        if reason is not None:
-            raise UnsupportedOptionError(
-                f"impl='cudnn' cannot run this call: {reason}. Use impl='scan' (or 'auto', "
-                "which picks cuDNN only where it applies)."
-            )
-        return "cudnn"
-    return "cudnn" if reason is None and not conditions["masked"] else "scan"
 
 
 def which_impl(
@@ -291,11 +277,12 @@ def which_impl(
     remat_chunk: int | None = None,
 ) -> str:
     """Which implementation :func:`lstm_scan` runs for these arguments: ``"scan"`` or
-    ``"cudnn"``. Raises :class:`UnsupportedOptionError` (with the reason) for ``impl="cudnn"``
-    where cuDNN cannot run. Only the arguments that decide it are taken; arrays may be
-    ``jax.ShapeDtypeStruct``\\ s. ``"auto"`` picks cuDNN on a GPU backend when the call has
-    tanh/sigmoid activations, float32 weights and inputs, no ``compute_dtype``, no recurrent
-    dropout, no ``remat_chunk`` and no mask (a mask may not be right-padded, which cannot be
+    ``"cudnn"`` (``gru_scan`` and ``simple_rnn_scan`` always run the scan). Raises
+    :class:`UnsupportedOptionError` (with the reason) for ``impl="cudnn"`` where cuDNN cannot
+    run. Only the arguments that decide it are taken; arrays may be ``jax.ShapeDtypeStruct``\\ s.
+    ``"auto"`` picks cuDNN on a GPU backend when the call has tanh/sigmoid activations, float32
+    weights and inputs, no ``compute_dtype``, no recurrent dropout, no ``remat_chunk`` and no
+    mask (a mask may not be right-padded, which cannot be
     known while tracing: force ``impl="cudnn"`` for right-padded masks).
 
     Example:
@@ -304,78 +291,14 @@ def which_impl(
       >>> which_impl(p, jnp.ones((1, 5, 3)), impl="scan")
       'scan'
     """
-    return _choose_impl(
+    cell = LSTMCell(get_activation(activation), get_activation(recurrent_activation))
+    return rnn.choose_impl(
+        cell,
         impl,
-        activation=get_activation(activation),
-        recurrent_activation=get_activation(recurrent_activation),
+        dtypes=(x.dtype, params.kernel.dtype, params.recurrent_kernel.dtype),
         masked=mask is not None,
         go_backwards=go_backwards,
         recurrent_dropout=recurrent_dropout_mask is not None,
         compute_dtype=compute_dtype,
-        dtypes=(x.dtype, params.kernel.dtype, params.recurrent_kernel.dtype),
         remat_chunk=remat_chunk,
     )
-
-
-def _check_and_flatten(params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask):
-    """Validate shapes and fold all batch axes into one, so the scan sees (B, T, F)."""
-    in_features, units = params.kernel.shape[0], params.recurrent_kernel.shape[0]
-    if params.kernel.ndim != 2 or params.kernel.shape[1] != 4 * units:
-        raise ShapeError(
-            f"kernel has shape {tuple(params.kernel.shape)} but recurrent_kernel has shape "
-            f"{tuple(params.recurrent_kernel.shape)}; expected kernel (in_features, 4*units) = "
-            f"(in_features, {4 * units}) with the gates packed [i|f|c|o] as Keras stores them."
-        )
-    if params.recurrent_kernel.shape != (units, 4 * units):
-        raise ShapeError(
-            f"recurrent_kernel has shape {tuple(params.recurrent_kernel.shape)}; expected "
-            f"(units, 4*units) = ({units}, {4 * units})."
-        )
-    if params.bias is not None and params.bias.shape != (4 * units,):
-        raise ShapeError(
-            f"bias has shape {tuple(params.bias.shape)}; expected (4*units,) = ({4 * units},)."
-        )
-    if x.ndim < 2 or x.shape[-1] != in_features:
-        raise ShapeError(
-            f"inputs have shape {tuple(x.shape)}; expected (*batch, time, {in_features}) "
-            f"(or (time, {in_features}) for one sequence): the layer has "
-            f"in_features={in_features}."
-        )
-    batch_shape, steps = tuple(x.shape[:-2]), x.shape[-2]
-    x = x.reshape(math.prod(batch_shape), steps, in_features)
-
-    def flat(a, trailing, what, expected):
-        a = jnp.asarray(a)
-        if tuple(a.shape) != (*batch_shape, *trailing):
-            raise ShapeError(
-                f"{what} has shape {tuple(a.shape)}; expected {expected} = "
-                f"{(*batch_shape, *trailing)} for inputs of shape "
-                f"{(*batch_shape, steps, in_features)}."
-            )
-        return a.reshape(math.prod(batch_shape), *trailing)
-
-    if mask is not None:
-        mask = jnp.asarray(mask)
-        if mask.ndim == len(batch_shape) + 2 and mask.shape[-1] == 1:
-            mask = mask[..., 0]
-        mask = flat(mask, (steps,), "mask", "(*batch, time)")
-        mask = mask if mask.dtype == jnp.bool_ else mask != 0
-    if initial_state is not None:
-        if not isinstance(initial_state, LSTMState):
-            if len(initial_state) != 2:
-                raise ShapeError(
-                    f"initial_state has {len(initial_state)} arrays; expected 2, (h, c): "
-                    "pass jaxlstm.LSTMState(h, c)."
-                )
-            initial_state = LSTMState(*initial_state)
-        initial_state = LSTMState(
-            flat(initial_state.h, (units,), "initial_state.h", "(*batch, units)"),
-            flat(initial_state.c, (units,), "initial_state.c", "(*batch, units)"),
-        )
-    if dropout_mask is not None:
-        dropout_mask = flat(dropout_mask, (in_features,), "dropout_mask", "(*batch, in_features)")
-    if recurrent_dropout_mask is not None:
-        recurrent_dropout_mask = flat(
-            recurrent_dropout_mask, (units,), "recurrent_dropout_mask", "(*batch, units)"
-        )
-    return x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape

@@ -62,6 +62,8 @@ class LSTM(nn.Module):
     recurrent_init: Any = nn.initializers.orthogonal()
     deterministic: bool | None = None
 
+    state_fields = ("h", "c")  # Keras's state list, as Bidirectional splits initial_state
+
     @nn.compact
     def __call__(
         self,
@@ -102,12 +104,13 @@ class LSTM(nn.Module):
 
 
 class Bidirectional(nn.Module):
-    """``keras.layers.Bidirectional`` over two Linen :class:`LSTM` s (parameters under
+    """``keras.layers.Bidirectional`` over two Linen :class:`LSTM`, :class:`GRU` or
+    :class:`SimpleRNN` modules of one kind (parameters under
     ``forward_layer`` and ``backward_layer``, as Keras 3 names them); same call and outputs
     as :class:`jaxlstm.Bidirectional`."""
 
-    forward: LSTM
-    backward: LSTM
+    forward: nn.Module  # LSTM, GRU or SimpleRNN
+    backward: nn.Module
     merge_mode: str | None = "concat"
 
     def __post_init__(self):
@@ -126,7 +129,7 @@ class Bidirectional(nn.Module):
     ) -> Any:
         return_state = self.forward.return_state if return_state is None else return_state
         seq = self.forward.return_sequences
-        fw_state, bw_state = split_bidirectional_state(initial_state)
+        fw_state, bw_state = split_bidirectional_state(initial_state, self.forward.state_fields)
         fw_layer = self.forward.clone(name="forward_layer", parent=self)
         bw_layer = self.backward.clone(name="backward_layer", parent=self)
         per_call = dict(

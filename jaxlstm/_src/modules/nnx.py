@@ -192,6 +192,8 @@ class LSTM(nnx.Module):
       (2, 5, 8)
     """
 
+    state_fields = ("h", "c")  # Keras's state list, as Bidirectional splits initial_state
+
     def __init__(
         self,
         in_features: int,
@@ -301,7 +303,8 @@ class LSTM(nnx.Module):
 
 
 class Bidirectional(nnx.Module):
-    """``keras.layers.Bidirectional`` around two :class:`LSTM` modules.
+    """``keras.layers.Bidirectional`` around two :class:`LSTM`, :class:`GRU` or
+    :class:`SimpleRNN` modules.
 
     ``backward`` must run the other way (``go_backwards`` differs, as Keras requires) and both must
     agree on ``return_sequences`` and ``return_state``. As in Keras, inside Bidirectional an LSTM
@@ -309,8 +312,9 @@ class Bidirectional(nnx.Module):
     sequence is flipped back to input order before merging.
 
     Call: ``bi(x, *, mask=None, initial_state=None)``; ``initial_state`` is Keras's
-    ``[h_fw, c_fw, h_bw, c_bw]``. Returns the merged output, or with ``return_state``
-    ``(output, h_fw, c_fw, h_bw, c_bw)``; with ``merge_mode=None`` the output is ``(y_fw, y_bw)``.
+    ``[h_fw, c_fw, h_bw, c_bw]`` (``[h_fw, h_bw]`` for GRUs and SimpleRNNs). Returns the merged
+    output, or with ``return_state`` ``(output, h_fw, c_fw, h_bw, c_bw)`` (``(output, h_fw,
+    h_bw)``); with ``merge_mode=None`` the output is ``(y_fw, y_bw)``.
     ``return_state=`` given to a call replaces the layers' own for that call. The two layers are
     used as given, never changed (``zero_output_for_mask`` is passed to them per call).
 
@@ -323,7 +327,9 @@ class Bidirectional(nnx.Module):
       (2, 8)
     """
 
-    def __init__(self, forward: LSTM, backward: LSTM, merge_mode: str | None = "concat"):
+    def __init__(
+        self, forward: nnx.Module, backward: nnx.Module, merge_mode: str | None = "concat"
+    ):
         check_bidirectional_pair(forward, backward, merge_mode)
         self.forward, self.backward, self.merge_mode = forward, backward, merge_mode
         self.return_sequences = forward.return_sequences
@@ -339,7 +345,7 @@ class Bidirectional(nnx.Module):
         return_state: bool | None = None,
     ) -> Any:
         return_state = self.return_state if return_state is None else return_state
-        fw_state, bw_state = split_bidirectional_state(initial_state)
+        fw_state, bw_state = split_bidirectional_state(initial_state, self.forward.state_fields)
         per_call = dict(
             mask=mask,
             deterministic=deterministic,

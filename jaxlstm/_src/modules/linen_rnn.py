@@ -1,0 +1,164 @@
+"""Flax Linen twins of :class:`jaxlstm.GRU` and :class:`jaxlstm.SimpleRNN`, beside
+``linen.py``'s LSTM: same names, options and numbers, same layer code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxlstm._src.core.gru import GRUCell, GRUParams
+from jaxlstm._src.core.layer import (
+    GRU_OPTIONS,
+    SIMPLE_RNN_OPTIONS,
+    gru_layer,
+    layer_options,
+    simple_rnn_layer,
+)
+from jaxlstm._src.core.simple_rnn import SimpleRNNParams
+
+
+def _weights(module, in_features, gates, bias_shape):
+    """``kernel``, ``recurrent_kernel`` and (zero) ``bias`` params in Keras's layout."""
+    u = module.units
+    kernel = module.param(
+        "kernel", module.kernel_init, (in_features, gates * u), module.param_dtype
+    )
+    recurrent = module.param(
+        "recurrent_kernel", module.recurrent_init, (u, gates * u), module.param_dtype
+    )
+    bias = None
+    if module.use_bias:
+        bias = module.param("bias", nn.initializers.zeros, bias_shape, module.param_dtype)
+    return kernel, recurrent, bias
+
+
+def _dropout_key(module, deterministic):
+    deterministic = nn.merge_param("deterministic", module.deterministic, deterministic)
+    needs_rng = 0.0 < module.dropout < 1.0 or 0.0 < module.recurrent_dropout < 1.0
+    return module.make_rng("dropout") if needs_rng and not deterministic else None
+
+
+class GRU(nn.Module):
+    """``keras.layers.GRU`` as a Linen module; see :class:`jaxlstm.GRU` for the equations.
+
+    Parameters ``kernel (in, 3u)``, ``recurrent_kernel (u, 3u)`` and ``bias`` (``(2, 3u)``
+    with ``reset_after=True``, ``(3u,)`` without; gate order z, r, h) are created on first call.
+    Dropout uses the ``"dropout"`` RNG stream when ``deterministic=False``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> gru = GRU(units=4, return_sequences=True)
+      >>> variables = gru.init(jax.random.key(0), jnp.ones((2, 5, 3)), deterministic=True)
+      >>> gru.apply(variables, jnp.ones((2, 5, 3)), deterministic=True).shape
+      (2, 5, 4)
+    """
+
+    units: int
+    activation: Any = "tanh"
+    recurrent_activation: Any = "sigmoid"
+    use_bias: bool = True
+    reset_after: bool = True
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zero_output_for_mask: bool = False
+    time_major: bool = False
+    unroll: int | bool = 1
+    compute_dtype: Any = None
+    remat_chunk: int | None = None
+    impl: str = "auto"
+    param_dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.glorot_uniform()
+    recurrent_init: Any = nn.initializers.orthogonal()
+    deterministic: bool | None = None
+
+    state_fields = ("h",)
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
+    ) -> Any:
+        bias_shape = GRUCell(None, None, self.reset_after).bias_shape(self.units)
+        return gru_layer(
+            GRUParams(*_weights(self, x.shape[-1], 3, bias_shape)),
+            x,
+            mask=mask,
+            initial_state=initial_state,
+            dropout_key=_dropout_key(self, deterministic),
+            **layer_options(
+                self,
+                GRU_OPTIONS,
+                return_state=return_state,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+        )
+
+
+class SimpleRNN(nn.Module):
+    """``keras.layers.SimpleRNN`` as a Linen module; see :class:`jaxlstm.SimpleRNN`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> rnn = SimpleRNN(units=4)
+      >>> variables = rnn.init(jax.random.key(0), jnp.ones((2, 5, 3)), deterministic=True)
+      >>> rnn.apply(variables, jnp.ones((2, 5, 3)), deterministic=True).shape
+      (2, 4)
+    """
+
+    units: int
+    activation: Any = "tanh"
+    use_bias: bool = True
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zero_output_for_mask: bool = False
+    time_major: bool = False
+    unroll: int | bool = 1
+    compute_dtype: Any = None
+    remat_chunk: int | None = None
+    impl: str = "auto"
+    param_dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.glorot_uniform()
+    recurrent_init: Any = nn.initializers.orthogonal()
+    deterministic: bool | None = None
+
+    state_fields = ("h",)
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
+    ) -> Any:
+        return simple_rnn_layer(
+            SimpleRNNParams(*_weights(self, x.shape[-1], 1, (self.units,))),
+            x,
+            mask=mask,
+            initial_state=initial_state,
+            dropout_key=_dropout_key(self, deterministic),
+            **layer_options(
+                self,
+                SIMPLE_RNN_OPTIONS,
+                return_state=return_state,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+        )

@@ -1,0 +1,246 @@
+"""Flax NNX ``GRU`` and ``SimpleRNN``, beside ``nnx.py``'s LSTM: same options, same layer code
+(``core/layer.py``), one cell each. Keras's names and defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxlstm._src.core.activations import Activation, get_activation
+from jaxlstm._src.core.gru import GRUCell, GRUParams
+from jaxlstm._src.core.layer import (
+    GRU_OPTIONS,
+    SIMPLE_RNN_OPTIONS,
+    gru_layer,
+    layer_options,
+    simple_rnn_layer,
+)
+from jaxlstm._src.core.simple_rnn import SimpleRNNParams
+from jaxlstm._src.modules.nnx import GLOROT_UNIFORM, ORTHOGONAL
+
+
+class _KerasRNN(nnx.Module):
+    """What a GRU and a SimpleRNN module share: options as attributes, weights as
+    ``nnx.Param``\\ s in Keras's layout (``kernel (in, gates*u)``, ``recurrent_kernel
+    (u, gates*u)``, a zero ``bias`` of Keras's shape), dropout keys in training mode."""
+
+    state_fields = ("h",)
+
+    def _build(
+        self, in_features, units, options, gates, bias_shape, param_dtype, kernel_init,
+        recurrent_init, deterministic, rngs,
+    ):  # fmt: skip
+        for name in ("activation", "recurrent_activation"):
+            if name in options:
+                get_activation(options[name])  # fail early
+        self.in_features, self.units = in_features, units
+        for name, value in options.items():
+            setattr(self, name, value)
+        self.deterministic = deterministic
+        self.kernel = nnx.Param(
+            kernel_init(rngs.params(), (in_features, gates * units), param_dtype)
+        )
+        self.recurrent_kernel = nnx.Param(
+            recurrent_init(rngs.params(), (units, gates * units), param_dtype)
+        )
+        self.bias = nnx.Param(jnp.zeros(bias_shape, param_dtype)) if options["use_bias"] else None
+        needs_rng = 0.0 < options["dropout"] < 1.0 or 0.0 < options["recurrent_dropout"] < 1.0
+        self.rngs = rngs.dropout.fork() if needs_rng else nnx.data(None)
+
+    def _dropout_key(self, deterministic):
+        deterministic = self.deterministic if deterministic is None else deterministic
+        return None if deterministic or self.rngs is None else self.rngs()
+
+    def _weights(self):
+        bias = None if self.bias is None else self.bias[...]
+        return self.kernel[...], self.recurrent_kernel[...], bias
+
+
+class GRU(_KerasRNN):
+    """``keras.layers.GRU`` as a Flax NNX module.
+
+    The weights are ``nnx.Param``\\ s in Keras's layout (gate order z, r, h)::
+
+        kernel            (in_features, 3 * units)
+        recurrent_kernel  (units, 3 * units)
+        bias              (2, 3 * units) with reset_after=True (input and recurrent biases),
+                          (3 * units,) with reset_after=False; absent when use_bias=False
+
+    and each step computes ``z = σ(x_z + r_z)``, ``r = σ(x_r + r_r)``,
+    ``hh = φ(x_h + r * r_h)`` (``reset_after=True``; ``φ(x_h + (r * h) @ U_h)`` otherwise),
+    ``h = z * h + (1 - z) * hh``, with ``x = x_t @ kernel + b_in``,
+    ``r_ = h @ recurrent_kernel + b_rec`` (see ``jaxlstm.gru_scan``).
+
+    Args:
+      in_features, units: input and state sizes.
+      activation, recurrent_activation: Keras names or callables (``φ`` and ``σ``).
+      use_bias: as in Keras (the bias starts at zero, as Keras's ``bias_initializer``).
+      reset_after: Keras's GRU convention; ``True`` is Keras 3's (and tf.keras's) default.
+      return_sequences, return_state, go_backwards, dropout, recurrent_dropout,
+      zero_output_for_mask, time_major, unroll, compute_dtype, remat_chunk, impl, param_dtype,
+      kernel_init, recurrent_init, deterministic, rngs: as for :class:`jaxlstm.LSTM`
+      (``impl="cudnn"`` is refused: there is no cuDNN GRU in ``jax.experimental.rnn``).
+
+    Call: ``gru(x, *, mask=None, initial_state=None)``, ``x`` ``(*batch, T, in_features)``,
+    ``initial_state`` a ``GRUState(h)``, ``[h]`` or ``h``. Returns the output, or
+    ``(output, h)`` with ``return_state``.
+
+    Example:
+      >>> from flax import nnx
+      >>> import jax.numpy as jnp
+      >>> gru = GRU(3, 8, return_sequences=True, rngs=nnx.Rngs(0))
+      >>> gru(jnp.ones((2, 5, 3))).shape
+      (2, 5, 8)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        units: int,
+        *,
+        activation: str | Activation = "tanh",
+        recurrent_activation: str | Activation = "sigmoid",
+        use_bias: bool = True,
+        reset_after: bool = True,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zero_output_for_mask: bool = False,
+        time_major: bool = False,
+        unroll: int | bool = 1,
+        compute_dtype=None,
+        remat_chunk: int | None = None,
+        impl: str = "auto",
+        param_dtype=jnp.float32,
+        kernel_init=GLOROT_UNIFORM,
+        recurrent_init=ORTHOGONAL,
+        deterministic: bool = False,
+        rngs: nnx.Rngs,
+    ):
+        options = dict(locals())
+        options = {name: options[name] for name in (*GRU_OPTIONS, "use_bias")}
+        cell = GRUCell(None, None, reset_after)
+        self._build(
+            in_features, units, options, 3, cell.bias_shape(units), param_dtype, kernel_init,
+            recurrent_init, deterministic, rngs,
+        )  # fmt: skip
+
+    @property
+    def params(self) -> GRUParams:
+        """The weights as a plain :class:`GRUParams` pytree (for the functional core)."""
+        return GRUParams(*self._weights())
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
+    ) -> Any:
+        return gru_layer(
+            self.params,
+            x,
+            mask=mask,
+            initial_state=initial_state,
+            dropout_key=self._dropout_key(deterministic),
+            **layer_options(
+                self,
+                GRU_OPTIONS,
+                return_state=return_state,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+        )
+
+
+class SimpleRNN(_KerasRNN):
+    """``keras.layers.SimpleRNN`` as a Flax NNX module.
+
+    Weights ``kernel (in_features, units)``, ``recurrent_kernel (units, units)``,
+    ``bias (units,)`` (absent when ``use_bias=False``); each step computes
+    ``h = φ(x_t @ kernel + bias + h @ recurrent_kernel)`` (see ``jaxlstm.simple_rnn_scan``).
+
+    Args:
+      in_features, units: input and state sizes.
+      activation: a Keras name (``"linear"`` for Keras's ``activation=None``) or a callable.
+      use_bias, return_sequences, return_state, go_backwards, dropout, recurrent_dropout,
+      zero_output_for_mask, time_major, unroll, compute_dtype, remat_chunk, impl, param_dtype,
+      kernel_init, recurrent_init, deterministic, rngs: as for :class:`jaxlstm.GRU`.
+
+    Call: ``rnn(x, *, mask=None, initial_state=None)``; returns the output, or
+    ``(output, h)`` with ``return_state``.
+
+    Example:
+      >>> from flax import nnx
+      >>> import jax.numpy as jnp
+      >>> rnn = SimpleRNN(3, 4, activation="relu", rngs=nnx.Rngs(0))
+      >>> rnn(jnp.ones((2, 5, 3))).shape
+      (2, 4)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        units: int,
+        *,
+        activation: str | Activation = "tanh",
+        use_bias: bool = True,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zero_output_for_mask: bool = False,
+        time_major: bool = False,
+        unroll: int | bool = 1,
+        compute_dtype=None,
+        remat_chunk: int | None = None,
+        impl: str = "auto",
+        param_dtype=jnp.float32,
+        kernel_init=GLOROT_UNIFORM,
+        recurrent_init=ORTHOGONAL,
+        deterministic: bool = False,
+        rngs: nnx.Rngs,
+    ):
+        options = dict(locals())
+        options = {name: options[name] for name in (*SIMPLE_RNN_OPTIONS, "use_bias")}
+        self._build(
+            in_features, units, options, 1, (units,), param_dtype, kernel_init, recurrent_init,
+            deterministic, rngs,
+        )  # fmt: skip
+
+    @property
+    def params(self) -> SimpleRNNParams:
+        """The weights as a plain :class:`SimpleRNNParams` pytree (for the functional core)."""
+        return SimpleRNNParams(*self._weights())
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
+    ) -> Any:
+        return simple_rnn_layer(
+            self.params,
+            x,
+            mask=mask,
+            initial_state=initial_state,
+            dropout_key=self._dropout_key(deterministic),
+            **layer_options(
+                self,
+                SIMPLE_RNN_OPTIONS,
+                return_state=return_state,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+        )
