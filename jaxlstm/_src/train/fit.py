@@ -85,7 +85,9 @@ class CompileClock:
 
 @dataclass(frozen=True)
 class Objective:
-    """Per output: its name, loss (or None), loss weight and metrics ``(log name, metric)``.
+    """Per output: its name, loss (or None), loss weight and metrics ``(log name, metric,
+    weighted)``: as in Keras, ``metrics`` ignore sample and class weights (the output mask
+    still applies) and ``weighted_metrics`` use them.
     Hashable: it is part of the compiled steps' cache key."""
 
     names: tuple
@@ -100,7 +102,7 @@ class Objective:
         if many:
             keys += [f"{n}_loss" for n, loss in zip(self.names, self.losses, strict=True) if loss]
         for name, metrics in zip(self.names, self.metrics, strict=True):
-            keys += [f"{name}_{m}" if many else m for m, _ in metrics]
+            keys += [f"{name}_{m}" if many else m for m, _, _ in metrics]
         return keys
 
 
@@ -123,7 +125,23 @@ def _per_output(value, names, what, default=None):
     return [value] * n
 
 
-def make_objective(names, loss, loss_weights=None, metrics=None) -> Objective:
+def _metrics_per_output(metrics, names, what, weighted) -> list[list]:
+    nested = isinstance(metrics, dict) or (
+        isinstance(metrics, list | tuple) and any(isinstance(m, list | tuple) for m in metrics)
+    )
+    per = _per_output(metrics or [], names, what, []) if nested else [metrics or []] * len(names)
+    return [
+        [
+            (_metric_name(m), get_metric(m), weighted)
+            for m in (ms if isinstance(ms, list | tuple) else [ms])
+        ]
+        for ms in per
+    ]
+
+
+def make_objective(
+    names, loss, loss_weights=None, metrics=None, weighted_metrics=None
+) -> Objective:
     names = tuple(names)
     losses = [None if v is None else get_loss(v) for v in _per_output(loss, names, "loss")]
     if all(v is None for v in losses):
@@ -132,18 +150,9 @@ def make_objective(names, loss, loss_weights=None, metrics=None) -> Objective:
             "jaxlstm.train.Loss, a callable fn(y_true, y_pred), or one per output."
         )
     weights = _per_output(1.0 if loss_weights is None else loss_weights, names, "loss_weights", 1.0)
-    nested = isinstance(metrics, dict) or (
-        isinstance(metrics, list | tuple) and any(isinstance(m, list | tuple) for m in metrics)
-    )
-    per = (
-        _per_output(metrics or [], names, "metrics", []) if nested else [metrics or []] * len(names)
-    )
-    per_metrics = tuple(
-        tuple(
-            (_metric_name(m), get_metric(m)) for m in (ms if isinstance(ms, list | tuple) else [ms])
-        )
-        for ms in per
-    )
+    plain = _metrics_per_output(metrics, names, "metrics", False)
+    weighted = _metrics_per_output(weighted_metrics, names, "weighted_metrics", True)
+    per_metrics = tuple(tuple(a + b) for a, b in zip(plain, weighted, strict=True))
     return Objective(names, tuple(losses), tuple(float(w) for w in weights), per_metrics)
 
 
@@ -212,8 +221,8 @@ def _accumulate(obj: Objective, acc, total, parts, outs, masks, y, sw):
             add(f"{name}_loss", value * n, n)
     for i, (name, metrics) in enumerate(zip(obj.names, obj.metrics, strict=True)):
         w = None if sw is None else sw[i if len(sw) > 1 else 0]
-        for log_name, metric in metrics:
-            t, c = metric.update(y[i], outs[i], w, masks[i])
+        for log_name, metric, weighted in metrics:
+            t, c = metric.update(y[i], outs[i], w if weighted else None, masks[i])
             add(f"{name}_{log_name}" if many else log_name, t, c)
     return new
 
@@ -223,7 +232,7 @@ def _results(obj: Objective, acc) -> dict:
     metric_of = {}
     many = len(obj.names) > 1
     for name, metrics in zip(obj.names, obj.metrics, strict=True):
-        for log_name, metric in metrics:
+        for log_name, metric, _ in metrics:
             metric_of[f"{name}_{log_name}" if many else log_name] = metric
     out = {}
     for key in obj.keys():
@@ -496,6 +505,7 @@ def fit(
     loss=None,
     loss_weights=None,
     metrics=None,
+    weighted_metrics=None,
     optimizer: optax.GradientTransformation | None = None,
     freeze: Sequence[str] = (),
     clip_norm: float | None = None,
@@ -528,7 +538,8 @@ def fit(
         output (list or dict by output name); ``loss_weights`` weigh them. The model's Keras
         output masks are applied as Keras applies them.
       metrics: Keras metric names (``"mae"``, ``"accuracy"``...), :class:`Metric` s or callables;
-        a list of lists or a dict for several outputs.
+        a list of lists or a dict for several outputs. As in Keras, ``metrics`` ignore
+        ``sample_weight``/``class_weight`` (the output mask applies); ``weighted_metrics`` use them.
       optimizer: an optax transformation (default ``adam(1e-3)``); pass the same object to
         later ``fit`` calls to reuse the compiled steps.
       freeze: whole layer paths (``"dense"``, ``"encoder/lstm"``) whose weights stay fixed.
@@ -570,7 +581,7 @@ def fit(
     elif class_weight is not None:
         raise UnsupportedOptionError("class_weight needs in-memory arrays; weight the batches.")
     names = output_names(model) or tuple(f"output_{i}" for i in range(_n_targets(train)))
-    obj = make_objective(names, loss, loss_weights, metrics)
+    obj = make_objective(names, loss, loss_weights, metrics, weighted_metrics)
     metric_names = [k for k in obj.keys()]
     if patience is not None and monitor.startswith("val_") and val is None:
         raise UnsupportedOptionError(
@@ -759,6 +770,7 @@ def evaluate(
     loss=None,
     loss_weights=None,
     metrics=None,
+    weighted_metrics=None,
     mesh=None,
 ) -> dict:
     """Keras's ``model.evaluate``: the loss and metrics of ``model`` on the data, in eval mode,
@@ -767,7 +779,7 @@ def evaluate(
     CompileClock.install()
     data = as_data(x, y, sample_weight)
     names = output_names(model) or tuple(f"output_{i}" for i in range(_n_targets(data)))
-    obj = make_objective(names, loss, loss_weights, metrics)
+    obj = make_objective(names, loss, loss_weights, metrics, weighted_metrics)
     model.eval()
     graphdef, state = nnx.split(model)
     return _run_eval(
