@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     p_convert.add_argument("output", help="ends in .keras (Keras 3 archive) or .h5 (legacy)")
     p_convert.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p_ft = sub.add_parser("finetune", help="fine-tune a Keras model as a YAML config describes")
-    p_ft.add_argument("--config", required=True)
+    p_ft.add_argument("--config", required=True, help="a YAML file, or a shipped config's name")
     p_ft.add_argument("--out", help="output folder (default: the config's output.dir)")
     p_ft.add_argument("--epochs", type=int, help="override the config's epochs")
+    p_ft.add_argument("--resume", action="store_true", help="continue the run in its checkpoints")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -33,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return 0 if demo(repeat=args.repeat, out_dir=args.out) else 1
         if args.command == "finetune":
-            from jaxlstm._src.train.config import run_finetune
+            from jaxlstm._src.train.run import run_finetune
 
-            run_finetune(args.config, args.out, args.epochs)
+            run_finetune(args.config, args.out, args.epochs, resume=args.resume)
             return 0
         if args.command == "convert":
             return _convert(args.input, args.output, args.overwrite)
