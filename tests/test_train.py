@@ -310,3 +310,28 @@ def test_four_device_data_parallel_equals_one_device():
     assert result["devices"] == 4
     np.testing.assert_allclose(result["4"]["loss"], result["1"]["loss"], rtol=1e-5)
     np.testing.assert_allclose(result["4"]["pred"], result["1"]["pred"], atol=1e-5)
+
+
+def test_progress_off_a_terminal_is_one_line_per_epoch_with_compile_time_apart():
+    import io
+
+    x, y = forecaster_data(48)
+    model = jaxlstm.load_keras(FIX / "forecaster.h5")
+    stream = io.StringIO()
+    history = fit(
+        model,
+        x,
+        y,
+        epochs=3,
+        batch_size=16,
+        loss="mse",
+        metrics=["mae"],
+        optimizer=optax.sgd(0.01),
+        stream=stream,
+    )
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and "\r" not in stream.getvalue()
+    assert lines[0].startswith("epoch 1/3  3 steps") and "mae" in lines[0]
+    assert history.compile_seconds > 0 and all(
+        r["seconds"] < history.compile_seconds for r in history.epochs
+    )
