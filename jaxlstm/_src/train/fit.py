@@ -546,9 +546,9 @@ def fit(
       clip_norm: clip gradients by their global norm.
       monitor, patience, min_delta, mode, restore_best_weights: Keras's EarlyStopping; the best
         epoch by ``monitor`` is always tracked (and checkpointed under ``checkpoint_dir/best``);
-        ``patience`` stops the run; ``restore_best_weights`` loads the best epoch's weights
-        when it does (Keras's rule; pass ``patience=None, restore_best_weights=True`` to end
-        every run on its best epoch).
+        ``patience`` stops the run after that many epochs without improvement;
+        ``restore_best_weights`` ends the run on the best epoch's weights whether or not it
+        stopped early (Keras 3's rule; its default, False, keeps the last epoch's weights).
       seed: shuffling and dropout; the same seed gives the same run.
       mesh: a ``jax.sharding.Mesh``: the batch is split over its first axis (data parallel).
       log_path: ``.jsonl`` or ``.csv`` receiving one row per epoch.
@@ -596,56 +596,61 @@ def fit(
         tx = _clipped(tx, float(clip_norm))
     wrt = trainable_filter(model, freeze)
     model.train()
-    graphdef, trainable, rest = nnx.split(model, wrt, nnx.Not(wrt))
-    opt_state = tx.init(trainable)
-    history = History(monitor=monitor if tracks else None)
+    try:  # a refused checkpoint leaves the model as it was (eval mode)
+        graphdef, trainable, rest = nnx.split(model, wrt, nnx.Not(wrt))
+        opt_state = tx.init(trainable)
+        history = History(monitor=monitor if tracks else None)
 
-    ckpt, start = None, 0
-    if checkpoint_dir is not None:
-        ckpt = ckpt_lib.Checkpoints(
-            checkpoint_dir, monitor if tracks else None, bool(stopper and stopper.maximize)
-        )
-        fingerprint = {
-            "model": _model_digest(model, nnx.state(model)),
-            "trainable": ckpt_lib.layout(trainable),
-            "optimizer": ckpt_lib.layout(opt_state),
-            "loss": repr(obj.losses),
-            "batch_size": batch_size,
-            "seed": seed,
-            **(run_settings or {}),
-        }
-        record = ckpt.record()
-        if record is not None:
-            if not resume:
-                raise ckpt_lib.CheckpointError(
-                    f"{ckpt.directory} already holds a checkpoint (epoch {record['epoch']}) of a "
-                    "run; pass resume=True (jaxlstm finetune --resume) to continue it, or give "
-                    "an empty checkpoint_dir (or delete this one) to start over."
-                )
-            ckpt_lib.check_fingerprint(ckpt.directory, record["fingerprint"], fingerprint)
-            if record.get("stopped_early"):
-                raise ckpt_lib.CheckpointError(
-                    f"{ckpt.directory}: that run stopped early at epoch {record['epoch']} "
-                    f"(patience); there is nothing to resume. Start over in an empty folder."
-                )
-            if record["epoch"] >= epochs:
-                raise ckpt_lib.CheckpointError(
-                    f"{ckpt.directory} holds a run already trained for {record['epoch']} epochs; "
-                    f"epochs={epochs} asks for no more (as in Keras, epochs is the epoch to "
-                    f"train up to). Pass epochs > {record['epoch']} to train on."
-                )
-            trainable, rest, opt_state = ckpt.restore_latest((trainable, rest, opt_state))
-            start = record["epoch"]
-            history.epochs = list(record["history"])
-            history.best, history.best_epoch = record.get("best"), record.get("best_epoch")
-            if stopper is not None and record.get("early_stopping"):
-                stopper.load(record["early_stopping"])
-            nnx.update(model, trainable, rest)
-    log = Log(log_path, history.epochs)
-    trainable, rest, opt_state = _replicated((trainable, rest, opt_state), mesh)
-    best_state = None
-    if restore_best_weights and ckpt is not None and start:
-        best_state = ckpt.restore_best((trainable, rest))
+        ckpt, start = None, 0
+        if checkpoint_dir is not None:
+            ckpt = ckpt_lib.Checkpoints(
+                checkpoint_dir, monitor if tracks else None, bool(stopper and stopper.maximize)
+            )
+            fingerprint = {
+                "model": _model_digest(model, nnx.state(model)),
+                "trainable": ckpt_lib.layout(trainable),
+                "optimizer": ckpt_lib.layout(opt_state),
+                "loss": repr(obj.losses),
+                "batch_size": batch_size,
+                "seed": seed,
+                **(run_settings or {}),
+            }
+            record = ckpt.record()
+            if record is not None:
+                if not resume:
+                    raise ckpt_lib.CheckpointError(
+                        f"{ckpt.directory} already holds a checkpoint (epoch {record['epoch']}) "
+                        "of a run; pass resume=True (jaxlstm finetune --resume) to continue "
+                        "it, or give an empty checkpoint_dir (or delete this one) to start over."
+                    )
+                ckpt_lib.check_fingerprint(ckpt.directory, record["fingerprint"], fingerprint)
+                if record.get("stopped_early"):
+                    raise ckpt_lib.CheckpointError(
+                        f"{ckpt.directory}: that run stopped early at epoch {record['epoch']} "
+                        f"(patience); there is nothing to resume. Start over in an empty folder."
+                    )
+                if record["epoch"] >= epochs:
+                    raise ckpt_lib.CheckpointError(
+                        f"{ckpt.directory} holds a run already trained for {record['epoch']} "
+                        f"epochs; epochs={epochs} asks for no more (as in Keras, epochs is the "
+                        f"epoch to train up to). Pass epochs > {record['epoch']} to train on."
+                    )
+                trainable, rest, opt_state = ckpt.restore_latest((trainable, rest, opt_state))
+                start = record["epoch"]
+                history.epochs = list(record["history"])
+                history.best, history.best_epoch = record.get("best"), record.get("best_epoch")
+                if stopper is not None and record.get("early_stopping"):
+                    stopper.load(record["early_stopping"])
+                nnx.update(model, trainable, rest)
+        log = Log(log_path, history.epochs)
+        trainable, rest, opt_state = _replicated((trainable, rest, opt_state), mesh)
+        best_state = None
+        if restore_best_weights and ckpt is not None and start:
+            best_state = ckpt.restore_best((trainable, rest))
+
+    except BaseException:
+        model.eval()
+        raise
 
     key = jax.random.key(seed)
     show = Progress(epochs, progress, stream)
@@ -677,7 +682,11 @@ def fit(
                 done += 1
                 show.step(done, functools.partial(_results, obj, acc))
             if done == 0:
-                raise UnsupportedOptionError("the training data gave no batch in this epoch.")
+                raise UnsupportedOptionError(
+                    f"the training data gave no batch in epoch {epoch + 1}; a one-shot iterator "
+                    "is spent after one pass: pass steps_per_epoch= (and enough batches for "
+                    "every epoch), or an iterable that can be iterated again."
+                )
             row = {"epoch": epoch + 1, **_results(obj, acc)}
             nnx.update(model, trainable, rest)
             if val is not None:
