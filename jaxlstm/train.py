@@ -1,46 +1,59 @@
-"""Fine-tuning imported models: ``fit`` and its building blocks (needs the ``train`` extra:
-``pip install "jaxlstm[train]"`` for optax, orbax-checkpoint and PyYAML).
+"""Fine-tuning imported models as Keras's ``model.fit`` would (needs the ``train`` extra:
+``pip install "jaxlstm[train]"`` for optax, orbax-checkpoint, PyYAML, pydantic, rich).
 
 Example::
 
     import jaxlstm
-    from jaxlstm.train import Data, fit
+    from jaxlstm.train import fit
 
-    model = jaxlstm.load_keras("forecaster.h5")
-    history = fit(model, Data(x_train, y_train), Data(x_val, y_val), epochs=20, batch_size=32,
-                  freeze=["lstm"], log_path="metrics.jsonl", checkpoint_dir="ckpt")
-    jaxlstm.save_keras(model, "forecaster_tuned.keras")
+    model = jaxlstm.load_keras("classifier.keras")
+    history = fit(model, x_train, y_train, validation_split=0.1, epochs=20, batch_size=32,
+                  loss="binary_crossentropy", metrics=["accuracy"], freeze=["embedding"],
+                  patience=3, restore_best_weights=True, checkpoint_dir="ckpt")
+    jaxlstm.save_keras(model, "classifier_tuned.keras")
 """
 
-from jaxlstm._src.train.fit import Data, History, evaluate, fit, make_steps, trainable_filter
+from jaxlstm._src.train.checkpoint import CheckpointError
+from jaxlstm._src.train.data import Batches, Data
+from jaxlstm._src.train.fit import (
+    CompileClock,
+    History,
+    default_optimizer,
+    evaluate,
+    fit,
+    layer_paths,
+    trainable_filter,
+)
 from jaxlstm._src.train.losses import (
     LOSSES,
     METRICS,
-    accuracy,
+    Loss,
+    Metric,
     binary_crossentropy,
     categorical_crossentropy,
     mae,
-    masked_mean,
     mse,
-    rmse,
     sparse_categorical_crossentropy,
 )
 
 __all__ = [
     "LOSSES",
     "METRICS",
+    "Batches",
+    "CheckpointError",
+    "CompileClock",
     "Data",
     "History",
-    "accuracy",
+    "Loss",
+    "Metric",
     "binary_crossentropy",
     "categorical_crossentropy",
+    "default_optimizer",
     "evaluate",
     "fit",
+    "layer_paths",
     "mae",
-    "make_steps",
-    "masked_mean",
     "mse",
-    "rmse",
     "sparse_categorical_crossentropy",
     "trainable_filter",
 ]

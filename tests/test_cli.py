@@ -25,18 +25,12 @@ def test_demo_runs_offline_and_matches_keras(tmp_path):
         },
     )
     assert run.returncode == 0, run.stderr
-    assert "6 files: match Keras within 1e-05" in run.stdout
+    assert "7 files: match Keras within 1e-05" in run.stdout
     for name in ("keras1_lstm.h5", "keras2_cudnn.h5", "keras3_bidirectional.keras"):
         assert name in run.stdout
     assert "after fine-tuning" in run.stdout
     assert (tmp_path / "airline_finetuned.keras").exists() and (tmp_path / "loss.png").exists()
     assert any(cache.iterdir())  # the CLI keeps its compiled programs in the cache
-
-
-def test_shipped_demo_config_is_the_documented_one():
-    root = Path(__file__).parent.parent
-    shipped = root / "jaxlstm" / "data" / "airline_finetune.yaml"
-    assert shipped.read_text() == (root / "configs" / "airline_finetune.yaml").read_text()
 
 
 def test_demo_does_not_import_keras():

@@ -82,9 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
 
     p = sub.add_parser("finetune", help="fine-tune a Keras model as a YAML config describes")
-    p.add_argument("--config", required=True, metavar="YAML", help="the run config (YAML)")
+    p.add_argument(
+        "--config",
+        required=True,
+        metavar="YAML",
+        help="the run config: a YAML file, or a shipped config's name (e.g. airline_finetune)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: the config's output.dir)")
     p.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in its checkpoint folder (without it, a non-empty one is an error)",
+    )
     return parser
 
 
@@ -128,9 +138,9 @@ def _run(args) -> int:
 
         return 0 if demo(repeat=args.repeat, out_dir=args.out) else 1
     if args.command == "finetune":
-        from jaxlstm._src.train.config import run_finetune
+        from jaxlstm._src.train.run import run_finetune
 
-        run_finetune(args.config, args.out, args.epochs)
+        run_finetune(args.config, args.out, args.epochs, resume=args.resume)
         return 0
     if args.command == "convert":
         return _convert(args.input, args.output, args.overwrite)

@@ -123,6 +123,8 @@ def _finetune_story(out_dir, print_fn) -> None:
         import matplotlib  # noqa: F401
         import optax  # noqa: F401
         import orbax.checkpoint  # noqa: F401
+        import pydantic  # noqa: F401
+        import rich  # noqa: F401
         import yaml  # noqa: F401
     except ImportError as err:
         from jaxlstm._src.cli import missing_package
@@ -132,13 +134,18 @@ def _finetune_story(out_dir, print_fn) -> None:
             'pip install "jaxlstm[train]" to run it)'
         )
         return
-    from jaxlstm._src.train.config import run_finetune
+    from jaxlstm._src.train.config import find_config
+    from jaxlstm._src.train.run import run_finetune
 
-    config = Path(str(resources.files("jaxlstm") / "data" / "airline_finetune.yaml"))
+    config = find_config("airline_finetune")
     out = Path(out_dir) if out_dir is not None else Path.cwd() / "jaxlstm-demo"
     print_fn(
         "\nFine-tuning: the Keras forecaster above was trained on 1949-1956 airline passengers;"
-        "\nits head is fine-tuned in JAX on 1957-1959 and checked on 1960 "
-        f"({config.name}, as in configs/)."
+        "\nits head is fine-tuned in JAX on 1957-1959 and checked on 1960; the best epoch by "
+        f"validation loss is kept ({config.name}: jaxlstm finetune --config {config.stem})."
     )
+    if (out / "checkpoints").is_dir():  # the previous demo run's: the demo starts over
+        import shutil
+
+        shutil.rmtree(out / "checkpoints")
     run_finetune(config, out, print_fn=print_fn)

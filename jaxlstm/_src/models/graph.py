@@ -380,6 +380,13 @@ class KerasModel(nnx.Module):
         outputs, _, _ = self.run(inputs)
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def call_with_masks(self, *inputs: Any) -> tuple[tuple, tuple]:
+        """``(outputs, masks)``, both tuples in Keras's output order: each output with the
+        Keras mask it carries (``None`` where Keras propagates none), as Keras's losses and
+        metrics read it."""
+        outputs, masks, _ = self.run(inputs)
+        return outputs, masks
+
     def call_with_state(self, *inputs: Any, states: dict | None = None) -> tuple[Any, dict]:
         """``(outputs, states)``: run with the stateful layers starting from ``states``
         (zeros when ``None`` or missing) and return their final states for the next chunk."""

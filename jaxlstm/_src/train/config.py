@@ -1,236 +1,263 @@
-"""``jaxlstm finetune --config FILE``: a fine-tuning run described in YAML (see ``configs/``).
-
-The config is plain data checked against the keys and values below; a bad one fails before any
-work with an error naming the key and the allowed values."""
+"""The fine-tuning config (``jaxlstm finetune --config FILE|NAME``): a YAML file checked whole
+against a pydantic schema before anything is loaded. Every error names the file, the key, the
+value received and what is allowed. Paths are relative to the config's folder; ``package:NAME``
+is a file shipped in ``jaxlstm/data``. Configs shipped in ``jaxlstm/configs`` can be named
+without a path (``airline_finetune``)."""
 
 from __future__ import annotations
 
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
-import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jaxlstm._src.errors import JaxLSTMError
 
 
 class ConfigError(JaxLSTMError, ValueError):
-    """A fine-tuning config with a missing, unknown or invalid key."""
+    """A fine-tuning config with a missing, unknown or invalid key, or a file it names that
+    does not exist."""
 
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "exponential")
-TOP_KEYS = {
-    "model",
-    "data",
-    "train_layers",
-    "optimizer",
-    "loss",
-    "metrics",
-    "epochs",
-    "batch_size",
-    "seed",
-    "devices",
-    "output",
-}
-DATA_KEYS = {"series", "window", "scale", "train", "val"}
-OPT_KEYS = {"name", "learning_rate", "schedule", "clip_norm"}
-OUT_KEYS = {"dir", "model", "checkpoints", "metrics", "plot"}
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Range = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
+
+
+class SeriesData(_Strict):
+    """One column of a CSV file, cut into windows that predict the next value."""
+
+    kind: Literal["series"]
+    series: str = Field(description="CSV file; '#' lines are comments, the first line a header")
+    column: str | None = Field(None, description="the column (default: the last one)")
+    window: PositiveInt
+    scale: float = 1.0
+    train: Range
+    val: Range | None = None
+
+
+class ArraySplit(_Strict):
+    """Arrays of one split: keys of an ``.npz`` ``file``, or ``.npy`` paths when ``file`` is
+    omitted. ``inputs``: one per model input; ``targets``: one per output."""
+
+    file: str | None = None
+    inputs: Annotated[list[str], Field(min_length=1)]
+    targets: Annotated[list[str], Field(min_length=1)]
+    sample_weight: str | None = None
+
+
+class ArrayData(_Strict):
+    kind: Literal["arrays"]
+    train: ArraySplit
+    val: ArraySplit | None = None
+    validation_split: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+
+
+class TableSplit(_Strict):
+    """Columns of a CSV table (a header line names them): ``inputs`` make one model input
+    ``(rows, len(inputs))``, or with ``window`` sequences ``(rows - window, window, features)``
+    whose target is the row after each window."""
+
+    file: str
+    inputs: Annotated[list[str], Field(min_length=1)]
+    targets: Annotated[list[str], Field(min_length=1)]
+    window: PositiveInt | None = None
+
+
+class TableData(_Strict):
+    kind: Literal["table"]
+    train: TableSplit
+    val: TableSplit | None = None
+    validation_split: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+
+
+class Optimizer(_Strict):
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
+    schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    decay_epochs: PositiveInt | None = Field(
+        None, description="the schedule's horizon in epochs (default: epochs)"
+    )
+    clip_norm: Annotated[float, Field(gt=0.0)] | None = None
+
+
+class EarlyStoppingConfig(_Strict):
+    """Keras's EarlyStopping options (``fit``'s keyword arguments of the same names)."""
+
+    monitor: str = "val_loss"
+    patience: Annotated[int, Field(ge=0)] | None = None
+    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best_weights: bool = False
+
+
+class Output(_Strict):
+    dir: str = "runs/finetune"
+    model: str = "finetuned.keras"
+    checkpoints: str = "checkpoints"
+    metrics: str = "metrics.jsonl"
+    plot: str | None = "loss.png"
+
+
+class FinetuneConfig(_Strict):
+    model: str
+    data: Annotated[SeriesData | ArrayData | TableData, Field(discriminator="kind")]
+    train_layers: list[str] | None = Field(None, description="the layers that train (all: omit)")
+    optimizer: Optimizer = Optimizer()
+    loss: str | None = Field(None, description="default: the model file's compile_config")
+    metrics: list[str] | None = None
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    seed: Annotated[int, Field(ge=0)] = 0
+    devices: PositiveInt = 1
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    output: Output = Output()
+
+    @model_validator(mode="after")
+    def _val_or_split(self):
+        data = self.data
+        if getattr(data, "validation_split", None) is not None and data.val is not None:
+            raise ValueError("data: give val or validation_split, not both")
+        return self
+
+
+def _key(loc) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p in _DATA_KINDS))
+
+
+_DATA_KINDS = {"series", "arrays", "table"}
+
+
+def _allowed(loc) -> list[str]:
+    """The keys allowed where an unknown key ``loc`` was found."""
+    model: type[BaseModel] | None = FinetuneConfig
+    for part in loc[:-1]:
+        if model is None:
+            return []
+        if part in _DATA_KINDS:
+            model = {"series": SeriesData, "arrays": ArrayData, "table": TableData}[part]
+            continue
+        ann = model.model_fields.get(str(part))
+        if ann is None:
+            return []
+        model = _model_of(ann.annotation)
+    return sorted(model.model_fields) if model else []
+
+
+def _model_of(annotation):
+    import typing
+
+    for arg in (annotation, *typing.get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        for inner in typing.get_args(arg):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+    return None
+
+
+def _explain(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = _key(e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(
+                f"{key}: unknown key (value {e['input']!r}); allowed keys: {_allowed(e['loc'])}"
+            )
+        elif e["type"] == "missing":
+            lines.append(f"{key}: missing key")
+        elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            got = e["input"].get("kind") if isinstance(e["input"], dict) else e["input"]
+            lines.append(f"{key}: kind is {got!r}; allowed kinds: {sorted(_DATA_KINDS)}")
+        else:
+            lines.append(f"{key}: {e['input']!r} is not allowed: {e['msg']}")
+    return f"{path}: invalid fine-tuning config:\n  " + "\n  ".join(lines)
+
+
+SHIPPED = Path(str(resources.files("jaxlstm") / "configs"))
+
+
+def shipped_configs() -> list[str]:
+    """The names of the configs shipped in the package (``jaxlstm finetune --config NAME``)."""
+    return sorted(p.stem for p in SHIPPED.glob("*.yaml")) if SHIPPED.is_dir() else []
+
+
+def find_config(value: str | os.PathLike) -> Path:
+    """A config file: an existing path, else the shipped config of that name (``.yaml``
+    optional); otherwise an error listing the shipped ones."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    name = path.name.removesuffix(".yaml").removesuffix(".yml")
+    if path.parent == Path(".") and (SHIPPED / f"{name}.yaml").is_file():
+        return SHIPPED / f"{name}.yaml"
+    raise ConfigError(
+        f"config {os.fspath(value)!r} is neither a file nor a config shipped with jaxlstm; "
+        f"shipped configs: {shipped_configs()} (name one, or give a path to a YAML file)."
+    )
 
 
 def resolve_path(value: str, base: Path) -> Path:
-    """``package:NAME`` is a file shipped in ``jaxlstm/data``; other paths are relative to the
-    config file's folder."""
+    """``package:NAME`` is a file shipped in ``jaxlstm/data``; other relative paths are
+    relative to ``base`` (the config's folder)."""
     if value.startswith("package:"):
         return Path(str(resources.files("jaxlstm") / "data" / value.removeprefix("package:")))
-    path = Path(value)
+    path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
 
 
-def _need(cfg: dict, key: str, kind, where: str, choices=None):
-    if key not in cfg:
-        raise ConfigError(f"{where}: missing key {key!r}.")
-    value = cfg[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ConfigError(
-            f"{where}: {key!r} is {value!r}; expected {getattr(kind, '__name__', kind)}."
-        )
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{where}: {key!r} is {value!r}; allowed values: {list(choices)}.")
-    return value
+def _files(cfg: FinetuneConfig):
+    """``(key, value)`` of every input file the config names."""
+    yield "model", cfg.model
+    data = cfg.data
+    if isinstance(data, SeriesData):
+        yield "data.series", data.series
+        return
+    for split in ("train", "val"):
+        part = getattr(data, split)
+        if part is None:
+            continue
+        if isinstance(part, TableSplit) or part.file is not None:
+            yield f"data.{split}.file", part.file
+        else:
+            for group in ("inputs", "targets"):
+                for i, value in enumerate(getattr(part, group)):
+                    yield f"data.{split}.{group}[{i}]", value
+            if part.sample_weight is not None:
+                yield f"data.{split}.sample_weight", part.sample_weight
 
 
-def _unknown(cfg: dict, allowed: set, where: str):
-    extra = sorted(set(cfg) - allowed)
-    if extra:
-        raise ConfigError(f"{where}: unknown key(s) {extra}; allowed keys: {sorted(allowed)}.")
-
-
-def load_config(path: str | os.PathLike) -> dict:
-    """Parse and validate a fine-tuning YAML config; returns it with defaults filled in."""
+def load_config(path: str | os.PathLike) -> tuple[FinetuneConfig, Path]:
+    """Parse and validate a fine-tuning YAML config (every key, and that the files it names
+    exist); returns it and the folder its paths are relative to."""
     import yaml
 
-    path = Path(path)
+    path = find_config(path)
     try:
-        cfg = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot read the config ({err}).") from None
-    where = str(path)
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys, found {type(cfg).__name__}.")
-    _unknown(cfg, TOP_KEYS, where)
-    _need(cfg, "model", str, where)
-    data = _need(cfg, "data", dict, where)
-    _unknown(data, DATA_KEYS, f"{where}: data")
-    _need(data, "series", str, f"{where}: data")
-    if _need(data, "window", int, f"{where}: data") < 1:
-        raise ConfigError(f"{where}: data: 'window' must be at least 1.")
-    for split in ("train", "val"):
-        rng = data.get(split)
-        if split == "train" or rng is not None:
-            if not (
-                isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, int) for v in rng)
-            ):
-                raise ConfigError(f"{where}: data: {split!r} is {rng!r}; expected [start, stop].")
-    opt = cfg.setdefault("optimizer", {"name": "adam", "learning_rate": 1e-3})
-    _unknown(opt, OPT_KEYS, f"{where}: optimizer")
-    _need(opt, "name", str, f"{where}: optimizer", OPTIMIZERS)
-    opt.setdefault("schedule", "constant")
-    _need(opt, "schedule", str, f"{where}: optimizer", SCHEDULES)
-    for key, default in (("epochs", 10), ("batch_size", 32), ("seed", 0), ("devices", 1)):
-        cfg.setdefault(key, default)
-        if _need(cfg, key, int, where) < (0 if key == "seed" else 1):
-            raise ConfigError(f"{where}: {key!r} must be positive.")
-    out = cfg.setdefault("output", {})
-    _unknown(out, OUT_KEYS, f"{where}: output")
-    cfg["_base"] = str(path.parent)
-    return cfg
-
-
-def read_series(path: Path) -> np.ndarray:
-    """The last column of a CSV with a header line; ``#`` lines are comments."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys, found {type(raw).__name__}.")
     try:
-        lines = [ln for ln in Path(path).read_text().splitlines() if ln and not ln.startswith("#")]
-        return np.array([float(ln.rsplit(",", 1)[-1]) for ln in lines[1:]])
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot read the series ({err}).") from None
-
-
-def series_windows(series: np.ndarray, window: int, start: int, stop: int):
-    part = series[start:stop]
-    if len(part) <= window:
-        raise ConfigError(f"data range [{start}, {stop}] is not longer than window={window}.")
-    x = np.stack([part[i : i + window] for i in range(len(part) - window)])[..., None]
-    return x.astype("float32"), part[window:, None].astype("float32")
-
-
-def _optimizer(opt: dict, total_steps: int):
-    import optax
-
-    lr = float(opt.get("learning_rate", 1e-3))
-    schedule = {
-        "constant": lambda: lr,
-        "cosine": lambda: optax.cosine_decay_schedule(lr, max(total_steps, 1)),
-        "exponential": lambda: optax.exponential_decay(lr, max(total_steps, 1), 0.1),
-    }[opt["schedule"]]()
-    return {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd, "rmsprop": optax.rmsprop}[
-        opt["name"]
-    ](schedule)
-
-
-def run_finetune(config_path, out_dir=None, epochs=None, print_fn=print) -> dict:
-    """Run a config: load, measure, fine-tune, measure again, write model/checkpoints/log/plot."""
-    import jax
-
-    from jaxlstm._src.models.graph import load_keras
-    from jaxlstm._src.save import save_keras
-    from jaxlstm._src.train.fit import Data, evaluate, fit
-
-    cfg = load_config(config_path)
-    base = Path(cfg["_base"])
-    if epochs is not None:
-        cfg["epochs"] = epochs
-    data = cfg["data"]
-    raw = read_series(resolve_path(data["series"], base))
-    series = (raw / float(data.get("scale", 1.0))).astype("float32")
-    train = Data(*series_windows(series, data["window"], *data["train"]))
-    val = Data(*series_windows(series, data["window"], *data["val"])) if data.get("val") else None
-    model = load_keras(resolve_path(cfg["model"], base))
-    if cfg.get("train_layers"):
-        unknown = sorted(set(cfg["train_layers"]) - set(model.layers))
-        if unknown:
-            raise ConfigError(
-                f"{config_path}: train_layers names {unknown}, which the model does "
-                f"not have; its layers: {sorted(model.layers)}."
-            )
-    freeze = [n for n in model.layers if cfg.get("train_layers") and n not in cfg["train_layers"]]
-    out = Path(out_dir or resolve_path(cfg["output"].get("dir", "runs/finetune"), Path.cwd()))
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = cfg.get("metrics", [])
-    check = val or train
-    before = evaluate(model, check, loss=cfg.get("loss", "mse"), metrics=metrics)
-    mesh = None
-    if cfg["devices"] > 1:
-        if len(jax.devices()) < cfg["devices"]:
-            raise ConfigError(
-                f"{config_path}: devices={cfg['devices']} but only "
-                f"{len(jax.devices())} are present."
-            )
-        mesh = jax.sharding.Mesh(np.array(jax.devices()[: cfg["devices"]]), ("data",))
-    steps = cfg["epochs"] * max(len(train) // cfg["batch_size"], 1)
-    history = fit(
-        model,
-        train,
-        val,
-        loss=cfg.get("loss", "mse"),
-        metrics=metrics,
-        optimizer=_optimizer(cfg["optimizer"], steps),
-        epochs=cfg["epochs"],
-        batch_size=cfg["batch_size"],
-        seed=cfg["seed"],
-        freeze=freeze,
-        clip_norm=cfg["optimizer"].get("clip_norm"),
-        mesh=mesh,
-        log_path=out / cfg["output"].get("metrics", "metrics.jsonl"),
-        checkpoint_dir=out / cfg["output"].get("checkpoints", "checkpoints"),
-    )
-    after = evaluate(model, check, loss=cfg.get("loss", "mse"), metrics=metrics)
-    model_path = out / cfg["output"].get("model", "finetuned.keras")
-    save_keras(model, model_path)
-    plot_path = out / cfg["output"].get("plot", "loss.png")
-    _plot(history, plot_path)
-    scale = float(data.get("scale", 1.0))
-    print_fn(
-        f"{'validation' if val else 'training'} loss: {before['loss']:.6f} before, "
-        f"{after['loss']:.6f} after fine-tuning (RMSE {np.sqrt(before['loss']) * scale:.1f} -> "
-        f"{np.sqrt(after['loss']) * scale:.1f} in the series' units)"
-    )
-    print_fn(
-        f"wrote {model_path}, {plot_path}, {out / cfg['output'].get('metrics', 'metrics.jsonl')}"
-    )
-    return {
-        "before": before,
-        "after": after,
-        "history": history,
-        "model_path": model_path,
-        "plot_path": plot_path,
-    }
-
-
-def _plot(history, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    epochs = history.column("epoch")
-    ax.plot(epochs, history.column("loss"), label="train loss")
-    if history.column("val_loss"):
-        ax.plot(epochs, history.column("val_loss"), label="validation loss")
-    ax.set_xlabel("epoch")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        cfg = FinetuneConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(path, err)) from None
+    base = path.parent
+    missing = [
+        f"{key}: {value!r} ({resolve_path(value, base)}) does not exist"
+        for key, value in _files(cfg)
+        if not resolve_path(value, base).is_file()
+    ]
+    if missing:
+        raise ConfigError(
+            f"{path}: the config names files that do not exist (paths are relative to the "
+            "config's folder; package:NAME is a file shipped in jaxlstm/data):\n  "
+            + "\n  ".join(missing)
+        )
+    return cfg, base
