@@ -283,12 +283,20 @@ class KerasModel(nnx.Module):
             if isinstance(layer, RNNLayer):
                 init = kwargs.get("initial_state")
                 init = None if init is None else [values[r][0] for r in init]
+                # Keras 3 fills in a layer's mask only when it is called on one tensor: an RNN
+                # given initial_state tensors runs unmasked, though its output carries the mask.
+                keras3 = keras_major(self.keras_version) >= 3
+                run_mask = None if init is not None and keras3 else mask
                 if init is None and states is not None and layer.stateful:
                     init = _flat_state(states.get(node.layer))
-                out, final = layer(args[0], mask=mask, initial_state=init)
+                out, final = layer(args[0], mask=run_mask, initial_state=init)
                 if layer.stateful:
                     new_states[node.layer] = final[0] if len(final) == 1 else final
                 out_mask = layer.output_mask(args, mask)
+            elif hasattr(layer, "call_graph"):  # reads every input's mask and call options
+                kw = {k: _resolve(v, values, 0) for k, v in kwargs.items()}
+                kw_masks = {k: _resolve(v, values, 1) for k, v in kwargs.items() if _is_ref(v)}
+                out, out_mask = layer.call_graph(args, arg_masks, kw, kw_masks)
             elif isinstance(layer, KerasModel):
                 out, out_mask, inner = layer.run(args, arg_masks, states, trace)
                 new_states.update(inner)
@@ -315,6 +323,11 @@ def _starts_with_input(entry: dict) -> bool:
 
 def _is_ref(x) -> bool:
     return isinstance(x, Ref)
+
+
+def _resolve(tree, values, i: int):
+    """``tree`` with each :class:`Ref` replaced by its value (``i=0``) or mask (``i=1``)."""
+    return jax.tree.map(lambda r: values[r][i] if _is_ref(r) else r, tree, is_leaf=_is_ref)
 
 
 def _flat_state(state):
