@@ -114,6 +114,8 @@ class Conv(KerasLayer):
         self.padding = _padding(config, ctx, ("valid", "same", *causal))
         self.data_format = data_format(config, ctx)
         self.groups = int(config.get("groups", 1))
+        if kind != "conv" and self.groups != 1:
+            raise UnsupportedOptionError(f"{ctx.where}: groups={self.groups} on a {kind} conv.")
         self.activation = ctx.activation(config.get("activation", "linear"))
         self.output_padding = None
         if kind == "transpose" and config.get("output_padding") is not None:
