@@ -298,3 +298,11 @@ def test_kernel_of_the_wrong_rank_is_a_file_error():
 def test_unchecked_interpolation_is_refused():
     with pytest.raises(jaxlstm.UnsupportedOptionError, match="interpolation='bicubic'"):
         CONV_LAYERS["UpSampling2D"]({"size": [2, 2], "interpolation": "bicubic"}, [], ctx("U"))
+
+
+def test_groups_on_a_transposed_conv_is_refused():
+    w = np.zeros((3, 3, 2, 4), np.float32)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="groups=2 on a transpose conv"):
+        CONV_LAYERS["Conv2DTranspose"](
+            {"kernel_size": [3, 3], "groups": 2}, [w, np.zeros(2, np.float32)], ctx("Conv2DT")
+        )
