@@ -18,7 +18,7 @@ _DROPPED = {
     "LSTM": ("time_major", "implementation"),
     "GRU": ("time_major", "implementation"),
     "SimpleRNN": ("time_major",),
-    "SpatialDropout1D": ("trainable", "noise_shape"),
+    **{f"SpatialDropout{r}D": ("trainable", "noise_shape") for r in (1, 2, 3)},
     # tf.keras passes its Conv base options on to layers that never use them (groups is 1).
     **{
         f"SeparableConv{r}D": (
