@@ -4,6 +4,9 @@ every option, an attention seq2seq, and save_keras back into files Keras 3 loads
 
 from __future__ import annotations
 
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -190,21 +193,43 @@ def test_masked_softmax_styles_differ_only_on_fully_masked_rows():
     np.testing.assert_array_equal(outs[A.ZERO][1], np.zeros(3))
 
 
+def edit_attention_entry(src, dst, edit):
+    """Copy the .keras archive ``src`` to ``dst`` with ``edit(entry)`` applied to the config
+    entry of its Attention layer."""
+    with zipfile.ZipFile(src) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(files["config.json"])
+    edit(next(e for e in config["config"]["layers"] if e["class_name"] == "Attention"))
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(dst, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+
+
 def test_unknown_call_option_is_refused(tmp_path):
     ins, dec, enc, _ = encoder_decoder_inputs()
     model = keras.Model(list(ins), L.Attention()([dec, enc]))
     model.save(tmp_path / "a.keras")
-    import json
-    import zipfile
 
-    with zipfile.ZipFile(tmp_path / "a.keras") as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    config = json.loads(files["config.json"])
-    att = next(e for e in config["config"]["layers"] if e["class_name"] == "Attention")
-    att["inbound_nodes"][0]["kwargs"]["sliding_window"] = 2
-    files["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(tmp_path / "b.keras", "w") as z:
-        for n, data in files.items():
-            z.writestr(n, data)
+    def add_option(entry):
+        entry["inbound_nodes"][0]["kwargs"]["sliding_window"] = 2
+
+    edit_attention_entry(tmp_path / "a.keras", tmp_path / "b.keras", add_option)
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"called with \['sliding_window'\]"):
         jaxlstm.load_keras(tmp_path / "b.keras")(*feeds())
+
+
+def test_causal_in_the_layer_config_as_older_tf_keras_saved_it(tmp_path):
+    """tf.keras 2.4-2.10 kept ``causal=True`` in Attention's config rather than as a call
+    option: the same file with the call option moved into the config gives Keras's numbers."""
+    ins, dec, enc, _ = encoder_decoder_inputs()
+    model = randomize(keras.Model(list(ins), L.Attention()([dec, enc], use_causal_mask=True)), 2)
+    want = keras_outputs(model, feeds())
+    model.save(tmp_path / "a.keras")
+
+    def move_to_config(entry):
+        del entry["inbound_nodes"][0]["kwargs"]["use_causal_mask"]
+        entry["config"]["causal"] = True
+
+    edit_attention_entry(tmp_path / "a.keras", tmp_path / "b.keras", move_to_config)
+    assert_outputs(jaxlstm.load_keras(tmp_path / "b.keras")(*feeds()), want)
