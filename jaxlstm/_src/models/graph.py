@@ -434,10 +434,20 @@ class KerasModel(nnx.Module):
                 if states is not None and layer.stateful:
                     carried = _flat_state(states.get(node.layer))
                 init = layer.start_state(fed, carried)
-                out, final = layer(args[0], mask=mask, initial_state=init)
+                # Keras 3 fills in a layer's propagated mask only when it is called on one
+                # tensor (layer.py, "Populate mask argument(s)"): an RNN given initial_state
+                # tensors and no explicit mask= runs unmasked, though its output carries the mask.
+                implicit = not isinstance(kwargs.get("mask"), Ref)
+                keras3 = keras_major(self.keras_version) >= 3
+                run_mask = None if fed is not None and keras3 and implicit else mask
+                out, final = layer(args[0], mask=run_mask, initial_state=init)
                 if layer.stateful:
                     new_states[node.layer] = final[0] if len(final) == 1 else final
                 out_mask = layer.output_mask(args, mask)
+            elif hasattr(layer, "call_graph"):  # reads every input's mask and call options
+                kw = {k: _resolve(v, values, 0) for k, v in kwargs.items()}
+                kw_masks = {k: _resolve(v, values, 1) for k, v in kwargs.items() if _is_ref(v)}
+                out, out_mask = layer.call_graph(args, arg_masks, kw, kw_masks)
             elif isinstance(layer, KerasModel):
                 out, out_mask, inner = layer.run(args, arg_masks, states, trace)
                 new_states.update(inner)
@@ -464,6 +474,11 @@ def _starts_with_input(entry: dict) -> bool:
 
 def _is_ref(x) -> bool:
     return isinstance(x, Ref)
+
+
+def _resolve(tree, values, i: int):
+    """``tree`` with each :class:`Ref` replaced by its value (``i=0``) or mask (``i=1``)."""
+    return jax.tree.map(lambda r: values[r][i] if _is_ref(r) else r, tree, is_leaf=_is_ref)
 
 
 def _flat_state(state):

@@ -213,19 +213,22 @@ class Masking(KerasLayer):
 
 
 class Dropout(Stochastic):
-    """Dropout and SpatialDropout1D (one draw per (sample, channel), shared over time)."""
+    """Dropout and SpatialDropout1D/2D/3D (one draw per (sample, channel), shared over the
+    time or spatial axes; ``data_format`` says where the channels are)."""
 
     def __init__(self, config, weights, ctx: BuildContext, spatial: bool = False):
         super().__init__(ctx)
         self.rate, self.spatial = ctx.number(config, "rate", 0.0, 0.0, 1.0), spatial
         self.noise_shape = ctx.integers(config, "noise_shape", None, none_ok=True)
+        self.channels_first = ctx.text(config, "data_format", "channels_last") == "channels_first"
 
     def __call__(self, x, mask=None):
         if not self.active() or not 0.0 < self.rate < 1.0:
             return x
         shape = list(x.shape)
         if self.spatial:
-            shape[1] = 1
+            channels = 1 if self.channels_first else x.ndim - 1
+            shape = [s if i in (0, channels) else 1 for i, s in enumerate(shape)]
         elif self.noise_shape is not None:
             shape = [s if n is None else n for s, n in zip(shape, self.noise_shape, strict=True)]
         keep = jax.random.bernoulli(self.rngs(), 1.0 - self.rate, tuple(shape))
@@ -284,36 +287,6 @@ class Permute(KerasLayer):
 
     def __call__(self, x, mask=None):
         return jnp.transpose(x, (0, *self.dims))
-
-
-def _pair(config, key, default, ctx) -> tuple[int, int]:
-    value = ctx.integers(config, key, default)
-    if len(value) in (1, 2):
-        return (value[0], value[-1])
-    raise KerasFileError(
-        f"{ctx.where}: {key}={config.get(key)!r}; expected an int or a pair of ints."
-    )
-
-
-class ZeroPadding1D(KerasLayer):
-    passes_mask = False
-
-    def __init__(self, config, weights, ctx: BuildContext):
-        self.padding = _pair(config, "padding", 1, ctx)
-
-    def __call__(self, x, mask=None):
-        return jnp.pad(x, ((0, 0), self.padding, (0, 0)))
-
-
-class Cropping1D(KerasLayer):
-    passes_mask = False
-
-    def __init__(self, config, weights, ctx: BuildContext):
-        self.cropping = _pair(config, "cropping", (1, 1), ctx)
-
-    def __call__(self, x, mask=None):
-        start, end = self.cropping
-        return x[:, start : x.shape[1] - end]
 
 
 class LayerNormalization(KerasLayer):
@@ -378,85 +351,6 @@ class BatchNormalization(KerasLayer):
     def keras_weights(self):
         stats = [(self.moving_mean[...], False), (self.moving_variance[...], False)]
         return _trainable(self.gamma, self.beta) + stats
-
-
-class Conv1D(KerasLayer):
-    passes_mask = False
-
-    def __init__(self, config, weights, ctx: BuildContext):
-        use_bias = ctx.flag(config, "use_bias", True)
-        ctx.expect(weights, 2 if use_bias else 1, "kernel, bias")
-        self.kernel = _param(weights[0])  # (width, in / groups, filters)
-        self.bias = _param(weights[1]) if use_bias else None
-        self.strides = ctx.integers(config, "strides", 1)[0]
-        self.dilation = ctx.integers(config, "dilation_rate", 1)[0]
-        self.padding = ctx.text(config, "padding", "valid").lower()
-        self.groups = ctx.integer(config, "groups", 1)
-        self.activation = ctx.activation(config.get("activation", "linear"))
-        if ctx.text(config, "data_format", "channels_last") != "channels_last":
-            raise UnsupportedOptionError(f"{ctx.where}: only data_format='channels_last'.")
-
-    def __call__(self, x, mask=None):
-        width = self.kernel.shape[0]
-        if self.padding == "causal":
-            x = jnp.pad(x, ((0, 0), (self.dilation * (width - 1), 0), (0, 0)))
-            padding = "VALID"
-        else:
-            padding = self.padding.upper()
-        y = lax.conv_general_dilated(
-            x,
-            self.kernel[...],
-            window_strides=(self.strides,),
-            padding=padding,
-            rhs_dilation=(self.dilation,),
-            dimension_numbers=("NWC", "WIO", "NWC"),
-            feature_group_count=self.groups,
-            precision=lax.Precision.HIGHEST,
-        )
-        if self.bias is not None:
-            y = y + self.bias[...]
-        return get_activation(self.activation)(y)
-
-    def keras_weights(self):
-        return _trainable(self.kernel, self.bias)
-
-
-class Pooling1D(KerasLayer):
-    passes_mask = False
-
-    def __init__(self, config, weights, ctx: BuildContext, kind: str):
-        self.kind = kind
-        self.pool = ctx.integers(config, "pool_size", 2)[0]
-        self.strides = ctx.integers(config, "strides", self.pool)[0]
-        self.padding = ctx.text(config, "padding", "valid").upper()
-
-    def __call__(self, x, mask=None):
-        dims, strides = (1, self.pool, 1), (1, self.strides, 1)
-        if self.kind == "max":
-            return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, self.padding)
-        total = lax.reduce_window(x, 0.0, lax.add, dims, strides, self.padding)
-        count = lax.reduce_window(jnp.ones_like(x), 0.0, lax.add, dims, strides, self.padding)
-        return total / count  # padding="same" averages over the real steps only, as Keras
-
-
-class GlobalPooling1D(KerasLayer):
-    """GlobalAveragePooling1D averages over unmasked steps; GlobalMaxPooling1D ignores masks."""
-
-    passes_mask = False
-
-    def __init__(self, config, weights, ctx: BuildContext, kind: str):
-        self.kind, self.keepdims = kind, ctx.flag(config, "keepdims", False)
-        if ctx.text(config, "data_format", "channels_last") != "channels_last":
-            raise UnsupportedOptionError(f"{ctx.where}: only data_format='channels_last'.")
-
-    def __call__(self, x, mask=None):
-        if self.kind == "max":
-            return jnp.max(x, axis=1, keepdims=self.keepdims)
-        if mask is None:
-            return jnp.mean(x, axis=1, keepdims=self.keepdims)
-        m = mask[..., None].astype(x.dtype)
-        total = jnp.sum(jnp.where(m > 0, x, 0.0), axis=1, keepdims=self.keepdims)
-        return total / jnp.sum(m, axis=1, keepdims=self.keepdims)
 
 
 class Merge(KerasLayer):
@@ -600,6 +494,13 @@ OPS: dict[str, tuple[Callable, tuple[str, ...]]] = {
         ("axis", "keepdims"),
     ),
     "Cast": (lambda a, dtype="float32": jnp.asarray(a).astype(dtype), ("dtype",)),
+    "ConvertToTensor": (  # recorded by Attention's compute_mask on the query mask
+        lambda a, dtype=None: jnp.asarray(a) if dtype is None else jnp.asarray(a).astype(dtype),
+        ("dtype",),
+    ),
+    "Concatenate": (lambda xs, axis=0: jnp.concatenate(list(xs), axis=axis), ("axis",)),
+    "ZerosLike": (lambda a, dtype=None: jnp.zeros_like(a, dtype=dtype), ("dtype",)),
+    "OnesLike": (lambda a, dtype=None: jnp.ones_like(a, dtype=dtype), ("dtype",)),
     "ExpandDims": (lambda a, axis=-1: jnp.expand_dims(a, _axis(axis)), ("axis",)),
     "Squeeze": (lambda a, axis=None: jnp.squeeze(a, _axis(axis)), ("axis",)),
 }
@@ -617,32 +518,28 @@ LAYERS: dict[str, Callable] = {
     "Embedding": Embedding,
     "Masking": Masking,
     "Dropout": _simple(Dropout),
-    "SpatialDropout1D": _simple(Dropout, spatial=True),
+    **{f"SpatialDropout{r}D": _simple(Dropout, spatial=True) for r in (1, 2, 3)},
     "GaussianNoise": _simple(GaussianNoise),
     "GaussianDropout": _simple(GaussianNoise, multiplicative=True),
     "RepeatVector": RepeatVector,
     "Flatten": lambda config, weights, ctx: Flatten(),
     "Reshape": Reshape,
     "Permute": Permute,
-    "ZeroPadding1D": ZeroPadding1D,
-    "Cropping1D": Cropping1D,
     "LayerNormalization": LayerNormalization,
     "BatchNormalization": BatchNormalization,
-    "Conv1D": Conv1D,
-    "MaxPooling1D": _simple(Pooling1D, kind="max"),
-    "AveragePooling1D": _simple(Pooling1D, kind="avg"),
-    "GlobalAveragePooling1D": _simple(GlobalPooling1D, kind="avg"),
-    "GlobalMaxPooling1D": _simple(GlobalPooling1D, kind="max"),
     "Concatenate": Concatenate,
     "Dot": Dot,
     **{name: Merge for name in Merge.OPS},
 }
 OP_MODULE_PREFIX = "keras.src.ops"
 # Keras 1/2 spellings of the same layers.
-ALIASES = {
-    "Convolution1D": "Conv1D",
-    "MaxPool1D": "MaxPooling1D",
-    "AvgPool1D": "AveragePooling1D",
-    "GlobalAvgPool1D": "GlobalAveragePooling1D",
-    "GlobalMaxPool1D": "GlobalMaxPooling1D",
-}
+ALIASES: dict[str, str] = {}
+
+# The convolution/pooling and attention layers live in their own modules, which build on the
+# classes above (hence imported last); they register here, in the one registry.
+from jaxlstm._src.models.attention import ATTENTION_LAYERS  # noqa: E402
+from jaxlstm._src.models.conv import CONV_ALIASES, CONV_LAYERS  # noqa: E402
+
+LAYERS.update(CONV_LAYERS)
+LAYERS.update(ATTENTION_LAYERS)
+ALIASES.update(CONV_ALIASES)

@@ -260,8 +260,16 @@ def _cell_vars(
     return [(n, read_dataset(ds, f"layer {name!r}: array {n!r}", budget)) for n, ds in items]
 
 
-# Sub-objects whose variables belong to a layer, in the order Keras 2 lists a layer's weights.
-_OWN_CHILDREN = ("vars", "cell", "layer", "forward_layer", "backward_layer")
+# Sub-objects whose variables belong to a layer, in the order Keras 2 lists a layer's weights
+# (MultiHeadAttention's four projections last).
+_OWN_CHILDREN = (
+    "vars",
+    "cell",
+    "layer",
+    "forward_layer",
+    "backward_layer",
+    *(f"{part}_dense" for part in ("query", "key", "value", "output")),
+)
 
 
 def _all_vars(

@@ -22,7 +22,22 @@ _DROPPED = {
     "LSTM": ("time_major", "implementation"),
     "GRU": ("time_major", "implementation"),
     "SimpleRNN": ("time_major",),
-    "SpatialDropout1D": ("trainable", "noise_shape"),
+    **{f"SpatialDropout{r}D": ("trainable", "noise_shape") for r in (1, 2, 3)},
+    # tf.keras passes its Conv base options on to layers that never use them (groups is 1).
+    **{
+        f"SeparableConv{r}D": (
+            "groups",
+            "kernel_initializer",
+            "kernel_regularizer",
+            "kernel_constraint",
+        )
+        for r in (1, 2)
+    },
+    **{f"DepthwiseConv{r}D": ("groups",) for r in (1, 2)},
+    **{f"Conv{r}DTranspose": ("groups",) for r in (1, 2, 3)},
+    # input shapes Keras 3 rebuilds from build_config; robust masking changes only rows with
+    # every position masked, which are uniform either way.
+    "MultiHeadAttention": ("query_shape", "key_shape", "value_shape", "softmax_robust_masking"),
 }
 # Keras 1 options with no Keras 3 counterpart that do not change a trained layer's numbers
 # (initializers; the input shape, which the model's InputLayer carries).
@@ -174,6 +189,7 @@ def _model(node: dict, where: str, major: int) -> None:
         _layer(entry, where, major)
     if node["class_name"] != "Functional":
         return
+    _refuse_masked_initial_state(layers, where)
     # Keras 2 numbers a nested model's calls from 1 when it has its own Input (that internal
     # call is counted but not saved); Keras 3 numbers saved calls from 0.
     shift = {e["name"] for e in layers if e.get("class_name") in MODEL_CLASSES and _own_input(e)}
@@ -230,3 +246,35 @@ def _no_constants(kwargs: dict, entry: dict, where: str) -> None:
 def _own_input(entry: dict) -> bool:
     layers = layer_list(entry)
     return bool(layers) and layers[0].get("class_name") == "InputLayer"
+
+
+def _refuse_masked_initial_state(layers: list, where: str) -> None:
+    """Keras 3 fills in a layer's mask only when the layer is called on one tensor, so an RNN
+    called with ``initial_state`` tensors runs unmasked there, where Keras 1/2 masked it: a
+    Keras 2 encoder-decoder with masked decoder inputs would compute different numbers."""
+    sources = [
+        e
+        for e in layers
+        if e.get("class_name") == "Masking"
+        or (e.get("class_name") == "Embedding" and e.get("config", {}).get("mask_zero"))
+    ]
+    if not sources:
+        return
+    for entry in layers:
+        if entry.get("class_name") not in _RNN:
+            continue
+        for inbound in entry.get("inbound_nodes", []):
+            if isinstance(inbound, dict) or not inbound:
+                continue
+            kwargs = (
+                inbound[0][3] if len(inbound[0]) > 3 and isinstance(inbound[0][3], dict) else {}
+            )
+            if len(inbound) > 1 or "initial_state" in kwargs:
+                name = entry.get("config", {}).get("name", entry.get("name"))
+                raise UnsupportedOptionError(
+                    f"{where}: layer {name!r} is called with initial_state in a model with masks "
+                    f"(from {sources[0].get('config', {}).get('name')!r}). Keras 3 runs an RNN "
+                    "called on several tensors without its input's mask, where the Keras that "
+                    "wrote this file applied it, so Keras 3 would compute different numbers: "
+                    "the model is not written. (jaxlstm itself keeps the original meaning.)"
+                )

@@ -62,6 +62,10 @@ def write_weights_h5(model, config: dict, target: str) -> None:
                     _write_vars(h5, f"{cl.v3_path}/{side}/cell", part)
             elif cl.class_name in ("LSTM", "CuDNNLSTM", "RNN"):
                 _write_vars(h5, f"{cl.v3_path}/cell", arrays)
+            elif hasattr(layer := model.layer("/".join(cl.names)), "keras_v3_groups"):
+                for sub, part in layer.keras_v3_groups():  # e.g. MultiHeadAttention's
+                    h5.require_group(f"{cl.v3_path}/{sub}/vars")
+                    _write_vars(h5, f"{cl.v3_path}/{sub}", part)
             else:
                 _write_vars(h5, cl.v3_path, arrays)
 
