@@ -575,7 +575,12 @@ def _build_layer(
         stateful = bool((record.forward or record).config.get("stateful", False))
         return RNNLayer(module, stateful, carried_state_wins(kf.keras_version))
     if class_name == "TimeDistributed":
-        inner = config.get("layer", {})
+        inner = config.get("layer")
+        if not isinstance(inner, dict) or not isinstance(inner.get("config", {}), dict):
+            raise KerasFileError(
+                f"{kf.path}: layer {key!r} is TimeDistributed with layer={inner!r:.80}; expected "
+                "the wrapped layer's JSON object (class_name and config)."
+            )
         inner_entry = {**inner, "config": {**inner.get("config", {}), "name": names[-1]}}
         inner_kf = KerasFile(
             kf.path, kf.format, kf.keras_version, arrays={key: kf.arrays.get(key, [])}
