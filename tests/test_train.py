@@ -291,6 +291,7 @@ print(json.dumps({{"devices": len(jax.devices()), **out}}))
 """
 
 
+@pytest.mark.slow  # a 4-device subprocess: ~35 s of the default run
 def test_four_device_data_parallel_equals_one_device():
     env = {
         **os.environ,
