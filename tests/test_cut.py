@@ -274,3 +274,47 @@ def test_tf_keras_ctc_training_graph_loads_up_to_softmax():
     model = jaxlstm.load_keras(FIX / "ctc_head.h5", outputs=["softmax"])
     assert model.input_names == ("features",)
     assert_matches_keras(model(inputs[0]), data["softmax"])
+
+
+def test_the_arrays_of_layers_outside_the_cut_are_not_read(graph_file, monkeypatch):
+    _, path = graph_file
+    from jaxlstm._src.readers import keras_v3, legacy_h5
+
+    read = []
+    for module in (keras_v3, legacy_h5):
+        real = module.read_dataset
+        monkeypatch.setattr(
+            module,
+            "read_dataset",
+            lambda ds, what, *a, r=real: read.append(what) or r(ds, what, *a),
+        )
+    jaxlstm.load_keras(path, outputs=["lstm:0:0"])
+    assert read and all("'lstm'" in what for what in read), read
+    read.clear()
+    with pytest.raises(jaxlstm.UnsupportedLayerError):
+        jaxlstm.load_keras(path)
+    assert any("'metric'" in what for what in read), read  # the check sees a real read
+
+
+def test_inspect_of_a_sequential_model_shows_its_feeds(tmp_path):
+    layers = [keras.Input((5, 2), name="x"), L.LSTM(4, name="lstm"), L.Dense(3, name="dense")]
+    keras.Sequential(layers).save(tmp_path / "s.keras")
+    rows = [line for line in describe_model(tmp_path / "s.keras").splitlines() if "LSTM" in line]
+    assert rows[0].rstrip().endswith("dense")
+    with pytest.raises(jaxlstm.JaxLSTMError, match="names the input of the Sequential stack"):
+        jaxlstm.load_keras(tmp_path / "s.keras", outputs=["x"])
+
+
+def test_attention_returning_its_scores_needs_the_tensor_named(tmp_path):
+    q, v = keras.Input((3, 4), name="q"), keras.Input((5, 4), name="v")
+    context, _ = L.Attention(name="att")([q, v], return_attention_scores=True)
+    keras_model = keras.Model([q, v], L.Dense(2, name="out")(context))
+    keras_model.save(tmp_path / "a.keras")
+    with pytest.raises(jaxlstm.JaxLSTMError, match=r"layer 'att' has several outputs"):
+        jaxlstm.load_keras(tmp_path / "a.keras", outputs=["att"])
+    rng = np.random.default_rng(8)
+    xq, xv = rng.normal(size=(2, 3, 4)).astype("float32"), rng.normal(size=(2, 5, 4))
+    xv = xv.astype("float32")
+    want = keras.Model(keras_model.inputs, keras_model.get_layer("att").output)([xq, xv])
+    model = jaxlstm.load_keras(tmp_path / "a.keras", outputs=["att:0:0", "att:0:1"])
+    assert_matches_keras(model(xq, xv), [np.asarray(w) for w in want])

@@ -23,10 +23,10 @@ from jaxlstm._src.errors import JaxLSTMError, KerasFileError, LayerNotFoundError
 from jaxlstm._src.models.graph import Node, Ref, _io_refs, _is_int, _is_ref, entry_nodes
 from jaxlstm._src.readers.records import layer_list
 
-__all__ = ["cut_config", "output_feeds", "refusal_hint"]
+__all__ = ["cut_config", "entry_name", "output_feeds", "refusal_hint"]
 
 
-def _name(entry: dict) -> str:
+def entry_name(entry: dict) -> str:
     cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
     return str(cfg.get("name", entry.get("name", "")))
 
@@ -40,7 +40,7 @@ class _Graph:
         self.config, self.path = config, path
         self.sequential = str(config.get("class_name", "Sequential")) == "Sequential"
         self.entries = [e for e in layer_list(config) if isinstance(e, dict)]
-        self.names = [_name(e) for e in self.entries]
+        self.names = [entry_name(e) for e in self.entries]
         self.input_names = [
             n
             for n, e in zip(self.names, self.entries, strict=True)
@@ -48,6 +48,7 @@ class _Graph:
         ]
         self.calls: dict[tuple[str, int], Node] = {}
         self.by_layer: dict[str, list[int]] = defaultdict(list)
+        self.read: dict[tuple[str, int], set[int]] = defaultdict(set)  # indices read per call
         cfg = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
         self.model_cfg = cfg
         where = f"{path}: model {str(cfg.get('name', 'model'))!r}"
@@ -69,7 +70,6 @@ class _Graph:
                 self.by_layer[name].append(node.node)
         self.inputs = _io_refs(cfg.get("input_layers", []), f"{where}: input_layers")
         self.outputs = _io_refs(cfg.get("output_layers", []), f"{where}: output_layers")
-        self.read: dict[tuple[str, int], set[int]] = defaultdict(set)  # indices read per call
         for node in self.calls.values():
             for r in _leaves(node):
                 self.read[(r.layer, r.node)].add(r.index)
@@ -116,6 +116,9 @@ class _Graph:
                 )
             node = calls[0]
             more = sorted(self.read.get((name, node), set()) - {0})
+            call = self.calls.get((name, node))
+            if call is not None and dict(call.kwargs).get("return_attention_scores") is True:
+                more = sorted({*more, 1})
             if more:
                 raise JaxLSTMError(
                     f"load_keras: {arg}={spec!r}: layer {name!r} has several outputs (the graph "
@@ -380,6 +383,11 @@ def _cut_sequential(graph: _Graph, cut_out, cut_in, keras3: bool) -> dict:
             f"load_keras: inputs={[r.layer for r in cut_in]}: a Sequential model has one "
             "input; name one layer whose output the rest of the stack takes."
         )
+    if cut_out and cut_out[0][0].layer == "__input__":
+        raise JaxLSTMError(
+            f"load_keras: outputs= names the input of the Sequential stack {stack}, which no "
+            "layer computes; name a layer of the stack."
+        )
     end = stack.index(cut_out[0][0].layer) + 1 if cut_out else len(stack)
     start = 0
     if cut_in and cut_in[0].layer != "__input__":
@@ -429,7 +437,7 @@ def refusal_hint(config, keras_version: str, path: str, unsupported: set[str]) -
         return ""
     if graph.sequential:
         stack = [n for n in graph.names if n not in graph.input_names]
-        first = min(stack.index(n) for n in unsupported if n in stack)
+        first = min((stack.index(n) for n in unsupported if n in stack), default=0)
         if first == 0 or not set(stack[first:]) <= unsupported:
             return ""
         return _hint(unsupported, path, [stack[first - 1]])

@@ -639,8 +639,21 @@ def load_keras(
       >>> model = jaxlstm.load_keras("forecaster.h5")            # doctest: +SKIP
       >>> y = model(x)                                            # doctest: +SKIP
     """
+    from jaxlstm._src.models.cut import cut_config, entry_name
+
     check_nonfinite_policy(nonfinite)
-    kf = read_keras_file(path, sha256=sha256)
+    cut: dict = {}
+
+    def select(config, keras_version: str) -> set[str]:
+        """The cut, from the config alone: only the kept layers' arrays are read."""
+        cut["config"], cut["bare"] = cut_config(
+            config, keras_version, os.fspath(path), outputs, inputs
+        )
+        entries = layer_list(cut["config"])
+        return {entry_name(e) for e in entries if e.get("class_name") != "InputLayer"}
+
+    cutting = outputs is not None or inputs is not None
+    kf = read_keras_file(path, sha256=sha256, select=select if cutting else None)
     if kf.config is None:
         raise KerasFileError(
             f"{kf.path}: {kf.format} has no model config, only weights; load_keras needs a full "
@@ -649,11 +662,7 @@ def load_keras(
     # What the config holds is checked where it is read (KerasFileError); any other exception
     # is a bug (ours, a dependency's or a custom_layers factory's) and surfaces as itself.
     try:
-        from jaxlstm._src.models.cut import cut_config
-
-        config, bare = kf.config, []
-        if outputs is not None or inputs is not None:
-            config, bare = cut_config(config, kf.keras_version, kf.path, outputs, inputs)
+        config, bare = cut.get("config", kf.config), cut.get("bare", [])
         model = build_model(kf, config, custom_layers, rngs, nonfinite)
         _check_single_outputs(model, bare)
         return model
