@@ -318,3 +318,30 @@ def test_attention_returning_its_scores_needs_the_tensor_named(tmp_path):
     want = keras.Model(keras_model.inputs, keras_model.get_layer("att").output)([xq, xv])
     model = jaxlstm.load_keras(tmp_path / "a.keras", outputs=["att:0:0", "att:0:1"])
     assert_matches_keras(model(xq, xv), [np.asarray(w) for w in want])
+
+
+def test_tf_keras_cut_saves_as_a_keras_3_model(tmp_path):
+    data, inputs, _ = recorded(FIX / "ctc_head.h5")
+    model = jaxlstm.load_keras(FIX / "ctc_head.h5", outputs=["softmax"])
+    jaxlstm.save_keras(model, tmp_path / "ctc_softmax.keras")
+    back = keras.saving.load_model(tmp_path / "ctc_softmax.keras")
+    assert_matches_keras(np.asarray(back(inputs[0])), data["softmax"])
+
+
+def test_a_shared_layer_keeps_only_the_calls_the_cut_needs(tmp_path):
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    dense = L.Dense(2, name="shared")
+    keras_model = randomize(keras.Model([a, b], [dense(a), dense(b)]), 9)
+    keras_model.save(tmp_path / "s.keras")
+    with pytest.raises(jaxlstm.JaxLSTMError, match=r"'shared' is called 2 times"):
+        jaxlstm.load_keras(tmp_path / "s.keras", outputs=["shared"])
+    xa, xb = np.ones((2, 3), "float32"), np.random.default_rng(10).normal(size=(2, 3))
+    xb = xb.astype("float32")
+    model = jaxlstm.load_keras(tmp_path / "s.keras", outputs=["shared:1:0"])
+    assert model.input_names == ("b",)
+    assert_matches_keras(model(xb), np.asarray(keras_model([xa, xb])[1]))
+    jaxlstm.save_keras(model, tmp_path / "cut.keras")
+    assert_matches_keras(
+        np.asarray(keras.saving.load_model(tmp_path / "cut.keras")(xb)),
+        np.asarray(keras_model([xa, xb])[1]),
+    )

@@ -19,6 +19,7 @@ from collections import defaultdict
 
 import jax
 
+from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.errors import JaxLSTMError, KerasFileError, LayerNotFoundError
 from jaxlstm._src.models.graph import Node, Ref, _io_refs, _is_int, _is_ref, entry_nodes
 from jaxlstm._src.readers.records import layer_list
@@ -229,10 +230,10 @@ def _rewrite(value, remap):
     return value
 
 
-def _input_entry(name: str, shape, keras3: bool) -> dict:
+def _input_entry(name: str, shape, keras3: bool, dtype: str = "float32") -> dict:
     """An ``InputLayer`` for a fed tensor, in the config's own Keras generation; without
     ``shape`` when the file records none (``save_keras`` then refuses the model)."""
-    cfg: dict = {"dtype": "float32", "sparse": False, "name": name}
+    cfg: dict = {"dtype": dtype, "sparse": False, "name": name}
     if shape is not None:
         cfg["batch_shape" if keras3 else "batch_input_shape"] = list(shape)
     entry = {"class_name": "InputLayer", "config": cfg, "name": name, "inbound_nodes": []}
@@ -241,9 +242,10 @@ def _input_entry(name: str, shape, keras3: bool) -> dict:
     return entry
 
 
-def _fed_shape(graph: _Graph, ref: Ref, kept) -> list | None:
-    """The shape of a fed tensor, as Keras 3 records it in each reference to a tensor
-    (``__keras_tensor__``'s ``shape``) in a kept layer's calls; ``None`` for older configs."""
+def _fed_shape(graph: _Graph, ref: Ref, kept) -> tuple[list | None, str]:
+    """The shape and dtype of a fed tensor, as Keras 3 records them in each reference to a
+    tensor (``__keras_tensor__``) in a kept layer's calls; ``(None, "float32")`` for older
+    configs."""
     history = [ref.layer, ref.node, ref.index]
     found = []
 
@@ -252,7 +254,8 @@ def _fed_shape(graph: _Graph, ref: Ref, kept) -> list | None:
             cfg = value.get("config")
             if value.get("class_name") == "__keras_tensor__" and isinstance(cfg, dict):
                 if cfg.get("keras_history") == history and isinstance(cfg.get("shape"), list):
-                    found.append(cfg["shape"])
+                    dtype = cfg.get("dtype")
+                    found.append((cfg["shape"], dtype if isinstance(dtype, str) else "float32"))
             for v in value.values():
                 visit(v)
         elif isinstance(value, list):
@@ -262,8 +265,8 @@ def _fed_shape(graph: _Graph, ref: Ref, kept) -> list | None:
     for entry, name in zip(graph.entries, graph.names, strict=True):
         if any(layer == name for layer, _ in kept):
             visit(entry.get("inbound_nodes"))
-    shapes = [s for s in found if all(d is None or _is_int(d) for d in s)]
-    return shapes[0] if shapes else None
+    shapes = [(s, t) for s, t in found if all(d is None or _is_int(d) for d in s)]
+    return shapes[0] if shapes else (None, "float32")
 
 
 def cut_config(
@@ -278,11 +281,7 @@ def cut_config(
     in_specs = _specs(inputs, "inputs") if inputs is not None else None
     cut_out = [graph.resolve(s, "outputs") for s in out_specs] if out_specs else None
     cut_in = [graph.resolve(s, "inputs")[0] for s in in_specs] if in_specs else None
-    keras3 = any(isinstance(e.get("module"), str) for e in graph.entries) or any(
-        isinstance(e.get("inbound_nodes"), list)
-        and any(isinstance(n, dict) for n in e["inbound_nodes"])
-        for e in graph.entries
-    )
+    keras3 = keras_major(keras_version) >= 3
     if graph.sequential:
         return _cut_sequential(graph, cut_out, cut_in, keras3), [
             r.layer for r, bare in cut_out or () if bare
@@ -334,7 +333,8 @@ def cut_config(
             name = f"{ref.layer}_input_{k}"
         taken.add(name)
         fed_map[ref] = Ref(name, 0, 0)
-        new_entries.append(_input_entry(name, _fed_shape(graph, ref, kept), keras3))
+        shape, dtype = _fed_shape(graph, ref, kept)
+        new_entries.append(_input_entry(name, shape, keras3, dtype))
 
     def remap(r: Ref) -> Ref:
         if r in fed_map:
