@@ -149,6 +149,7 @@ def test_inputs_cut_feeds_the_decoder_alone(seq2seq_file):
         path, inputs=["decoder_inputs", "encoder:0:1", "encoder:0:2"], outputs=["softmax"]
     )
     assert "encoder" not in model.layers
+    assert model.input_names == ("decoder_inputs", "encoder_0_1", "encoder_0_2")
     assert_matches_keras(model(dec, h, c), want)
     states = jaxlstm.load_keras(path, outputs=["encoder:0:1", "encoder:0:2"])
     assert states.input_names == ("encoder_inputs",)

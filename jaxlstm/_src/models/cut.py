@@ -321,8 +321,10 @@ def cut_config(
         if ref.layer in graph.input_names:
             fed_map[ref] = ref
             continue
+        # Named after the tensor: the layer's name for its only output, else layer_node_index.
         name = ref.layer
-        for candidate in (ref.layer, f"{ref.layer}_{ref.node}_{ref.index}"):
+        plain = (ref.layer,) if graph.spec(ref) == ref.layer else ()
+        for candidate in (*plain, f"{ref.layer}_{ref.node}_{ref.index}"):
             if candidate not in taken:
                 name = candidate
                 break
