@@ -130,11 +130,13 @@ def _shape_text(a, b) -> str:
 
 
 def layer_table(
-    config: dict, build, params_of, support_of=None
+    config: dict, build, params_of, support_of=None, feeds=None
 ) -> tuple[list[str], str | None, int]:
     """The rows of a model's layer table, as Keras's ``model.summary()`` draws it: layer, class,
-    output shape (``None`` where the model leaves a size open), parameters, mask flow, and, with
-    ``support_of(config_layer, name) -> (ok, why)``, whether jaxlstm supports the layer.
+    output shape (``None`` where the model leaves a size open), parameters, mask flow, with
+    ``support_of(config_layer, name) -> (ok, why)`` whether jaxlstm supports the layer, and with
+    ``feeds`` (``{layer: [outputs]}``, a nested model's layers taking their model's) which of
+    the model's outputs each layer feeds.
 
     ``build()`` returns the :class:`~jaxlstm.KerasModel` whose shapes are traced (abstractly:
     nothing runs); ``params_of(name)`` counts a layer's parameters. Returns ``(lines, problem,
@@ -157,6 +159,8 @@ def layer_table(
         if support_of is not None:
             ok, why = support_of(cl, name)
             rows[name].append("yes" if ok else f"NO: {why}")
+        if feeds is not None:
+            rows[name].append(", ".join(feeds.get(cl.names[0], [])) or "-")
     try:
         model = build()
         traces = []
@@ -181,6 +185,8 @@ def layer_table(
     header = ["layer", "class", "output shape", "params", "mask"]
     if support_of is not None:
         header.append("supported")
+    if feeds is not None:
+        header.append("feeds")
     table = [header, *rows.values()]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = []
@@ -189,22 +195,34 @@ def layer_table(
         if i == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
     lines.append("  mask: in→out says whether a Keras mask reaches the layer and leaves it.")
+    if feeds is not None:
+        lines.append(
+            "  feeds: the model outputs computed from the layer; load_keras(path, outputs=[...]) "
+            "loads only what feeds the outputs named."
+        )
     return lines, problem, total
 
 
 def describe_model(path: str | os.PathLike) -> str:
-    """The whole model as a table: layer, class, output shape, parameters, mask flow, and
-    whether jaxlstm supports the layer (and why not)."""
-    from jaxlstm._src.models.graph import KerasModel, layer_support
+    """The whole model as a table: layer, class, output shape, parameters, mask flow,
+    whether jaxlstm supports the layer (and why not), and which model outputs it feeds."""
+    from jaxlstm._src.errors import JaxLSTMError
+    from jaxlstm._src.models.cut import output_feeds
+    from jaxlstm._src.models.graph import build_model, layer_support
 
     kf = read_keras_file(path)
     if kf.config is None:
         return f"{kf.path}: {kf.format}: weights only, no model config."
+    try:
+        feeds = output_feeds(kf.config, kf.keras_version, kf.path)
+    except JaxLSTMError:  # a damaged graph: the shape tracing below says what is wrong
+        feeds = None
     lines, problem, _ = layer_table(
         kf.config,
-        lambda: KerasModel(kf, kf.config),
+        lambda: build_model(kf, kf.config),
         lambda name: sum(int(np.size(a)) for _, a in kf.arrays.get(name, [])),
         lambda cl, name: layer_support(kf, cl, name),
+        feeds,
     )
     head = [
         f"{kf.path}",

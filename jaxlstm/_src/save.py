@@ -91,6 +91,26 @@ def atomic_output(path: str, folder: str) -> Iterator[str]:
         raise
 
 
+def _check_input_shapes(model: KerasModel) -> None:
+    """Keras rebuilds a model from its InputLayers' shapes; a tensor that
+    ``load_keras(inputs=...)`` fed has one only where the file recorded it (Keras 3's
+    ``build_config`` of the layer reading it)."""
+    from jaxlstm._src.readers.records import layer_list
+
+    for entry in layer_list(model.config):
+        cfg = entry.get("config", {}) if isinstance(entry, dict) else {}
+        if entry.get("class_name") == "InputLayer" and not (
+            cfg.get("batch_shape") or cfg.get("batch_input_shape")
+        ):
+            raise JaxLSTMError(
+                f"save_keras: the model's input {cfg.get('name')!r} (a tensor fed by "
+                "load_keras(..., inputs=[...])) has no known shape: the file records none for "
+                "the layer reading it (Keras 3 .keras files do, in its build_config), and Keras "
+                "needs one to rebuild the model. Save the model without that cut (load it with "
+                "outputs= only), or from a .keras file written by Keras 3."
+            )
+
+
 def save_keras(model: KerasModel, path: str | os.PathLike) -> None:
     """Write ``model`` with its current weights in the Keras 3 format its file name asks for:
 
@@ -124,6 +144,7 @@ def save_keras(model: KerasModel, path: str | os.PathLike) -> None:
     path = os.fspath(path)
     kind = _file_format(path)
     folder = _folder(path)
+    _check_input_shapes(model)
     config = keras3_config(model.config, model.keras_version, path)
     with atomic_output(path, folder) as tmp:
         if kind == "legacy":

@@ -306,13 +306,7 @@ class KerasModel(nnx.Module):
                 prev = Ref(nodes[-1].layer, 0, 0) if nodes else Ref("__input__", 0, 0)
                 nodes.append(Node(name, 0, (prev,), ()))
             else:
-                first = int(
-                    class_name in MODEL_CLASSES
-                    and keras_major(kf.keras_version) < 3
-                    and _starts_with_input(entry)
-                )
-                inbound = entry.get("inbound_nodes")
-                nodes.extend(_parse_nodes(name, class_name, inbound, kf.path, first))
+                nodes.extend(entry_nodes(entry, name, kf.keras_version, kf.path))
         model_cfg = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
         if self.class_name == "Sequential":
             if not nodes:
@@ -465,6 +459,15 @@ class KerasModel(nnx.Module):
         return outputs, tuple(get(r)[1] for r in self.outputs), new_states
 
 
+def entry_nodes(entry: dict, name: str, keras_version: str, path: str) -> list[Node]:
+    """The calls of one layer of a Functional config, numbered as Keras numbers them."""
+    class_name = str(entry.get("class_name", ""))
+    first = int(
+        class_name in MODEL_CLASSES and keras_major(keras_version) < 3 and _starts_with_input(entry)
+    )
+    return _parse_nodes(name, class_name, entry.get("inbound_nodes"), path, first)
+
+
 def _starts_with_input(entry: dict) -> bool:
     layers = layer_list(entry)
     return (
@@ -608,6 +611,8 @@ def load_keras(
     rngs: nnx.Rngs | None = None,
     sha256: str | None = None,
     nonfinite: str = "warn",
+    outputs: list | None = None,
+    inputs: list | None = None,
 ) -> KerasModel:
     """Load a whole Keras model (legacy ``.h5`` full model or ``.keras``) as a :class:`KerasModel`.
 
@@ -616,6 +621,19 @@ def load_keras(
     with an :class:`~jaxlstm.UnsupportedLayerError` naming the layer, unless ``custom_layers``
     maps the class name to ``factory(config, weights) -> callable``. Nothing in the file is
     executed. The model starts in eval mode.
+
+    ``outputs`` and ``inputs`` load part of the graph: the model computes the tensors named in
+    ``outputs`` (default: the model's outputs) from those named in ``inputs`` (fed instead of
+    computed; default: the model's own inputs that the outputs need, in the model's order).
+    Name a tensor by its layer (``"softmax"``: the output of a layer called once, with one
+    output), or as ``"layer:node:index"`` / Keras's ``[layer, node, index]`` (output ``index``
+    of the layer's call ``node``, e.g. ``"encoder_lstm:0:1"`` for an LSTM's state h). Layers
+    outside the cut are never built, so a training graph's loss ``Lambda``, CTC head or metric
+    layer does not block loading it for inference. The cut model's config (``model.config``,
+    what ``save_keras`` writes) holds the kept layers only, with an ``InputLayer`` per fed
+    tensor. A fed tensor carries no Keras mask (as a new ``keras.Input``). A cut point inside a
+    nested model, an unknown name (``LayerNotFoundError``, listing the layers) or an output
+    needing a model input that ``inputs`` leaves out is an error.
 
     ``sha256`` pins the file: a different SHA-256 raises ``ChecksumError`` before anything is
     parsed. ``nonfinite`` says what to do with NaN or Inf weights: ``"warn"`` (default),
@@ -626,8 +644,21 @@ def load_keras(
       >>> model = jaxlstm.load_keras("forecaster.h5")            # doctest: +SKIP
       >>> y = model(x)                                            # doctest: +SKIP
     """
+    from jaxlstm._src.models.cut import cut_config, entry_name
+
     check_nonfinite_policy(nonfinite)
-    kf = read_keras_file(path, sha256=sha256)
+    cut: dict = {}
+
+    def select(config, keras_version: str) -> set[str]:
+        """The cut, from the config alone: only the kept layers' arrays are read."""
+        cut["config"], cut["bare"] = cut_config(
+            config, keras_version, os.fspath(path), outputs, inputs
+        )
+        entries = layer_list(cut["config"])
+        return {entry_name(e) for e in entries if e.get("class_name") != "InputLayer"}
+
+    cutting = outputs is not None or inputs is not None
+    kf = read_keras_file(path, sha256=sha256, select=select if cutting else None)
     if kf.config is None:
         raise KerasFileError(
             f"{kf.path}: {kf.format} has no model config, only weights; load_keras needs a full "
@@ -636,8 +667,53 @@ def load_keras(
     # What the config holds is checked where it is read (KerasFileError); any other exception
     # is a bug (ours, a dependency's or a custom_layers factory's) and surfaces as itself.
     try:
-        return KerasModel(kf, kf.config, custom_layers, rngs, nonfinite=nonfinite)
+        config, bare = cut.get("config", kf.config), cut.get("bare", [])
+        model = build_model(kf, config, custom_layers, rngs, nonfinite)
+        _check_single_outputs(model, bare)
+        return model
     except RecursionError:
         raise KerasFileError(
             f"{kf.path}: the model graph is nested too deeply; the file is damaged or hostile."
         ) from None
+
+
+def build_model(kf: KerasFile, config, custom_layers=None, rngs=None, nonfinite="warn"):
+    """``KerasModel(kf, config, ...)``; a refusal for an unsupported layer at the end of the
+    graph suggests loading the graph up to the layers before it (:func:`_cut_suggestion`)."""
+    try:
+        return KerasModel(kf, config, custom_layers, rngs, nonfinite=nonfinite)
+    except UnsupportedLayerError as err:
+        hint = _cut_suggestion(kf, config, custom_layers)
+        if hint:
+            raise UnsupportedLayerError(f"{err} {hint}") from None
+        raise
+
+
+def _cut_suggestion(kf: KerasFile, config, custom_layers) -> str:
+    """For a refused model: "load it up to the layers before the unsupported ones", when
+    nothing is computed from them (a loss, CTC or metric head at the end of the graph)."""
+    from jaxlstm._src.models.cut import refusal_hint
+    from jaxlstm._src.readers.records import walk_model_config
+
+    unsupported = set()
+    for cl in walk_model_config(config):
+        if len(cl.names) != 1 or cl.class_name in (custom_layers or {}):
+            continue
+        ok, _ = layer_support(kf, cl, cl.names[0])
+        if not ok or cl.custom:
+            unsupported.add(cl.names[0])
+    return refusal_hint(config, kf.keras_version, kf.path, unsupported)
+
+
+def _check_single_outputs(model: KerasModel, bare: list[str]) -> None:
+    """A cut output named by its bare layer name must be that layer's only output: an LSTM
+    with ``return_state`` or a Bidirectional with ``merge_mode=None`` has several."""
+    for name in bare:
+        layer = model.layers[name] if name in model.layers else None
+        several = isinstance(layer, KerasModel) and len(layer.outputs) > 1
+        if several or (isinstance(layer, RNNLayer) and (layer.return_state or layer.merge_none)):
+            raise KerasFileError(
+                f"{model.where}: outputs= names {name!r}, whose call has several outputs "
+                "(return_state, merge_mode=None or a nested model's outputs); name each tensor "
+                f"you want as '{name}:0:index' (index 0 is the sequence or first output)."
+            )

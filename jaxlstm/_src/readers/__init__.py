@@ -23,7 +23,7 @@ from jaxlstm._src.readers.h5attrs import check_global_heaps, scan_hdf5
 from jaxlstm._src.readers.keras_v3 import is_v3_weights, read_keras_archive, read_v3_weights
 from jaxlstm._src.readers.legacy_h5 import is_legacy_h5, read_legacy_h5
 from jaxlstm._src.readers.limits import Budget
-from jaxlstm._src.readers.records import KerasFile, LayerRecord
+from jaxlstm._src.readers.records import KerasFile, LayerRecord, Select
 from jaxlstm._src.readers.translate import parse_errors
 
 __all__ = ["KerasFile", "LayerRecord", "check_sha256", "read_keras_file"]
@@ -51,7 +51,9 @@ def check_sha256(path: str, expected: str) -> None:
         )
 
 
-def read_keras_file(path: str | os.PathLike, *, sha256: str | None = None) -> KerasFile:
+def read_keras_file(
+    path: str | os.PathLike, *, sha256: str | None = None, select: Select | None = None
+) -> KerasFile:
     """Read every LSTM layer of a Keras file: ``.keras``, ``.weights.h5`` or legacy ``.h5``
     (full model or weights only; Keras 1, 2, tf.keras or 3). Data only: nothing in the file is
     imported or executed.
@@ -60,6 +62,9 @@ def read_keras_file(path: str | os.PathLike, *, sha256: str | None = None) -> Ke
       path: the file.
       sha256: if given, the file's expected SHA-256 (hex); a mismatch raises
         :class:`ChecksumError` before anything is parsed.
+      select: for a file with a model config, ``select(config, keras_version)`` returns the
+        names of the model's own layers whose arrays to read (``None``: all); the others' are
+        not read (``load_keras(outputs=...)``: what a cut leaves out).
 
     Raises:
       KerasFileError: the file is unreadable, malformed or inconsistent; its subclasses
@@ -82,7 +87,7 @@ def read_keras_file(path: str | os.PathLike, *, sha256: str | None = None) -> Ke
     )
     try:
         with malformed:
-            return _read(path)
+            return _read(path, select)
     except RecursionError:
         raise KerasFileError(
             f"{path}: structures nested too deeply to be a Keras file; the file is damaged or "
@@ -90,11 +95,11 @@ def read_keras_file(path: str | os.PathLike, *, sha256: str | None = None) -> Ke
         ) from None
 
 
-def _read(path: str) -> KerasFile:
+def _read(path: str, select: Select | None) -> KerasFile:
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head.startswith(_ZIP_MAGIC):
-        return read_keras_archive(path)
+        return read_keras_archive(path, select)
     if head != _HDF5_MAGIC:
         raise KerasFileError(
             f"{path}: neither an HDF5 file nor a zip archive (starts with {head!r}); expected a "
@@ -107,7 +112,7 @@ def _read(path: str) -> KerasFile:
         with h5py.File(path, "r") as f:
             scan_hdf5(f, path)
             if is_legacy_h5(f):
-                return read_legacy_h5(f, path, Budget(path))
+                return read_legacy_h5(f, path, Budget(path), select)
             if is_v3_weights(f):
                 return read_v3_weights(f, path, budget=Budget(path))
     raise KerasFileError(

@@ -40,6 +40,7 @@ from jaxlstm._src.readers.records import (
     MODEL_CLASSES,
     KerasFile,
     LayerRecord,
+    Select,
     clean_version,
     record_from_config,
     validate_model_config,
@@ -68,7 +69,7 @@ def is_v3_weights(f: h5py.File) -> bool:
     return "layers" in f or "vars" in f
 
 
-def read_keras_archive(path: str) -> KerasFile:
+def read_keras_archive(path: str, select: Select | None = None) -> KerasFile:
     """Read the LSTM layers of a Keras 3 ``.keras`` zip archive.
 
     Members are read by name into memory, never extracted (no path is built from a member
@@ -98,6 +99,7 @@ def read_keras_archive(path: str) -> KerasFile:
     if not isinstance(config, dict):
         raise KerasFileError(f"{path}: config.json should hold a JSON object (the model config).")
     validate_model_config(config, path)
+    keep = select(config, version) if select is not None else None
     weights_budget = Budget(path, budget.file_size)  # arrays count against the archive's size
     check_global_heaps(weights, f"{path}: model.weights.h5")
     # h5py's report of a damaged HDF5 member
@@ -107,7 +109,13 @@ def read_keras_archive(path: str) -> KerasFile:
         with h5py.File(io.BytesIO(weights), "r") as f:
             scan_hdf5(f, f"{path}: model.weights.h5")
             return read_v3_weights(
-                f, path, config, version, "Keras 3 archive (.keras)", budget=weights_budget
+                f,
+                path,
+                config,
+                version,
+                "Keras 3 archive (.keras)",
+                budget=weights_budget,
+                keep=keep,
             )
 
 
@@ -189,14 +197,18 @@ def read_v3_weights(
     version: str = "3",
     fmt="Keras 3 weights (.weights.h5)",
     budget: Budget | None = None,
+    keep: set[str] | None = None,
 ) -> KerasFile:
-    """Read the LSTM layers of an open Keras 3 weights HDF5 file, with the model config if known."""
+    """Read the LSTM layers of an open Keras 3 weights HDF5 file, with the model config if known
+    (then only the arrays of the model's own layers named in ``keep``, when given)."""
     budget = budget if budget is not None else Budget(path)
     kf = KerasFile(path, fmt, version, config=config)
     if config is None:
         _walk_groups(kf, f, "", version, path, budget, set(), 0)
         return kf
     for cl in walk_model_config(config):
+        if keep is not None and cl.names[0] not in keep:
+            continue
         name = "/".join(cl.names)
         record = record_from_config(cl.class_name, cl.config, name, version, path)
         if record is not None:

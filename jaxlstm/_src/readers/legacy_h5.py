@@ -33,6 +33,7 @@ from jaxlstm._src.readers.records import (
     MODEL_CLASSES,
     KerasFile,
     LayerRecord,
+    Select,
     attach_weights,
     clean_version,
     record_from_config,
@@ -47,8 +48,11 @@ def is_legacy_h5(f: h5py.File) -> bool:
     return "model_weights" in f or attr_list(f, "layer_names", f.filename) is not None
 
 
-def read_legacy_h5(f: h5py.File, path: str, budget: Budget | None = None) -> KerasFile:
-    """Read the LSTM layers of an open legacy Keras HDF5 file."""
+def read_legacy_h5(
+    f: h5py.File, path: str, budget: Budget | None = None, select: Select | None = None
+) -> KerasFile:
+    """Read the LSTM layers of an open legacy Keras HDF5 file (with a model config and
+    ``select``, only the arrays of the layers it names: see ``read_keras_file``)."""
     budget = budget if budget is not None else Budget(path)
     full = "model_weights" in f
     group = child(f, "model_weights", path, "'model_weights'") if full else f
@@ -101,15 +105,18 @@ def read_legacy_h5(f: h5py.File, path: str, budget: Budget | None = None) -> Ker
     if config is not None:
         validate_model_config(config, path)
         kf.config = config
-        _from_config(kf, config, layer_names, datasets, read, version, path)
+        keep = select(config, version) if select is not None else None
+        _from_config(kf, config, layer_names, datasets, read, version, path, keep)
     else:
         _from_weights_only(kf, layer_names, lambda n: read(n, datasets(n)), version, path)
     return kf
 
 
-def _from_config(kf, config, layer_names, datasets, read, version, path):
+def _from_config(kf, config, layer_names, datasets, read, version, path, keep=None):
     listed = set(layer_names)
     for cl in walk_model_config(config):
+        if keep is not None and cl.names[0] not in keep:
+            continue
         top = cl.names[0]
         name = "/".join(cl.names)
         found = record_from_config(cl.class_name, cl.config, name, version, path)

@@ -7,6 +7,7 @@ Converters (``jaxlstm._src.converters``) turn a record's arrays into ``LSTMParam
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,6 +132,10 @@ def lstm_config(class_name: str, config: dict) -> tuple[str, dict] | None:
 
 
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
+
+# ``select(config, keras_version)``: the model's own layers whose arrays a reader reads (None:
+# all of them); see ``read_keras_file``.
+Select = Callable[[dict, str], "set[str] | None"]
 
 
 @dataclass
