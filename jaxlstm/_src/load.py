@@ -175,8 +175,7 @@ def _rate_option(key: str, value, where: str) -> float:
     if (
         isinstance(value, int | float)
         and not isinstance(value, bool)
-        and np.isfinite(value)
-        and 0.0 <= value <= 1.0
+        and 0.0 <= value <= 1.0  # False for NaN; ints of any size compare exactly
     ):
         return float(value)
     raise KerasFileError(f"{where}: option {key}={value!r:.80}; expected a rate in [0, 1].")

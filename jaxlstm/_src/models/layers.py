@@ -89,7 +89,9 @@ class BuildContext:
 
     def number(self, config, key, default=_REQUIRED, low=-math.inf, high=math.inf) -> float:
         value = self._value(config, key, default)
-        if (_is_int(value) or isinstance(value, float)) and low <= value <= high:
+        if ((_is_int(value) and abs(value) < 2**1000) or isinstance(value, float)) and (
+            low <= value <= high
+        ):
             return float(value)
         bounded = math.isfinite(low) or math.isfinite(high)
         raise self._bad(key, value, f"a number in [{low}, {high}]" if bounded else "a number")
