@@ -48,7 +48,6 @@ def test_summary_is_keras_table(keras_classifier):
     assert f"Total params: {keras_model.count_params():,}" in text
 
 
-
 def test_inspect_feeds_inputs_in_the_models_order(tmp_path):
     """A two-input model whose layer list (seq, side) is not its input order (side, seq):
     ``inspect`` and ``summary()`` trace the shapes Keras gives, with the inputs in
@@ -73,6 +72,7 @@ def test_inspect_feeds_inputs_in_the_models_order(tmp_path):
         for layer in keras_model.layers:
             shape = "(" + ", ".join(str(d) for d in layer.output.shape) + ")"
             assert shape in rows[layer.name], (rows[layer.name], shape)
+
 
 def test_repr_is_one_short_line(keras_classifier):
     _, path = keras_classifier

@@ -368,12 +368,21 @@ class KerasModel(nnx.Module):
         )
         self.keras_version = kf.keras_version
         self.config_json = json.dumps(config)  # the Keras config it came from (a str: static)
+        self.compile_config_json = json.dumps(None if prefix else kf.compile_config)
         self.eval()
 
     @property
     def config(self) -> dict:
         """The Keras model config this model was built from (plain JSON data)."""
         return json.loads(self.config_json)
+
+    @property
+    def compile_config(self) -> dict | None:
+        """What the file says ``model.compile`` was given, as plain JSON data: ``loss``,
+        ``metrics``, ``loss_weights``, ``weighted_metrics`` (never the optimizer or its state);
+        ``None`` for an uncompiled model. :func:`jaxlstm.train.fit` and ``evaluate`` use it when
+        given no ``loss=``. A fresh copy on each access: editing it changes nothing."""
+        return json.loads(self.compile_config_json)
 
     def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print the model as Keras's ``model.summary()`` does: each layer's name, class, output

@@ -41,6 +41,7 @@ from jaxlstm._src.readers.records import (
     KerasFile,
     LayerRecord,
     clean_version,
+    compile_settings,
     record_from_config,
     validate_model_config,
     walk_model_config,
@@ -106,9 +107,13 @@ def read_keras_archive(path: str) -> KerasFile:
     ):
         with h5py.File(io.BytesIO(weights), "r") as f:
             scan_hdf5(f, f"{path}: model.weights.h5")
-            return read_v3_weights(
+            kf = read_v3_weights(
                 f, path, config, version, "Keras 3 archive (.keras)", budget=weights_budget
             )
+    kf.compile_config = compile_settings(
+        config.get("compile_config"), "config.json's compile_config", path
+    )
+    return kf
 
 
 def _check_member_count(path: str) -> None:

@@ -35,6 +35,7 @@ from jaxlstm._src.readers.records import (
     LayerRecord,
     attach_weights,
     clean_version,
+    compile_settings,
     record_from_config,
     split_directions,
     strip_suffix,
@@ -101,6 +102,9 @@ def read_legacy_h5(f: h5py.File, path: str, budget: Budget | None = None) -> Ker
     if config is not None:
         validate_model_config(config, path)
         kf.config = config
+        if attr(f, "training_config", path) is not None:
+            raw = json_attr(f, "training_config", path)
+            kf.compile_config = compile_settings(raw, "attribute 'training_config'", path)
         _from_config(kf, config, layer_names, datasets, read, version, path)
     else:
         _from_weights_only(kf, layer_names, lambda n: read(n, datasets(n)), version, path)
