@@ -51,3 +51,43 @@ def test_model_graph_leaves_its_lstms_options_as_the_file_says():
     seq2seq = jaxlstm.load_keras(FIX / "seq2seq.h5")
     flags = sorted(m.module.return_state for m in seq2seq.layers.values() if hasattr(m, "module"))
     assert flags == [True, True]  # both LSTMs say return_state=True in the file
+
+
+def _with_edited_rnn_call(tmp_path, edit) -> Path:
+    """A copy of tests/fixtures/keras2/bidi_state.h5 (a tf.keras Bidirectional called with
+    initial states and a mask) whose Bidirectional entry ``edit(entry)`` changes."""
+    import json
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "bidi_state.h5"
+    shutil.copy(FIX.parent / "keras2" / "bidi_state.h5", path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        (entry,) = [e for e in config["config"]["layers"] if e["class_name"] == "Bidirectional"]
+        edit(entry)
+        f.attrs["model_config"] = json.dumps(config)
+    return path
+
+
+def test_rnn_called_with_constants_is_refused(tmp_path):
+    """A non-null ``constants`` call argument, or ``num_constants`` in the config (tf.keras's
+    graph form: the constants are the call's last tensors, which would be read as initial
+    states), is refused naming the layer; ``constants: null`` loads (test above)."""
+
+    def in_kwargs(entry):
+        for tensor in entry["inbound_nodes"][0]:
+            tensor[3]["constants"] = [["mask", 0, 0]]
+
+    def in_config(entry):
+        entry["config"]["num_constants"] = 1
+
+    for edit in (in_kwargs, in_config):
+        path = _with_edited_rnn_call(tmp_path, edit)
+        with pytest.raises(
+            jaxlstm.UnsupportedOptionError,
+            match=r"layer 'bidi_st' is called with constants .*expected none \(constants: null\)",
+        ):
+            jaxlstm.load_keras(path)
+    jaxlstm.load_keras(_with_edited_rnn_call(tmp_path, lambda entry: None))  # unedited: loads

@@ -222,3 +222,42 @@ def test_unknown_names_and_options_are_refused():
         jaxlstm.UnsupportedOptionError, match=r"received option\(s\) \['from_logits'\]"
     ):
         Loss("mse", from_logits=True)
+
+
+def test_compile_config_entries_map_onto_keras_losses_or_are_refused():
+    """A file's compile settings as data: Keras 3 and tf.keras serialized built-ins become
+    Loss/Metric with their options; what would compute something else is refused (nothing a
+    config names is imported)."""
+    from jaxlstm._src.train.losses import from_compile_config
+
+    settings = {
+        "loss": {
+            "module": "keras.losses",
+            "class_name": "SparseCategoricalCrossentropy",
+            "config": {
+                "name": "scc",
+                "reduction": "sum_over_batch_size",
+                "from_logits": True,
+                "ignore_class": None,
+            },
+            "registered_name": None,
+        },
+        "metrics": [{"class_name": "BinaryAccuracy", "config": {"name": "ba", "threshold": 0.3}}],
+    }
+    got = from_compile_config(settings, ["out"])
+    assert got["loss"] == Loss("sparse_categorical_crossentropy", from_logits=True)
+    assert got["metrics"] == [Metric("binary_accuracy", threshold=0.3)]
+    assert got["loss_weights"] is None and got["weighted_metrics"] is None
+    refused = {
+        "ignore_class": ("SparseCategoricalCrossentropy", {"ignore_class": 0}),
+        "reduction='sum'": ("MeanSquaredError", {"reduction": "sum"}),
+        "KLDivergence is not a Keras built-in jaxlstm implements": ("KLDivergence", {}),
+    }
+    for why, (cls, cfg) in refused.items():
+        with pytest.raises(jaxlstm.UnsupportedOptionError, match=rf"{why}.*pass loss="):
+            from_compile_config({"loss": {"class_name": cls, "config": cfg}}, ["out"])
+    custom = {"module": "my_pkg.losses", "class_name": "MeanSquaredError", "config": {}}
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"a custom class \(my_pkg"):
+        from_compile_config({"loss": custom}, ["out"])
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"gives metric 'auc'.*metrics="):
+        from_compile_config({"loss": "mse", "metrics": ["auc"]}, ["out"])

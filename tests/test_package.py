@@ -48,6 +48,32 @@ def test_summary_is_keras_table(keras_classifier):
     assert f"Total params: {keras_model.count_params():,}" in text
 
 
+def test_inspect_feeds_inputs_in_the_models_order(tmp_path):
+    """A two-input model whose layer list (seq, side) is not its input order (side, seq):
+    ``inspect`` and ``summary()`` trace the shapes Keras gives, with the inputs in
+    ``input_layers`` order."""
+    keras = pytest.importorskip("keras")
+    from jaxlstm._src.inspect import describe_model
+
+    L = keras.layers
+    seq, side = keras.Input((5, 3), name="seq"), keras.Input((2,), name="side")
+    out = L.Concatenate(name="cat")([L.LSTM(4, name="lstm")(seq), L.Dense(4, name="dense")(side)])
+    keras_model = keras.Model([side, seq], out)
+    config = keras_model.get_config()
+    assert [e["name"] for e in config["layers"]][:2] == ["seq", "side"]
+    assert [r[0] for r in config["input_layers"]] == ["side", "seq"]
+    path = tmp_path / "two_inputs.keras"
+    keras_model.save(path)
+    lines = []
+    jaxlstm.load_keras(path).summary(print_fn=lines.append)
+    for text in (describe_model(path), "\n".join(lines)):
+        assert "cannot be" not in text, text
+        rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+        for layer in keras_model.layers:
+            shape = "(" + ", ".join(str(d) for d in layer.output.shape) + ")"
+            assert shape in rows[layer.name], (rows[layer.name], shape)
+
+
 def test_repr_is_one_short_line(keras_classifier):
     _, path = keras_classifier
     text = repr(jaxlstm.load_keras(path))

@@ -92,11 +92,12 @@ def describe_keras_file(path: str | os.PathLike) -> str:
 
 
 def _input_specs(config: dict, batch: int, length: int) -> list:
-    """Example inputs (as ShapeDtypeStructs) from a model config's input shapes, with
+    """Example inputs (as ShapeDtypeStructs) from a model config's input shapes, in the order
+    the model takes them (a Functional model's ``input_layers``, not its layer list), with
     ``batch`` for an unknown batch size and ``length`` for any other unknown dimension."""
     from jaxlstm._src.readers.records import layer_list
 
-    specs = []
+    specs, by_name = [], {}
     for entry in layer_list(config):
         cfg = entry.get("config", {})
         shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
@@ -112,6 +113,14 @@ def _input_specs(config: dict, batch: int, length: int) -> list:
             dtype = cfg.get("dtype", "float32")
             dtype = dtype if isinstance(dtype, str) else "float32"
             specs.append(_spec(shape, dtype, batch, length))
+            by_name[str(cfg.get("name", entry.get("name", "")))] = specs[-1]
+    model_cfg = config.get("config") if isinstance(config.get("config"), dict) else {}
+    refs = model_cfg.get("input_layers") if config.get("class_name") != "Sequential" else None
+    if isinstance(refs, list) and refs:
+        refs = [refs] if isinstance(refs[0], str) else refs  # Keras 2: one [name, node, index]
+        names = [str(r[0]) for r in refs if isinstance(r, list) and r]
+        if names and all(n in by_name for n in names):
+            return [by_name[n] for n in names]
     return specs
 
 

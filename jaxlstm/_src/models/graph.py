@@ -18,7 +18,12 @@ from flax import nnx
 
 from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.core.lstm import LSTMState
-from jaxlstm._src.errors import KerasFileError, ShapeError, UnsupportedLayerError
+from jaxlstm._src.errors import (
+    KerasFileError,
+    ShapeError,
+    UnsupportedLayerError,
+    UnsupportedOptionError,
+)
 from jaxlstm._src.load import check_nonfinite_policy, check_weights, module_from_record
 from jaxlstm._src.models.layers import (
     ALIASES,
@@ -119,10 +124,14 @@ def _kwargs(value, where: str) -> dict:
     return kwargs
 
 
-def _parse_nodes(name: str, class_name: str, inbound, where: str, first: int = 0) -> list[Node]:
+def _parse_nodes(
+    name: str, class_name: str, inbound, where: str, first: int = 0, config: dict | None = None
+) -> list[Node]:
     """A layer's calls; ``first`` is the index Keras gives the first one (1 for a Keras 2 nested
     model that has its own Input: Keras 2 keeps that internal call out of the config but still
-    counts it)."""
+    counts it). ``config``, the layer's own config, tells an RNN called with constants."""
+    if class_name in RNN_CLASSES:
+        _refuse_constants(name, (config or {}).get("num_constants"), where)
     where = f"{where}: layer {name!r}: inbound_nodes"
     if not isinstance(inbound, list | type(None)):
         raise KerasFileError(f"{where} is {inbound!r:.80}; expected a list of calls.")
@@ -148,11 +157,28 @@ def _parse_nodes(name: str, class_name: str, inbound, where: str, first: int = 0
                 f"{where}: call #{i} is {node!r:.80}; expected a list of [layer, node, index, "
                 "kwargs] (Keras 1/2) or an object with args and kwargs (Keras 3)."
             )
+        if class_name in RNN_CLASSES:
+            _refuse_constants(name, kwargs.get("constants"), where)
         nodes.append(Node(name, first + i, tuple(args), tuple(sorted(kwargs.items()))))
     return nodes
 
 
 RNN_CLASSES = ("LSTM", "CuDNNLSTM", "Bidirectional", "RNN", "UnifiedLSTM", "LSTMV1")
+
+
+def _refuse_constants(name: str, constants, where: str) -> None:
+    """An RNN called with ``constants`` (Keras 2: the call's ``constants`` argument, or the
+    layer config's ``num_constants``, in which case the constants are the last tensors of the
+    call) conditions its cell on them: jaxlstm's recurrent layers take none, and reading those
+    tensors as initial states would give wrong numbers. ``constants: null`` (what tf.keras
+    records for every call) is fine."""
+    if constants is None or constants == 0 or constants == ():
+        return
+    raise UnsupportedOptionError(
+        f"{where}: layer {name!r} is called with constants ({constants!r:.80}); expected none "
+        "(constants: null): jaxlstm's recurrent layers take no constants, and ignoring them "
+        "would compute different numbers than Keras. Rebuild the model without constants."
+    )
 
 
 def carried_state_wins(keras_version: str) -> bool:
@@ -336,12 +362,21 @@ class KerasModel(nnx.Module):
         )
         self.keras_version = kf.keras_version
         self.config_json = json.dumps(config)  # the Keras config it came from (a str: static)
+        self.compile_config_json = json.dumps(None if prefix else kf.compile_config)
         self.eval()
 
     @property
     def config(self) -> dict:
         """The Keras model config this model was built from (plain JSON data)."""
         return json.loads(self.config_json)
+
+    @property
+    def compile_config(self) -> dict | None:
+        """What the file says ``model.compile`` was given, as plain JSON data: ``loss``,
+        ``metrics``, ``loss_weights``, ``weighted_metrics`` (never the optimizer or its state);
+        ``None`` for an uncompiled model. :func:`jaxlstm.train.fit` and ``evaluate`` use it when
+        given no ``loss=``. A fresh copy on each access: editing it changes nothing."""
+        return json.loads(self.compile_config_json)
 
     def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print the model as Keras's ``model.summary()`` does: each layer's name, class, output
@@ -465,7 +500,8 @@ def entry_nodes(entry: dict, name: str, keras_version: str, path: str) -> list[N
     first = int(
         class_name in MODEL_CLASSES and keras_major(keras_version) < 3 and _starts_with_input(entry)
     )
-    return _parse_nodes(name, class_name, entry.get("inbound_nodes"), path, first)
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    return _parse_nodes(name, class_name, entry.get("inbound_nodes"), path, first, config)
 
 
 def _starts_with_input(entry: dict) -> bool:

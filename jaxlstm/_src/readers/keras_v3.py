@@ -42,6 +42,7 @@ from jaxlstm._src.readers.records import (
     LayerRecord,
     Select,
     clean_version,
+    compile_settings,
     record_from_config,
     validate_model_config,
     walk_model_config,
@@ -108,7 +109,7 @@ def read_keras_archive(path: str, select: Select | None = None) -> KerasFile:
     ):
         with h5py.File(io.BytesIO(weights), "r") as f:
             scan_hdf5(f, f"{path}: model.weights.h5")
-            return read_v3_weights(
+            kf = read_v3_weights(
                 f,
                 path,
                 config,
@@ -117,6 +118,10 @@ def read_keras_archive(path: str, select: Select | None = None) -> KerasFile:
                 budget=weights_budget,
                 keep=keep,
             )
+    kf.compile_config = compile_settings(
+        config.get("compile_config"), "config.json's compile_config", path
+    )
+    return kf
 
 
 def _check_member_count(path: str) -> None:

@@ -36,6 +36,7 @@ from jaxlstm._src.readers.records import (
     Select,
     attach_weights,
     clean_version,
+    compile_settings,
     record_from_config,
     split_directions,
     strip_suffix,
@@ -106,6 +107,9 @@ def read_legacy_h5(
         validate_model_config(config, path)
         kf.config = config
         keep = select(config, version) if select is not None else None
+        if attr(f, "training_config", path) is not None:
+            raw = json_attr(f, "training_config", path)
+            kf.compile_config = compile_settings(raw, "attribute 'training_config'", path)
         _from_config(kf, config, layer_names, datasets, read, version, path, keep)
     else:
         _from_weights_only(kf, layer_names, lambda n: read(n, datasets(n)), version, path)

@@ -70,6 +70,28 @@ class KerasFile:
     other_layers: list[tuple[str, str]] = field(default_factory=list)  # (name, class_name)
     config: dict | None = None  # the model config, when the file has one
     arrays: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)  # every layer's
+    # what model.compile was given (loss, metrics, loss_weights, weighted_metrics: JSON data,
+    # never the optimizer), when the file says: compile_settings
+    compile_config: dict | None = None
+
+
+COMPILE_KEYS = ("loss", "loss_weights", "metrics", "weighted_metrics")
+
+
+def compile_settings(raw, what: str, path: str) -> dict | None:
+    """The loss and metrics a model was compiled with, as plain data: from a ``.keras``
+    archive's ``compile_config`` or a legacy ``.h5`` file's ``training_config`` (Keras 2 and
+    Keras 3 forms). ``None`` when the file has none (an uncompiled model); the optimizer and
+    its state are left out."""
+    if raw is None or raw == {}:
+        return None
+    if not isinstance(raw, dict):
+        raise KerasFileError(
+            f"{path}: {what} is {raw!r:.80}; expected a JSON object (what model.compile was "
+            "given). The file is damaged."
+        )
+    settings = {k: raw.get(k) for k in COMPILE_KEYS}
+    return settings if any(v is not None for v in settings.values()) else None
 
 
 _VERSION = re.compile(r"[0-9A-Za-z.+\-_ ]{0,64}")

@@ -44,7 +44,13 @@ from jaxlstm._src.train.data import (
     prefetch,
     with_class_weight,
 )
-from jaxlstm._src.train.losses import CustomMetric, Metric, get_loss, get_metric
+from jaxlstm._src.train.losses import (
+    CustomMetric,
+    Metric,
+    from_compile_config,
+    get_loss,
+    get_metric,
+)
 from jaxlstm._src.train.progress import Log, Progress
 
 # ---- compile accounting (jax.monitoring): the compile time reported apart, and counted -----
@@ -139,6 +145,20 @@ def _metrics_per_output(metrics, names, what, weighted) -> list[list]:
     ]
 
 
+def with_file_defaults(model, names, loss, loss_weights, metrics, weighted_metrics) -> tuple:
+    """``(loss, loss_weights, metrics, weighted_metrics)``: as given when ``loss`` is, else
+    the file's compile settings (``model.compile_config``, as Keras's ``load_model`` compiles
+    with them) for each of the four the caller left ``None``."""
+    settings = getattr(model, "compile_config", None) if loss is None else None
+    if not isinstance(settings, dict):
+        return loss, loss_weights, metrics, weighted_metrics
+    where = f"{getattr(model, 'where', 'the model')}: its file's compile_config"
+    file = from_compile_config(settings, names, where)
+    given = {"loss_weights": loss_weights, "metrics": metrics, "weighted_metrics": weighted_metrics}
+    given = {k: file[k] if v is None else v for k, v in given.items()}
+    return file["loss"], given["loss_weights"], given["metrics"], given["weighted_metrics"]
+
+
 def make_objective(
     names, loss, loss_weights=None, metrics=None, weighted_metrics=None
 ) -> Objective:
@@ -146,8 +166,9 @@ def make_objective(
     losses = [None if v is None else get_loss(v) for v in _per_output(loss, names, "loss")]
     if all(v is None for v in losses):
         raise UnsupportedOptionError(
-            "fit needs a loss: pass loss='mse', loss='sparse_categorical_crossentropy', a "
-            "jaxlstm.train.Loss, a callable fn(y_true, y_pred), or one per output."
+            "fit needs a loss and the model's file has no compile_config giving one: pass "
+            "loss='mse', loss='sparse_categorical_crossentropy', a jaxlstm.train.Loss, a "
+            "callable fn(y_true, y_pred), or one per output."
         )
     weights = _per_output(1.0 if loss_weights is None else loss_weights, names, "loss_weights", 1.0)
     plain = _metrics_per_output(metrics, names, "metrics", False)
@@ -536,7 +557,10 @@ def fit(
       sample_weight, class_weight: Keras's per-example (or per-timestep) and per-class weights.
       loss: a Keras loss name, :class:`Loss`, callable ``fn(y_true, y_pred)``, or one per
         output (list or dict by output name); ``loss_weights`` weigh them. The model's Keras
-        output masks are applied as Keras applies them.
+        output masks are applied as Keras applies them. Without ``loss``, the file's compile
+        settings (``model.compile_config``: loss, loss_weights, metrics, weighted_metrics) are
+        the default, as Keras's ``load_model`` compiles with them; arguments given win. A
+        custom loss or metric there is an error asking for ``loss=`` / ``metrics=``.
       metrics: Keras metric names (``"mae"``, ``"accuracy"``...), :class:`Metric` s or callables;
         a list of lists or a dict for several outputs. As in Keras, ``metrics`` ignore
         ``sample_weight``/``class_weight`` (the output mask applies); ``weighted_metrics`` use them.
@@ -581,7 +605,8 @@ def fit(
     elif class_weight is not None:
         raise UnsupportedOptionError("class_weight needs in-memory arrays; weight the batches.")
     names = output_names(model) or tuple(f"output_{i}" for i in range(_n_targets(train)))
-    obj = make_objective(names, loss, loss_weights, metrics, weighted_metrics)
+    compiled = with_file_defaults(model, names, loss, loss_weights, metrics, weighted_metrics)
+    obj = make_objective(names, *compiled)
     metric_names = [k for k in obj.keys()]
     if patience is not None and monitor.startswith("val_") and val is None:
         raise UnsupportedOptionError(
@@ -788,7 +813,8 @@ def evaluate(
     CompileClock.install()
     data = as_data(x, y, sample_weight)
     names = output_names(model) or tuple(f"output_{i}" for i in range(_n_targets(data)))
-    obj = make_objective(names, loss, loss_weights, metrics, weighted_metrics)
+    compiled = with_file_defaults(model, names, loss, loss_weights, metrics, weighted_metrics)
+    obj = make_objective(names, *compiled)
     model.eval()
     graphdef, state = nnx.split(model)
     return _run_eval(

@@ -443,3 +443,131 @@ mae = _loss_fn("mean_absolute_error")
 binary_crossentropy = _loss_fn("binary_crossentropy")
 categorical_crossentropy = _loss_fn("categorical_crossentropy")
 sparse_categorical_crossentropy = _loss_fn("sparse_categorical_crossentropy")
+
+
+# ---- a file's compile_config (plain JSON data) as jaxlstm losses and metrics ------------------
+# Keras's built-in loss and metric classes, by the class_name their configs carry.
+_CLASSES = {
+    "MeanSquaredError": "mean_squared_error",
+    "MeanAbsoluteError": "mean_absolute_error",
+    "MeanAbsolutePercentageError": "mean_absolute_percentage_error",
+    "MeanSquaredLogarithmicError": "mean_squared_logarithmic_error",
+    "Huber": "huber",
+    "BinaryCrossentropy": "binary_crossentropy",
+    "CategoricalCrossentropy": "categorical_crossentropy",
+    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+    "RootMeanSquaredError": "root_mean_squared_error",
+    "BinaryAccuracy": "binary_accuracy",
+    "CategoricalAccuracy": "categorical_accuracy",
+    "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
+}
+_KERAS_MODULES = (None, "keras.losses", "keras.metrics")
+# Config keys that carry no computation (or the reduction every built-in uses), and options
+# jaxlstm's functions do not take, accepted at their default values only.
+_NO_EFFECT = ("name", "dtype", "fn")
+_DEFAULTS = {"axis": -1, "ignore_class": None, "label_smoothing": 0.0, "from_logits": False}
+_REDUCTIONS = (None, "sum_over_batch_size", "auto")  # tf.keras's "auto" is the former
+_ACCURACIES = ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
+
+
+class _NotBuiltin(Exception):
+    """Why one serialized loss or metric is not one jaxlstm computes (internal)."""
+
+
+def _serialized(value, kind: str, outputs: tuple = ()):
+    """One serialized Keras loss or metric (a name, or a ``{"class_name", "config"}`` dict) ->
+    a jaxlstm ``Loss``/``Metric`` or a name string; raises _NotBuiltin saying why not.
+    ``outputs``: the model's output names (tf.keras prefixes a metric's name with them)."""
+    make = Loss if kind == "loss" else Metric
+    if isinstance(value, str):
+        try:
+            make(value)
+        except UnsupportedOptionError as err:
+            raise _NotBuiltin(str(err)) from None
+        return value
+    if not isinstance(value, dict) or "class_name" not in value:
+        raise _NotBuiltin(f"not a Keras {kind} name or serialized {kind}")
+    class_name, config = value.get("class_name"), value.get("config")
+    registered = value.get("registered_name")
+    if value.get("module") not in _KERAS_MODULES or registered not in (None, class_name):
+        raise _NotBuiltin(f"a custom class ({value.get('module')}, {registered})")
+    if class_name == "function" and isinstance(config, str):  # a built-in function by name
+        return _serialized(config, kind, outputs)
+    config = config if isinstance(config, dict) else {}
+    if class_name == "MeanMetricWrapper" and kind == "metric":  # tf.keras: the function's name
+        fn, name = config.get("fn"), config.get("name")
+        chosen = _serialized(fn, kind) if isinstance(fn, str) else None
+        if chosen is None:
+            raise _NotBuiltin("a MeanMetricWrapper of a custom function")
+        if isinstance(name, str) and len(outputs) > 1:  # tf.keras: "reg_mae" for output reg
+            name = next((name[len(o) + 1 :] for o in outputs if name.startswith(f"{o}_")), name)
+        if isinstance(name, str) and name in ALIASES and _canonical(name) == _canonical(fn):
+            return name  # logged under the name Keras logs ("mae")
+        if name in ("accuracy", "acc") and _canonical(fn) in _ACCURACIES:
+            return name  # what compile(metrics=["accuracy"]) chose by shapes, as Metric does
+        return chosen
+    if class_name not in _CLASSES:
+        raise _NotBuiltin(f"{class_name} is not a Keras built-in jaxlstm implements")
+    name = _CLASSES[class_name]
+    fn = _FUNCTIONS[name]
+    if config.get("reduction") not in _REDUCTIONS:
+        raise _NotBuiltin(f"reduction={config.get('reduction')!r}; jaxlstm reduces by batch size")
+    if isinstance(config.get("fn"), str) and _canonical(config["fn"]) != name:
+        raise _NotBuiltin(f"fn={config['fn']!r} is not {name}")
+    options = {}
+    for key, v in config.items():
+        if key in _NO_EFFECT or key == "reduction":
+            continue
+        if key in fn.options:
+            options[key] = v
+        elif key not in _DEFAULTS or v != _DEFAULTS[key]:
+            raise _NotBuiltin(f"option {key}={v!r}, which jaxlstm's {name} does not take")
+    try:
+        return make(name, **options)
+    except UnsupportedOptionError as err:
+        raise _NotBuiltin(str(err)) from None
+
+
+def _mapped(value, kind: str, outputs: tuple, what: str):
+    """A compile_config entry (one value, a list per output, a dict by output name, or, for
+    metrics, lists of them) with each serialized loss/metric mapped by :func:`_serialized`."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and "class_name" not in value:  # by output name
+        return {k: _mapped(v, kind, outputs, what) for k, v in value.items()}
+    if isinstance(value, list):
+        if (
+            kind == "metric"
+            and len(outputs) == 1
+            and len(value) == 1
+            and isinstance(value[0], list)
+        ):
+            value = value[0]  # tf.keras: one list per output, also for one output
+        return [_mapped(v, kind, outputs, what) for v in value]
+    try:
+        return _serialized(value, kind, outputs)
+    except _NotBuiltin as why:
+        raise UnsupportedOptionError(
+            f"{what} gives {kind} {value!r:.120}: {why}. jaxlstm computes Keras's built-in "
+            f"losses and metrics only ({sorted(LOSSES if kind == 'loss' else METRICS)}) and "
+            f"never imports what a config names: pass {'loss' if kind == 'loss' else 'metrics'}"
+            "= to fit / evaluate instead (a Keras name, a jaxlstm.train.Loss / Metric, or a "
+            "callable fn(y_true, y_pred))."
+        ) from None
+
+
+def from_compile_config(settings: dict, outputs, what: str = "the compile_config") -> dict:
+    """A file's compile settings (``KerasModel.compile_config``: plain JSON data) as the
+    ``loss``, ``loss_weights``, ``metrics`` and ``weighted_metrics`` arguments of ``fit``:
+    Keras's names and serialized built-in classes mapped onto :class:`Loss` / :class:`Metric`
+    (options such as ``from_logits`` kept); anything else (a custom class or function, an
+    option jaxlstm does not implement) is an :class:`~jaxlstm.UnsupportedOptionError` saying to
+    pass ``loss=`` / ``metrics=``. Nothing the config names is imported. ``outputs``: the
+    model's output names."""
+    outputs = tuple(outputs)
+    return {
+        "loss": _mapped(settings.get("loss"), "loss", outputs, what),
+        "loss_weights": settings.get("loss_weights"),
+        "metrics": _mapped(settings.get("metrics"), "metric", outputs, what),
+        "weighted_metrics": _mapped(settings.get("weighted_metrics"), "metric", outputs, what),
+    }

@@ -5,7 +5,9 @@ Keras 3 refuses most tf.keras LSTM files (``Unrecognized keyword arguments passe
 rewrite keeps every option that changes the numbers and refuses what Keras 3 cannot express
 (``time_major=True``; Keras 1/2's ``hard_sigmoid``, which Keras 3 redefined). Keras 1's LSTM
 options get their Keras 2/3 names (``output_dim`` -> ``units``, ``inner_activation`` ->
-``recurrent_activation``, ...). Configs Keras 3 itself wrote into a legacy ``.h5`` lack the
+``recurrent_activation``, ...). A tf.keras stateful RNN whose ``initial_state`` is fed from
+the graph is refused too: tf.keras streams it from its carried state, Keras 3 restarts it from the
+fed state on every call. Configs Keras 3 itself wrote into a legacy ``.h5`` lack the
 ``module`` of their models, which Keras 3's ``.keras`` loader needs: it is added."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import copy
 from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.errors import UnsupportedOptionError
 from jaxlstm._src.load import _KERAS1_NAMES
+from jaxlstm._src.models.graph import carried_state_wins
 from jaxlstm._src.readers.records import MODEL_CLASSES, layer_list
 
 # Options Keras 2 saved that Keras 3 layers no longer accept and that do not change results.
@@ -70,8 +73,44 @@ def keras3_config(config: dict, keras_version: str, where: str) -> dict:
     if major >= 3:
         _model_modules(config)
         return config
+    if carried_state_wins(keras_version):
+        _refuse_stateful_initial_state(config, where, keras_version)
     _layer(config, where, major, "keras")
     return config
+
+
+def _refuse_stateful_initial_state(node: dict, where: str, keras_version: str) -> None:
+    """A stateful RNN called with ``initial_state`` tensors: tf.keras starts each call from
+    its carried state once that is non-zero, Keras 3 from the fed state on every call
+    (:func:`~jaxlstm._src.models.graph.carried_state_wins`), so streaming it would compute
+    different numbers in Keras 3."""
+    for entry in layer_list(node):
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("class_name") in MODEL_CLASSES:
+            _refuse_stateful_initial_state(entry, where, keras_version)
+        if entry.get("class_name") not in (*_RNN, "CuDNNLSTM", "UnifiedLSTM", "LSTMV1"):
+            continue
+        cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+        inner = cfg.get("layer") if isinstance(cfg.get("layer"), dict) else {}
+        inner_cfg = inner.get("config") if isinstance(inner.get("config"), dict) else {}
+        if not (cfg.get("stateful") or inner_cfg.get("stateful")):
+            continue
+        for inbound in entry.get("inbound_nodes") or []:
+            if not isinstance(inbound, list) or not inbound or not isinstance(inbound[0], list):
+                continue
+            kwargs = (
+                inbound[0][3] if len(inbound[0]) > 3 and isinstance(inbound[0][3], dict) else {}
+            )
+            if len(inbound) > 1 or kwargs.get("initial_state") is not None:
+                raise UnsupportedOptionError(
+                    f"{where}: layer {cfg.get('name', entry.get('name'))!r} is stateful and "
+                    "called with initial_state tensors from the model's inputs. The Keras that "
+                    f"wrote this file ({keras_version}) streams it from its carried state once "
+                    "that is non-zero; Keras 3 restarts it from the fed state on every call: "
+                    "Keras 3 would compute different numbers, so the model is not written. "
+                    "(jaxlstm itself keeps the original meaning.)"
+                )
 
 
 def _registered(node: dict, module: str) -> None:
