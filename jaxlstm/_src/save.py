@@ -121,7 +121,9 @@ def save_keras(model: KerasModel, path: str | os.PathLike) -> None:
 
     Keras 1/2 configs are rewritten for Keras 3 (``CuDNNLSTM`` becomes ``LSTM`` with its weights
     converted, options Keras 3 dropped are removed); what Keras 3 cannot express with the same
-    numbers (Keras 2's ``hard_sigmoid``, ``time_major=True``) is refused. Layers are written in
+    numbers is refused (Keras 2's ``hard_sigmoid``, ``time_major=True``, a tf.keras stateful RNN
+    fed its initial state from the graph, an RNN called with ``initial_state`` in a Keras 2 model
+    with masks: see ``writers/config.py``). Layers are written in
     the model's own (config) order. Arrays are written one at a time, straight to disk (memory
     stays near the largest array), archive members uncompressed as Keras stores them. The write
     is atomic (a temporary file in the same folder, renamed over ``path``) and the file gets the
