@@ -220,15 +220,16 @@ class Softmax(KerasLayer):
                 f"input {tuple(x.shape)} (each mask axis, from the right, must be 1 or match); "
                 "Keras refuses this call too."
             )
+        f16 = x.dtype == jnp.float16
+        if not self.keras3 and not self.robust:  # tf.keras adds (1 - mask) * -1e9
+            big = float(jnp.finfo(jnp.float16).min) / 2 if f16 else -1e9
+            return self.activation(x + (1.0 - mask.astype(x.dtype)) * big)
         mask = mask if mask.dtype == jnp.bool_ else mask > 0.5
-        big = -1e9
-        if x.dtype == jnp.float16:  # Keras 3: -3e4; tf.keras: float16's min / 2
-            big = -3e4 if self.keras3 else float(jnp.finfo(jnp.float16).min) / 2
-        if self.keras3:
-            return jnp.where(mask, self.activation(jnp.where(mask, x, big)), 0.0)
-        if self.robust:
+        if not self.keras3:  # robust_masking: replaced, not zeroed afterwards
+            big = float(jnp.finfo(jnp.float16).min) / 2 if f16 else -1e9
             return self.activation(jnp.where(mask, x, big))
-        return self.activation(x + (1.0 - mask.astype(x.dtype)) * big)
+        x = jnp.where(mask, x, -3e4 if f16 else -1e9)
+        return jnp.where(mask, self.activation(x), 0.0)
 
 
 class PReLU(KerasLayer):
