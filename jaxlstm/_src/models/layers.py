@@ -59,6 +59,7 @@ class BuildContext:
                 "from files. Supply the layer yourself: load_keras(path, custom_layers={"
                 f"{self.class_name!r}: factory}})."
             )
+        get_activation(found)  # an unknown name fails here, naming the choices
         return found
 
     def _value(self, config, key, default):

@@ -13,7 +13,6 @@ import numpy as np
 
 from jaxlstm._src.core.activations import (
     ACTIVATION_LAYERS,
-    get_activation,
     layer_activation,
     resolve_activation_name,
 )
@@ -187,18 +186,18 @@ def resolve_activation(value, keras_version: str, where: str):
     writing version) or a :class:`~jaxlstm._src.core.activations.KerasActivation`; ``None`` for
     a custom object, which the caller refuses (nothing named in the file is imported or run).
 
+    A name is returned as it is (``get_activation`` refuses an unknown one where it is used, so
+    that an override can replace it).
+
     Raises:
-      UnknownActivationError: a Keras name jaxlstm does not know.
       UnsupportedOptionError: an activation layer with weights (``PReLU``).
       KerasFileError: an activation layer's options hold values Keras never writes.
     """
     if value is None:
         return "linear"
     name = builtin_function_name(value)
-    if name is not None:
-        name = resolve_activation_name(name, keras_version)
-        get_activation(name)
-        return name
+    if name is not None:  # checked where it is used (a load_keras_layer override may replace it)
+        return resolve_activation_name(name, keras_version)
     if not isinstance(value, dict) or foreign_origin(value):
         return None
     class_name, config = value.get("class_name"), value.get("config", {})
