@@ -97,7 +97,7 @@ def _model_modules(node: dict) -> None:
             _model_modules(entry)
 
 
-def _activation_layer(node: dict, where: str, name: str) -> str:
+def _activation_layer(node: dict) -> str:
     """Keras 1/2 activation layers in Keras 3's terms, in place; returns the class name.
     LeakyReLU's ``alpha`` is Keras 3's ``negative_slope``; ``ThresholdedReLU(theta)``, which
     Keras 3 dropped, computes ``x * (x > theta)``: exactly ``ReLU(threshold=theta)``; tf.keras's
@@ -155,10 +155,10 @@ def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> 
         )
     for key in _DROPPED.get(class_name, ()):
         cfg.pop(key, None)
-    class_name = _activation_layer(node, where, name)
+    class_name = _activation_layer(node)
     for key in _ACTIVATION_KEYS:
         if isinstance(cfg.get(key), dict) and isinstance(cfg[key].get("config"), dict):
-            _activation_layer(cfg[key], where, name)  # an activation layer as the activation
+            _activation_layer(cfg[key])  # an activation layer as the activation
         if cfg.get(key) == "hard_sigmoid":
             raise UnsupportedOptionError(
                 f"{where}: layer {name!r} uses {key}='hard_sigmoid', which meant "
