@@ -57,6 +57,41 @@ NP_ACTIVATIONS = {
 }
 
 
+def _np_softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+def _np_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ReLU: max_value above it, x above the threshold, and negative_slope *
+    (x - threshold) below it; at the threshold 0 (Keras computes ``x > threshold`` with the
+    threshold cast to float32, not the docstring's ``threshold <= x``)."""
+    top = np.inf if max_value is None else max_value
+    above = x > np.float32(threshold)
+    return np.where(above, np.minimum(x, top), 0.0) + np.where(
+        above, 0.0, negative_slope * (x - threshold)
+    )
+
+
+# Activations with parameters, float64, from Keras's definitions: name -> fn(x, **params).
+NP_PARAMETERISED = {
+    "relu": _np_relu,
+    "leaky_relu": lambda x, negative_slope=0.2: np.where(x >= 0, x, negative_slope * x),
+    "elu": lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
+    "celu": lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0) / alpha)),
+    "gelu": lambda x, approximate=False: (
+        0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+        if approximate
+        else NP_ACTIVATIONS["gelu"](x)
+    ),
+    "softmax": _np_softmax,
+    "log_softmax": lambda x, axis=-1: np.log(_np_softmax(x, axis)),
+    "squareplus": lambda x, b=4.0: (x + np.sqrt(x * x + b)) / 2,
+    "soft_shrink": lambda x, threshold=0.5: np.sign(x) * np.maximum(np.abs(x) - threshold, 0),
+    "hard_shrink": lambda x, threshold=0.5: np.where(np.abs(x) > threshold, x, 0.0),
+}
+
+
 def random_params(rng, in_features, units, use_bias=True, scale=0.6):
     """Keras-layout weights, uniform in (-scale, scale): every entry non-zero in practice."""
     k = rng.uniform(-scale, scale, (in_features, 4 * units)).astype(np.float32)

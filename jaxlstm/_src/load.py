@@ -10,7 +10,6 @@ import numpy as np
 from flax import nnx
 
 from jaxlstm._src.converters import params_from_arrays
-from jaxlstm._src.core.activations import resolve_activation_name
 from jaxlstm._src.errors import (
     KerasFileError,
     LayerNotFoundError,
@@ -20,7 +19,7 @@ from jaxlstm._src.errors import (
 )
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional, DropoutStreams, needs_dropout_rng
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
-from jaxlstm._src.readers.records import builtin_function_name
+from jaxlstm._src.readers.records import resolve_activation
 
 # Config keys that become LSTM module options, under their Keras 2/3 names.
 _OPTIONS = (
@@ -153,13 +152,13 @@ def options_and_sources(record: LayerRecord) -> tuple[dict, dict[str, str]]:
         else:
             sources.pop(key, None)
     for key in ("activation", "recurrent_activation"):
-        value = builtin_function_name(options[key])
+        value = resolve_activation(options[key], record.keras_version, f"{where}: {key}")
         if value is None:
             raise UnsupportedOptionError(
-                f"{where}: {key} is a custom object {options[key]!r}; jaxlstm runs no code from "
-                f"files. Pass its JAX version: load_keras_layer(path, name, {key}=my_fn)."
+                f"{where}: {key} is a custom object {options[key]!r:.200}; jaxlstm runs no code "
+                f"from files. Pass its JAX version: load_keras_layer(path, name, {key}=my_fn)."
             )
-        options[key] = resolve_activation_name(value, record.keras_version)
+        options[key] = value
     return options, sources
 
 

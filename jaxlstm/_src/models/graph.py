@@ -570,6 +570,24 @@ def _topological(nodes: list[Node], inputs, path: str) -> tuple[Node, ...]:
     return tuple(nodes[i] for i in order)
 
 
+def _described(class_name: str, config: dict) -> str:
+    """``"Bidirectional(MyLayer)"`` for a wrapper (nested wrappers in turn), else the class:
+    how messages name a layer, so that an unsupported class inside a wrapper is named itself."""
+    inner = config.get("layer")
+    if isinstance(inner, dict) and isinstance(inner.get("class_name"), str):
+        inner_config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
+        return f"{class_name}({_described(inner['class_name'], inner_config)})"
+    return class_name
+
+
+def _innermost(config: dict) -> str | None:
+    inner = config.get("layer")
+    if not isinstance(inner, dict) or not isinstance(inner.get("class_name"), str):
+        return None
+    config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
+    return _innermost(config) or inner["class_name"]
+
+
 def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
     """Whether :func:`load_keras` can build this config layer, and if not, why."""
     if cl.class_name in MODEL_CLASSES or cl.class_name == "InputLayer" or name in kf.layers:
@@ -580,12 +598,22 @@ def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
         return (cls in LAYERS or ALIASES.get(cls) in LAYERS), f"wraps {cls}"
     if cl.class_name in LAYERS or ALIASES.get(cl.class_name) in LAYERS or cl.class_name in OPS:
         return True, ""
+    inner = _innermost(cl.config)
+    if inner is not None:
+        return False, f"wraps {inner}, " + _WHY.get(inner, "not implemented; use custom_layers=")
     return False, _WHY.get(cl.class_name, "not implemented; use custom_layers=")
 
 
 def _build_layer(
-    kf: KerasFile, entry: dict, names: tuple, custom: dict, rngs, nonfinite: str = "warn"
+    kf: KerasFile,
+    entry: dict,
+    names: tuple,
+    custom: dict,
+    rngs,
+    nonfinite: str = "warn",
+    wrapper: str | None = None,
 ) -> nnx.Module:
+    """``wrapper``: the class of the wrapper this layer is built for (for messages)."""
     class_name = str(entry.get("class_name", ""))
     config = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
     key = "/".join(names)
@@ -601,7 +629,8 @@ def _build_layer(
     origin = foreign_origin(entry)
     if origin:
         raise UnsupportedLayerError(
-            f"{kf.path}: layer {key!r} is {class_name} from {origin}: a custom class, not "
+            f"{kf.path}: layer {key!r} is {_described(class_name, config)} from {origin}: a "
+            "custom class, not "
             "Keras's own, and jaxlstm runs no code from files. Nothing from the file was run. "
             f"To proceed, supply a JAX implementation: load_keras(path, custom_layers="
             f"{{{class_name!r}: factory}})."
@@ -624,15 +653,24 @@ def _build_layer(
         inner_kf = KerasFile(
             kf.path, kf.format, kf.keras_version, arrays={key: kf.arrays.get(key, [])}
         )
-        return TimeDistributed(_build_layer(inner_kf, inner_entry, names, custom, rngs, nonfinite))
+        return TimeDistributed(
+            _build_layer(inner_kf, inner_entry, names, custom, rngs, nonfinite, "TimeDistributed")
+        )
     builder = LAYERS.get(ALIASES.get(class_name, class_name))
     module = str(entry.get("module", ""))
     if module.startswith(OP_MODULE_PREFIX) or (not module and builder is None):
         builder = Op if class_name in OPS else None
     if builder is None:
-        why = _WHY.get(class_name, "a layer class jaxlstm does not implement")
+        shown = _described(class_name, config)
+        inner = _innermost(config) or (class_name if wrapper else None)
+        why = _WHY.get(inner or class_name, "a layer class jaxlstm does not implement")
+        if inner is not None:  # name the unsupported class itself, not its wrapper
+            shown = f"{wrapper}({shown})" if wrapper else shown
+            why = (
+                why if inner in _WHY else f"{inner} is {why}"
+            ) + f" (inside {wrapper or class_name})"
         raise UnsupportedLayerError(
-            f"{kf.path}: layer {key!r} is {class_name}: {why}. Nothing from the file was run. "
+            f"{kf.path}: layer {key!r} is {shown}: {why}. Nothing from the file was run. "
             f"To proceed, supply a JAX implementation: load_keras(path, custom_layers="
             f"{{{class_name!r}: factory}}), where factory(config, weights) returns a callable "
             "taking the layer's inputs (weights: the layer's arrays in Keras's order)."

@@ -21,10 +21,10 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from jaxlstm._src.core.activations import get_activation, keras_major, resolve_activation_name
-from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
+from jaxlstm._src.core.activations import get_activation, keras_major, layer_activation
+from jaxlstm._src.errors import KerasFileError, ShapeError, UnsupportedOptionError
 from jaxlstm._src.modules.nnx import DropoutStreams, host_array, host_param
-from jaxlstm._src.readers.records import builtin_function_name
+from jaxlstm._src.readers.records import resolve_activation
 
 _REQUIRED = object()
 
@@ -50,17 +50,17 @@ class BuildContext:
     def where(self) -> str:
         return f"{self.path}: layer {self.name!r} ({self.class_name})"
 
-    def activation(self, value, key="activation") -> str:
-        name = builtin_function_name(value)
-        if name is None:
+    def activation(self, value, key="activation"):
+        """A name or a :class:`KerasActivation` (see :func:`resolve_activation`)."""
+        found = resolve_activation(value, self.keras_version, f"{self.where}: {key}")
+        if found is None:
             raise UnsupportedOptionError(
-                f"{self.where}: {key} is a custom object {value!r}; jaxlstm runs no code from "
-                "files. Supply the layer yourself: load_keras(path, custom_layers={"
+                f"{self.where}: {key} is a custom object {value!r:.200}; jaxlstm runs no code "
+                "from files. Supply the layer yourself: load_keras(path, custom_layers={"
                 f"{self.class_name!r}: factory}})."
             )
-        name = resolve_activation_name(name, self.keras_version)
-        get_activation(name)
-        return name
+        get_activation(found)  # an unknown name fails here, naming the choices
+        return found
 
     def _value(self, config, key, default):
         if key in config and config[key] is not None:
@@ -182,6 +182,72 @@ class Activation(KerasLayer):
 
     def __call__(self, x, mask=None):
         return get_activation(self.activation)(x)
+
+
+class ActivationLayer(KerasLayer):
+    """ReLU, LeakyReLU, ELU and ThresholdedReLU: one parameterised activation, read from the
+    layer's options as Keras 1, 2 or 3 spelled them (:data:`ACTIVATION_LAYERS`)."""
+
+    def __init__(self, config, weights, ctx: BuildContext):
+        ctx.expect(weights, 0, "none: the layer has no weights")
+        self.activation = layer_activation(ctx.class_name, config, ctx.where)
+
+    def __call__(self, x, mask=None):
+        return self.activation(x)
+
+
+class Softmax(KerasLayer):
+    """Softmax over ``axis`` (an int or a list of axes). A mask (right-aligned against the
+    input, as NumPy broadcasts) hides entries as the writing Keras did: Keras 3 replaces them by
+    -1e9 before and zeroes them after the softmax; tf.keras adds -1e9 to them (or, with
+    ``robust_masking``, replaces them) and leaves the result as it is, so a row masked entirely
+    comes out (near) uniform there and zero in Keras 3."""
+
+    def __init__(self, config, weights, ctx: BuildContext):
+        ctx.expect(weights, 0, "none: the layer has no weights")
+        self.activation = layer_activation("Softmax", config, ctx.where)
+        self.keras3 = keras_major(ctx.keras_version) >= 3
+        self.robust = ctx.flag(config, "robust_masking", False)
+        self.where = ctx.where
+
+    def __call__(self, x, mask=None):
+        if mask is None:
+            return self.activation(x)
+        mask = jnp.asarray(mask)
+        fits = mask.ndim <= x.ndim and all(
+            m in (1, n) for m, n in zip(mask.shape[::-1], x.shape[::-1], strict=False)
+        )
+        if not fits:
+            raise ShapeError(
+                f"{self.where}: the mask {tuple(mask.shape)} does not broadcast against the "
+                f"input {tuple(x.shape)} (each mask axis, from the right, must be 1 or match); "
+                "Keras refuses this call too."
+            )
+        f16 = x.dtype == jnp.float16
+        if not self.keras3 and not self.robust:  # tf.keras adds (1 - mask) * -1e9
+            big = float(jnp.finfo(jnp.float16).min) / 2 if f16 else -1e9
+            return self.activation(x + (1.0 - mask.astype(x.dtype)) * big)
+        mask = mask if mask.dtype == jnp.bool_ else mask > 0.5
+        if not self.keras3:  # robust_masking: replaced, not zeroed afterwards
+            big = float(jnp.finfo(jnp.float16).min) / 2 if f16 else -1e9
+            return self.activation(jnp.where(mask, x, big))
+        x = jnp.where(mask, x, -3e4 if f16 else -1e9)
+        return jnp.where(mask, self.activation(x), 0.0)
+
+
+class PReLU(KerasLayer):
+    """``relu(x) - alpha * relu(-x)`` with a learned ``alpha`` of the input's shape (without
+    the batch axis; size 1 along ``shared_axes``)."""
+
+    def __init__(self, config, weights, ctx: BuildContext):
+        ctx.expect(weights, 1, "alpha")
+        self.alpha = _param(weights[0])
+
+    def __call__(self, x, mask=None):
+        return jax.nn.relu(x) + (-self.alpha[...]) * jax.nn.relu(-x)
+
+    def keras_weights(self):
+        return _trainable(self.alpha)
 
 
 class Embedding(KerasLayer):
@@ -517,6 +583,9 @@ def _simple(cls, **kw):
 LAYERS: dict[str, Callable] = {
     "Dense": Dense,
     "Activation": Activation,
+    **{name: ActivationLayer for name in ("ReLU", "LeakyReLU", "ELU", "ThresholdedReLU")},
+    "Softmax": Softmax,
+    "PReLU": PReLU,
     "Embedding": Embedding,
     "Masking": Masking,
     "Dropout": _simple(Dropout),

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jaxlstm._src.errors import KerasFileError
+from jaxlstm._src.core.activations import (
+    ACTIVATION_LAYERS,
+    layer_activation,
+    resolve_activation_name,
+)
+from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
 from jaxlstm._src.readers import limits
 
 # Layer classes that hold LSTM weights, by the class_name Keras writes into configs.
@@ -195,6 +200,41 @@ def builtin_function_name(value) -> str | None:
         module, name = value.get("module"), value.get("config")
         if module is None or (isinstance(module, str) and module.split(".")[0] in KERAS_PACKAGES):
             return name if isinstance(name, str) else None
+    return None
+
+
+def resolve_activation(value, keras_version: str, where: str):
+    """The one reader of an activation as a Keras config stores it, for every layer option that
+    takes one (``activation``, ``recurrent_activation``, ...): a name (``"relu"``), Keras 3's
+    function dict, ``None`` (Keras's linear), or an activation layer object (``{"class_name":
+    "ReLU", "config": {"max_value": 6.0, ...}}``, which is how Keras 2 and 3 save
+    ``activation=keras.layers.ReLU(...)``). Returns a name of
+    :data:`~jaxlstm._src.core.activations.ACTIVATIONS` (``hard_sigmoid`` resolved by the
+    writing version) or a :class:`~jaxlstm._src.core.activations.KerasActivation`; ``None`` for
+    a custom object, which the caller refuses (nothing named in the file is imported or run).
+
+    A name is returned as it is (``get_activation`` refuses an unknown one where it is used, so
+    that an override can replace it).
+
+    Raises:
+      UnsupportedOptionError: an activation layer with weights (``PReLU``).
+      KerasFileError: an activation layer's options hold values Keras never writes.
+    """
+    if value is None:
+        return "linear"
+    name = builtin_function_name(value)
+    if name is not None:  # checked where it is used (a load_keras_layer override may replace it)
+        return resolve_activation_name(name, keras_version)
+    if not isinstance(value, dict) or foreign_origin(value):
+        return None
+    class_name, config = value.get("class_name"), value.get("config", {})
+    if class_name == "PReLU":
+        raise UnsupportedOptionError(
+            f"{where}: the activation is a PReLU layer, whose weights Keras keeps inside the "
+            "layer that uses it; jaxlstm does not read those. Use a PReLU layer after this one."
+        )
+    if class_name in ACTIVATION_LAYERS and isinstance(config, dict):
+        return layer_activation(class_name, config, where)
     return None
 
 

@@ -136,6 +136,22 @@ def _model_modules(node: dict) -> None:
             _model_modules(entry)
 
 
+def _activation_layer(node: dict) -> str:
+    """Keras 1/2 activation layers in Keras 3's terms, in place; returns the class name.
+    LeakyReLU's ``alpha`` is Keras 3's ``negative_slope``; ``ThresholdedReLU(theta)``, which
+    Keras 3 dropped, computes ``x * (x > theta)``: exactly ``ReLU(threshold=theta)``; tf.keras's
+    ``Softmax(robust_masking)`` is how Keras 3 masks anyway (the option is gone)."""
+    class_name, cfg = node.get("class_name"), node.get("config")
+    if class_name == "LeakyReLU" and "alpha" in cfg:
+        cfg["negative_slope"] = cfg.pop("alpha")
+    elif class_name == "ThresholdedReLU":
+        node["class_name"] = "ReLU"
+        cfg.update(threshold=cfg.pop("theta", 1.0), max_value=None, negative_slope=0.0)
+    elif class_name == "Softmax":
+        cfg.pop("robust_masking", None)
+    return node["class_name"]
+
+
 def _keras1_options(class_name: str, cfg: dict, where: str, name: str) -> None:
     """Keras 1's LSTM (and Bidirectional) option names -> Keras 2/3's, in place."""
     for key in _KERAS1_REGULARIZERS:
@@ -178,7 +194,10 @@ def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> 
         )
     for key in _DROPPED.get(class_name, ()):
         cfg.pop(key, None)
+    class_name = _activation_layer(node)
     for key in _ACTIVATION_KEYS:
+        if isinstance(cfg.get(key), dict) and isinstance(cfg[key].get("config"), dict):
+            _activation_layer(cfg[key])  # an activation layer as the activation
         if cfg.get(key) == "hard_sigmoid":
             raise UnsupportedOptionError(
                 f"{where}: layer {name!r} uses {key}='hard_sigmoid', which meant "
@@ -259,6 +278,13 @@ def _model(node: dict, where: str, major: int) -> None:
             kwargs = convert(inbound[0][3]) if len(inbound[0]) > 3 else {}
             if entry.get("class_name") in _RNN:
                 _no_constants(kwargs, entry, where)
+            if entry.get("class_name") == "Softmax" and kwargs.get("mask") is not None:
+                raise UnsupportedOptionError(
+                    f"{where}: layer {entry.get('name')!r} is a Softmax called with a mask. "
+                    "tf.keras leaves a row that is masked entirely (near) uniform, Keras 3 "
+                    "zeroes it, so Keras 3 would compute different numbers: the model is not "
+                    "written. (jaxlstm itself keeps the original meaning.)"
+                )
             if entry.get("class_name") in _RNN and len(tensors) > 1:
                 args, kwargs["initial_state"] = [tensors[0]], tensors[1:]
             else:
