@@ -215,3 +215,25 @@ def test_inspect_shows_gru_gate_slices_and_bias_rows(tmp_path):
     assert "reset_after=True" in text
     assert "h (state)            kernel[:, 0:2]  recurrent_kernel[:, 0:2]  bias[0:2]" in text
     assert "recurrent_activation" not in text.split("layer 's'")[1]
+
+
+def test_save_keras_writes_gru_and_simple_rnn_back_for_keras3(tmp_path):
+    """Loaded from Keras 3, written by save_keras (.keras, legacy .h5, .weights.h5), read back
+    by Keras 3 with its numbers: GRU (both conventions), Bidirectional(GRU), SimpleRNN."""
+    x_in = keras.Input((5, 3))
+    h = L.GRU(4, return_sequences=True, reset_after=False)(x_in)
+    h = L.Bidirectional(L.GRU(2, return_sequences=True))(h)
+    model = keras.Model(x_in, L.SimpleRNN(3)(h))
+    _randomize(model, 9)
+    x = np.random.default_rng(3).normal(size=(2, 5, 3)).astype("float32")
+    want = _outs(model(x))
+    model.save(tmp_path / "m.keras")
+    jm = jaxlstm.load_keras(tmp_path / "m.keras")
+    for ext in (".keras", ".h5"):
+        jaxlstm.save_keras(jm, tmp_path / f"out{ext}")
+        back = keras.saving.load_model(tmp_path / f"out{ext}", compile=False)
+        assert_matches_keras(_outs(back(x)), want)
+    jaxlstm.save_keras(jm, tmp_path / "out.weights.h5")
+    _randomize(model, 99)  # other weights, replaced by the file's
+    model.load_weights(tmp_path / "out.weights.h5")
+    assert_matches_keras(_outs(model(x)), want)
