@@ -57,6 +57,7 @@ DEFAULT = {  # one of each family, and every rewrite: Keras 1 names, CuDNN, cons
     "tests/fixtures/keras2/chunked.h5",
     "tests/fixtures/keras2/cudnn_bidi.h5",
     "tests/fixtures/keras2/cudnn_gru.h5",  # CuDNNGRU -> GRU(reset_after=True)
+    "tests/fixtures/keras1/k1_simple_rnn.h5",  # Keras 1 SimpleRNN option names
     "tests/fixtures/keras2_models/gru_refused.h5",  # (named when GRUs were refused)
     "tests/fixtures/keras2/lstm_state_backwards.h5",
     "tests/fixtures/keras2/time_distributed.h5",
