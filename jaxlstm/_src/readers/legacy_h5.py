@@ -173,7 +173,7 @@ def rnn_family(weights) -> str | None:
     return {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}[g]
 
 
-def looks_like_lstm(weights) -> bool:
+def looks_like_rnn(weights) -> bool:
     """Whether a layer's arrays, with no config to say so, are one recurrent layer's
     (:func:`rnn_family`)."""
     return rnn_family(weights) is not None
@@ -245,11 +245,11 @@ def _from_weights_only(kf, layer_names, arrays, version, path):
     for name in layer_names:
         weights = arrays(name)
         half = len(weights) // 2
-        if looks_like_lstm(weights):
+        if looks_like_rnn(weights):
             kf.layers[name] = weights_only_record(name, weights, version, path)
-        elif len(weights) in (4, 6, 18, 24) and looks_like_lstm(weights[:half]):
+        elif len(weights) in (4, 6, 18, 24) and looks_like_rnn(weights[:half]):
             fw, bw = split_directions(weights, name)
-            if looks_like_lstm(fw) and looks_like_lstm(bw):
+            if looks_like_rnn(fw) and looks_like_rnn(bw):
                 kf.layers[name] = weights_only_record(
                     name, weights, version, path, directions=(fw, bw)
                 )

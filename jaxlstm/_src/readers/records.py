@@ -1,7 +1,9 @@
 """What every reader produces: the recurrent layers of a Keras file, as plain data.
 
 Readers know file formats (where arrays and configs live); they do not interpret weights.
-Converters (``jaxlstm._src.converters``) turn a record's arrays into ``LSTMParams``.
+Converters (``jaxlstm._src.converters``) turn a record's arrays into a cell's params
+(``LSTMParams``, ``GRUParams``, ``SimpleRNNParams``). :data:`RECURRENT_CLASSES` is the one table
+of which Keras classes are recurrent layers.
 """
 
 from __future__ import annotations
@@ -132,7 +134,8 @@ class LayerRecord:
 
 @dataclass
 class KerasFile:
-    """The LSTM layers of one Keras file and what the file says about itself."""
+    """The recurrent layers of one Keras file (LSTM, GRU, SimpleRNN) and what the file says
+    about itself."""
 
     path: str
     format: str  # human-readable, e.g. "Keras 2 HDF5 model (model.save)"
