@@ -46,6 +46,8 @@ def test_file_matches_keras(path):
 def test_there_are_fixtures_of_every_family():
     names = {p.stem for p in CASES}
     assert {"cudnn", "chunked", "k1_lstm", "k1_bidi", "weights_only_keras224", "nested"} <= names
+    assert {"gru_reset_after", "gru_reset_before", "gru_weights_only_keras224"} <= names
+    assert {"cudnn_gru", "k1_gru", "k1_simple_rnn", "simple_rnn", "bidi_gru"} <= names
 
 
 def test_keras_version_and_layout_are_read():
