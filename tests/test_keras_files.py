@@ -161,6 +161,19 @@ def test_weights_only_gru_of_keras224_takes_its_conventions_from_bias_and_versio
     assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 2.2.4 default)" in text
 
 
+def test_weights_only_cudnn_gru_follows_the_class_its_bias_proves():
+    """Keras 2.2.4's GRU defaults are hard_sigmoid and reset_after=False, but a 6u bias was
+    written by a CuDNNGRU: sigmoid and reset_after=True (tf.keras computed out0 so)."""
+    path = FIXTURES / "keras2" / "cudnn_gru_weights_only_keras224.h5"
+    module, got, want, _ = run_fixture(path)
+    assert module.recurrent_activation == "sigmoid" and module.reset_after is True
+    assert_matches_keras(got, want)
+    text = jaxlstm.describe_keras_file(path)
+    assert "class CuDNNGRU (inferred: CuDNN layout, bias 6u)" in text
+    assert "reset_after=True (inferred: CuDNN layout, bias 6u)" in text
+    assert "hard_sigmoid" not in text
+
+
 def test_cudnn_gru_and_keras1_gru_layouts_are_named_by_inspect():
     module, got, want, _ = run_fixture(FIXTURES / "keras2" / "cudnn_gru.h5")
     assert isinstance(module, jaxlstm.GRU) and module.reset_after is True
