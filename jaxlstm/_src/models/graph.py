@@ -645,7 +645,7 @@ def load_keras(
     if kf.config is None:
         raise KerasFileError(
             f"{kf.path}: {kf.format} has no model config, only weights; load_keras needs a full "
-            "model (model.save). Use load_keras_layer(path, name, ...) for its LSTM layers."
+            "model (model.save). Use load_keras_layer(path, name, ...) for its recurrent layers."
         )
     # What the config holds is checked where it is read (KerasFileError); any other exception
     # is a bug (ours, a dependency's or a custom_layers factory's) and surfaces as itself.
