@@ -1,4 +1,4 @@
-"""jaxlstm: Keras LSTM layers in JAX, with Keras's numbers.
+"""jaxlstm: Keras recurrent layers in JAX, with Keras's numbers.
 
 The whole public API::
 

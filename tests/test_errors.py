@@ -113,7 +113,9 @@ def test_bad_model_config_json(tmp_path):
 
 def test_unknown_layer_name_lists_the_lstm_layers():
     with pytest.raises(
-        LayerNotFoundError, match=r"no LSTM layer named 'nope'; the file's LSTM layers are \['"
+        LayerNotFoundError,
+        match=r"no recurrent layer named 'nope'; the file's recurrent layers \(LSTM, GRU, "
+        r"SimpleRNN\) are \['",
     ):
         jaxlstm.load_keras_layer(SEQ, "nope")
 
@@ -121,7 +123,7 @@ def test_unknown_layer_name_lists_the_lstm_layers():
 def test_non_lstm_layer_is_named_as_such():
     kf = jaxlstm.read_keras_file(FIX / "keras2" / "lstm_last.h5")
     other, cls = kf.other_layers[0]
-    with pytest.raises(LayerNotFoundError, match=f"is a {cls} layer, not an LSTM"):
+    with pytest.raises(LayerNotFoundError, match=f"is a {cls} layer, not a recurrent one"):
         jaxlstm.load_keras_layer(kf.path, other)
 
 
@@ -139,7 +141,7 @@ def test_several_lstm_layers_need_a_name(tmp_path):
         names = [n if isinstance(n, bytes) else n.encode() for n in g.attrs["layer_names"]]
         g.attrs["layer_names"] = np.array([*names, b"twin"])
     with pytest.raises(
-        LayerNotFoundError, match=r"has 2 LSTM layers .* pass name=\.\.\. to choose one"
+        LayerNotFoundError, match=r"has 2 recurrent layers .* pass name=\.\.\. to choose one"
     ):
         jaxlstm.load_keras_layer(p)
     assert isinstance(jaxlstm.load_keras_layer(p, "twin"), jaxlstm.LSTM)

@@ -52,12 +52,17 @@ MODEL_FILES = [
     FIX / "keras2_models" / "cnn_lstm.h5",
     FIX / "keras2_models" / "nested.h5",
     FIX / "keras2_models" / "seq2seq.h5",
+    FIX / "keras2_models" / "gru_refused.h5",  # a GRU (named when GRUs were refused)
 ]
 LAYER_FILES = [
     DATA / "keras1_lstm.h5",  # Keras 1 per-gate arrays, converted
     DATA / "keras2_cudnn.h5",  # CuDNN layout, converted
     FIX / "keras2" / "bidi_concat.h5",
     FIX / "keras2" / "weights_only.h5",
+    FIX / "keras2" / "cudnn_gru.h5",  # CuDNNGRU, converted
+    FIX / "keras1" / "k1_gru.h5",  # Keras 1's nine GRU arrays
+    FIX / "keras2" / "gru_weights_only_keras224.h5",
+    FIX / "keras2" / "simple_rnn.h5",
 ]
 
 

@@ -97,7 +97,10 @@ EXPECT = {
     ),
     "unknown_class.keras": {
         "layer": OK,
-        "model": (L, r"layer 'gru' is GRU: a layer class jaxlstm does not implement"),
+        "model": (
+            L,
+            r"layer 'conv_lstm' is ConvLSTM1D: a layer class jaxlstm does not implement",
+        ),
     },
     "path_traversal.keras": (
         U,

@@ -4,8 +4,10 @@ outputs Keras computed for them (tests/fixtures/make_fixtures.py made both)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from helpers import assert_matches_keras, recorded
@@ -44,6 +46,8 @@ def test_file_matches_keras(path):
 def test_there_are_fixtures_of_every_family():
     names = {p.stem for p in CASES}
     assert {"cudnn", "chunked", "k1_lstm", "k1_bidi", "weights_only_keras224", "nested"} <= names
+    assert {"gru_reset_after", "gru_reset_before", "gru_weights_only_keras224"} <= names
+    assert {"cudnn_gru", "k1_gru", "k1_simple_rnn", "simple_rnn", "bidi_gru"} <= names
 
 
 def test_keras_version_and_layout_are_read():
@@ -141,3 +145,66 @@ def test_layer_in_nested_model_by_short_or_full_name():
     short = jaxlstm.load_keras_layer(path, "inner_lstm")
     full = jaxlstm.load_keras_layer(path, next(n for n in names if n.endswith("/inner_lstm")))
     np.testing.assert_array_equal(short.kernel[...], full.kernel[...])
+
+
+def test_weights_only_gru_of_keras224_takes_its_conventions_from_bias_and_version():
+    """No config: the (3u,) bias proves reset_after=False and Keras 2.2.4's default recurrent
+    activation is hard_sigmoid; neither is in the fixture's options, tf.keras computed so."""
+    path = FIXTURES / "keras2" / "gru_weights_only_keras224.h5"
+    module, got, want, _ = run_fixture(path)
+    assert isinstance(module, jaxlstm.GRU)
+    assert module.reset_after is False and module.recurrent_activation == "hard_sigmoid_keras2"
+    assert_matches_keras(got, want)
+    text = jaxlstm.describe_keras_file(path)
+    assert "class GRU (inferred: Keras layout, bias (3u,))" in text
+    assert "reset_after=False (inferred: bias (3u,))" in text
+    assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 2.2.4 default)" in text
+
+
+def test_weights_only_cudnn_gru_follows_the_class_its_bias_proves():
+    """Keras 2.2.4's GRU defaults are hard_sigmoid and reset_after=False, but a 6u bias was
+    written by a CuDNNGRU: sigmoid and reset_after=True (tf.keras computed out0 so)."""
+    path = FIXTURES / "keras2" / "cudnn_gru_weights_only_keras224.h5"
+    module, got, want, _ = run_fixture(path)
+    assert module.recurrent_activation == "sigmoid" and module.reset_after is True
+    assert_matches_keras(got, want)
+    text = jaxlstm.describe_keras_file(path)
+    assert "class CuDNNGRU (inferred: CuDNN layout, bias 6u)" in text
+    assert "reset_after=True (inferred: CuDNN layout, bias 6u)" in text
+    assert "hard_sigmoid" not in text
+
+
+def test_cudnn_gru_and_keras1_gru_layouts_are_named_by_inspect():
+    module, got, want, _ = run_fixture(FIXTURES / "keras2" / "cudnn_gru.h5")
+    assert isinstance(module, jaxlstm.GRU) and module.reset_after is True
+    assert (module.activation, module.recurrent_activation) == ("tanh", "sigmoid")
+    assert_matches_keras(got, want)
+    text = jaxlstm.describe_keras_file(FIXTURES / "keras2" / "cudnn_gru.h5")
+    assert "layout: CuDNNGRU: gates z, r, h; each kernel block stored transposed" in text
+    assert "bias of 6u = 18: input half + recurrent half (kept apart: reset_after=True)" in text
+    assert "reset_after=True (inferred: fixed by CuDNNGRU)" in text
+    module, got, want, _ = run_fixture(FIXTURES / "keras1" / "k1_gru.h5")
+    assert isinstance(module, jaxlstm.GRU) and module.reset_after is False
+    assert_matches_keras(got, want)
+    text = jaxlstm.describe_keras_file(FIXTURES / "keras1" / "k1_gru.h5")
+    assert "saved in order z, r, h" in text and "kernel = [W_z | W_r | W_h]" in text
+    assert "reset_after=False (inferred: Keras 1 layout, 9 per-gate arrays)" in text
+
+
+def test_a_gru_config_without_reset_after_is_written_with_false(tmp_path):
+    """Keras 1 (and Keras 2.0) GRU configs predate reset_after and reset before the matmul;
+    Keras 3's default is True, so save_keras must write False (Keras 3 then computes what
+    jaxlstm computes; with its default it would refuse the (3u,) bias)."""
+    keras = pytest.importorskip("keras")
+    path = tmp_path / "k1_gru_sigmoid.h5"
+    shutil.copy(FIXTURES / "keras1" / "k1_gru.h5", path)
+    with h5py.File(path, "r+") as f:  # a recurrent activation Keras 3 can express
+        cfg = json.loads(f.attrs["model_config"])
+        cfg["config"][0]["config"]["inner_activation"] = "sigmoid"
+        f.attrs["model_config"] = json.dumps(cfg)
+    model = jaxlstm.load_keras(path)
+    x = np.load(FIXTURES / "keras1" / "k1_gru.npz")["x"]
+    jaxlstm.save_keras(model, tmp_path / "out.keras")
+    kmodel = keras.saving.load_model(tmp_path / "out.keras", compile=False)
+    assert kmodel.layers[-1].reset_after is False
+    assert_matches_keras(np.asarray(kmodel(x)), np.asarray(model(x)))

@@ -261,11 +261,11 @@ def test_lambda_is_refused_then_supplied(tmp_path):
 
 
 def test_unknown_layer_names_layer_and_class(tmp_path):
-    model = keras.Sequential([keras.Input((4, 2)), L.GRU(2, name="my_gru")])
+    model = keras.Sequential([keras.Input((4, 3, 2)), L.ConvLSTM1D(2, 2, name="my_conv_lstm")])
     model.save(tmp_path / "g.keras")
     with pytest.raises(
         jaxlstm.UnsupportedLayerError,
-        match=r"layer 'my_gru' is GRU: .*custom_layers=\{'GRU': factory\}",
+        match=r"layer 'my_conv_lstm' is ConvLSTM1D: .*custom_layers=\{'ConvLSTM1D': factory\}",
     ):
         jaxlstm.load_keras(tmp_path / "g.keras")
 

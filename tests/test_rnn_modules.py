@@ -159,3 +159,54 @@ def test_predictor_serves_every_cell():
 def test_cudnn_refused_at_module_level():
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"cuDNN kernel for LSTM only"):
         jaxlstm.GRU(3, 4, impl="cudnn", rngs=nnx.Rngs(0))(_x((2, 5, 3)))
+
+
+LOW_PRECISION = [jnp.bfloat16, jnp.float16]
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize("name", list(CELLS))
+def test_low_precision_params_build_on_cpu_and_return_that_dtype(name, dtype):
+    """Built as the LSTM is (one construction): drawn in float32 and cast (the orthogonal
+    init's QR has no 16-bit CPU kernel), outputs and states in the param dtype, numbers those
+    of the rounded weights; the same for the Linen twin."""
+    make, scan = CELLS[name]
+    m = make(3, 4, return_state=True, param_dtype=dtype, rngs=nnx.Rngs(0))
+    ref = make(3, 4, return_state=True, rngs=nnx.Rngs(0))
+    assert {m.kernel.dtype, m.recurrent_kernel.dtype, m.bias.dtype} == {jnp.dtype(dtype)}
+    np.testing.assert_array_equal(m.recurrent_kernel[...], ref.recurrent_kernel[...].astype(dtype))
+    x = _x((2, 5, 3))
+    y, h = m(x)
+    assert {y.dtype, h.dtype} == {jnp.dtype(dtype)}
+    p = jax.tree.map(lambda a: np.asarray(a, np.float32), m.params)
+    np.testing.assert_allclose(np.asarray(y, np.float32), scan(p, x)[0][:, -1], atol=1e-2)
+    linen = {"GRU": jl.GRU, "SimpleRNN": jl.SimpleRNN}[name.split()[0]]
+    extra = {"reset_after": False} if "False" in name else {}
+    lm = linen(4, param_dtype=dtype, **extra)
+    v = lm.init(jax.random.key(0), x, deterministic=True)
+    assert {a.dtype for a in jax.tree.leaves(v)} == {jnp.dtype(dtype)}
+    assert lm.apply(v, x, deterministic=True).dtype == jnp.dtype(dtype)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_built_from_weights_checks_shapes_and_compiles_nothing(name):
+    from test_first_answer import count_compiles
+
+    from jaxlstm._src.modules.nnx import DropoutStreams
+
+    make, scan = CELLS[name]
+    ref = make(3, 4, rngs=nnx.Rngs(0))
+    w = jax.tree.map(np.asarray, ref.params)
+    with count_compiles() as compiles:
+        m = make(3, 4, weights=w)
+        make(3, 4, dropout=0.3, weights=w, rngs=DropoutStreams()())
+    assert compiles == []
+    np.testing.assert_array_equal(m.kernel[...], w.kernel)
+    x = _x((2, 5, 3))
+    np.testing.assert_allclose(m(x), scan(w, x)[0][:, -1], atol=1e-6)
+    with pytest.raises(jaxlstm.ShapeError, match=r"weights.kernel has shape \(3, \d+\); expected"):
+        make(2, 4, weights=w)
+    with pytest.raises(jaxlstm.ShapeError, match=r"has a bias .* but use_bias=False"):
+        make(3, 4, use_bias=False, weights=w)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="received rngs=None; expected"):
+        make(3, 4)

@@ -34,15 +34,18 @@ WEIGHTS_ONLY = {  # no model config: load_keras refuses them (test_errors pins t
     "tests/fixtures/keras1/k1_weights_only.h5",
     "tests/fixtures/keras2/weights_only.h5",
     "tests/fixtures/keras2/weights_only_keras224.h5",
+    "tests/fixtures/keras2/gru_weights_only_keras224.h5",
+    "tests/fixtures/keras2/cudnn_gru_weights_only_keras224.h5",
 }
 NOT_LOADABLE = {  # load_keras refuses these on purpose (test_models pins that)
-    "tests/fixtures/keras2_models/gru_refused.h5",
     "tests/fixtures/keras2_models/lambda_refused.h5",
 }
 REFUSED = {  # what Keras 3 would compute differently: save_keras must refuse
     "jaxlstm/data/keras1_lstm.h5": r"recurrent_activation='hard_sigmoid', which meant clip",
     "jaxlstm/data/keras2_hard_sigmoid.h5": r"recurrent_activation='hard_sigmoid', which meant",
     "tests/fixtures/keras1/k1_bidi.h5": r"recurrent_activation='hard_sigmoid', which meant",
+    "tests/fixtures/keras1/k1_gru.h5": r"recurrent_activation='hard_sigmoid', which meant",
+    "tests/fixtures/keras2/gru_reset_before.h5": r"recurrent_activation='hard_sigmoid', which",
     "tests/fixtures/keras1/k1_lstm.h5": r"recurrent_activation='hard_sigmoid', which meant",
     "tests/fixtures/keras2/lstm_hard_sigmoid.h5": r"recurrent_activation='hard_sigmoid', which",
     "tests/fixtures/keras2_models/time_major.h5": r"time_major=True, which Keras 3 layers do not",
@@ -61,6 +64,9 @@ DEFAULT = {  # one of each family, and every rewrite: Keras 1 names, CuDNN, cons
     "tests/fixtures/keras2/bidi_state.h5",
     "tests/fixtures/keras2/chunked.h5",
     "tests/fixtures/keras2/cudnn_bidi.h5",
+    "tests/fixtures/keras2/cudnn_gru.h5",  # CuDNNGRU -> GRU(reset_after=True)
+    "tests/fixtures/keras1/k1_simple_rnn.h5",  # Keras 1 SimpleRNN option names
+    "tests/fixtures/keras2_models/gru_refused.h5",  # (named when GRUs were refused)
     "tests/fixtures/keras2/lstm_state_backwards.h5",
     "tests/fixtures/keras2/time_distributed.h5",
     "tests/fixtures/keras2_models/nested.h5",

@@ -13,7 +13,7 @@ import sys
 from jaxlstm._src.errors import JaxLSTMError
 
 DESCRIPTION = """\
-Keras LSTM models in JAX, with Keras's numbers. "jaxlstm COMMAND --help" describes a command.
+Keras recurrent models in JAX, with Keras's numbers. "jaxlstm COMMAND --help" describes a command.
 
 Compiled programs are kept in JAX's persistent compilation cache ($JAXLSTM_CACHE_DIR, else
 ~/.cache/jaxlstm/xla) so a second run starts faster; --no-cache turns that off.

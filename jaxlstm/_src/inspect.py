@@ -1,4 +1,5 @@
-"""``jaxlstm inspect``: what a Keras file's LSTM layers are, and which columns are which gate."""
+"""``jaxlstm inspect``: what a Keras file's recurrent layers (LSTM, GRU, SimpleRNN) are, and which
+columns are which gate."""
 
 from __future__ import annotations
 
@@ -10,36 +11,64 @@ from jaxlstm._src.converters import params_from_arrays
 from jaxlstm._src.load import options_and_sources
 from jaxlstm._src.readers import LayerRecord, read_keras_file
 
-_GATES = ("i (input)", "f (forget)", "c (cell candidate)", "o (output)")
+_GATE_NAMES = {
+    "LSTM": ("i (input)", "f (forget)", "c (cell candidate)", "o (output)"),
+    "GRU": ("z (update)", "r (reset)", "h (candidate)"),
+    "SimpleRNN": ("h (state)",),
+}
+_KERAS1_ORDERS = {
+    "LSTM": ("i, c, f, o", "kernel = [W_i | W_f | W_c | W_o]"),
+    "GRU": ("z, r, h", "kernel = [W_z | W_r | W_h]"),
+}
 
 
 def _gate_lines(record: LayerRecord) -> list[str]:
-    params, layout = params_from_arrays(record.weights, f"{record.path}: layer {record.name!r}")
-    u = params.units
+    kind = record.kind
+    where = f"{record.path}: layer {record.name!r}"
+    params, layout = params_from_arrays(record.weights, where, kind)
+    u, family = params.units, kind.family
+    gates = _GATE_NAMES[family]
+    order = ", ".join(g[0] for g in gates)
     lines = ["    arrays in the file:"]
     lines += [f"      {n}  {tuple(np.shape(a))}  {np.asarray(a).dtype}" for n, a in record.weights]
     if layout == "keras1":
-        lines.append("    layout: Keras 1, one W/U/b per gate, saved in order i, c, f, o;")
-        lines.append("            repacked as kernel = [W_i | W_f | W_c | W_o] (and U, b likewise)")
+        saved, packed = _KERAS1_ORDERS[family]
+        lines.append(f"    layout: Keras 1, one W/U/b per gate, saved in order {saved};")
+        lines.append(f"            repacked as {packed} (and U, b likewise)")
         return lines
+    two_rows = params.bias is not None and np.ndim(params.bias) == 2
     if layout == "cudnn":
-        lines.append("    layout: CuDNNLSTM: gates i, f, c, o; each kernel block stored transposed")
         lines.append(
-            f"            (cuDNN order); bias of 8u = {8 * u}: input half + recurrent half"
+            f"    layout: {record.class_name}: gates {order}; each kernel block stored transposed"
+        )
+        lines.append(
+            f"            (cuDNN order); bias of {2 * kind.gates}u = {2 * kind.gates * u}: input "
+            "half + recurrent half" + (" (kept apart: reset_after=True)" if family == "GRU" else "")
         )
     else:
-        lines.append("    layout: Keras, gates packed i, f, c, o along the last axis:")
-    for g, gate in enumerate(_GATES):
+        lines.append(f"    layout: Keras, gates packed {order} along the last axis:")
+    if two_rows:
+        lines.append("      bias row 0: input bias (added to x @ kernel); row 1: recurrent bias")
+        lines.append("      (added to h @ recurrent_kernel, before the reset gate multiplies it)")
+    for g, gate in enumerate(gates):
         cols = f"[:, {g * u}:{(g + 1) * u}]"
-        bias = f"bias[{g * u}:{(g + 1) * u}]"
-        if layout == "cudnn":
-            bias += f" + bias[{(g + 4) * u}:{(g + 5) * u}]"
+        if params.bias is None:
+            bias = "(no bias)"
+        elif layout == "cudnn" and family == "LSTM":
+            bias = f"bias[{g * u}:{(g + 1) * u}] + bias[{(g + 4) * u}:{(g + 5) * u}]"
+        elif layout == "cudnn":
+            bias = f"bias[{g * u}:{(g + 1) * u}] (input), bias[{(g + 3) * u}:{(g + 4) * u}] (rec.)"
+        elif two_rows:
+            bias = f"bias[0, {g * u}:{(g + 1) * u}]  bias[1, {g * u}:{(g + 1) * u}]"
+        else:
+            bias = f"bias[{g * u}:{(g + 1) * u}]"
         lines.append(f"      {gate:<20} kernel{cols}  recurrent_kernel{cols}  {bias}")
     return lines
 
 
 def _describe_lstm(record: LayerRecord, indent: str = "  ") -> list[str]:
-    params, _ = params_from_arrays(record.weights, f"{record.path}: layer {record.name!r}")
+    where = f"{record.path}: layer {record.name!r}"
+    params, _ = params_from_arrays(record.weights, where, record.kind)
     opts, sources = options_and_sources(record)
     if record.weights_only:  # the file says none of these: Keras's defaults, unless overridden
         for key in ("return_sequences", "return_state", "go_backwards"):
@@ -65,14 +94,15 @@ def _describe_lstm(record: LayerRecord, indent: str = "  ") -> list[str]:
 
 
 def describe_keras_file(path: str | os.PathLike) -> str:
-    """A readable report on every LSTM layer of a Keras file: format, Keras version, options as
-    they will be used (each one the file does not state marked ``(inferred: ...)`` with its
-    evidence, e.g. ``recurrent_activation=sigmoid (inferred: CuDNN layout, bias 8u)``), array
-    shapes and the column ranges of each gate."""
+    """A readable report on every recurrent layer (LSTM, GRU, SimpleRNN) of a Keras file:
+    format, Keras version, options as they will be used (each one the file does not state
+    marked ``(inferred: ...)`` with its evidence, e.g. ``recurrent_activation=sigmoid
+    (inferred: CuDNN layout, bias 8u)``), array shapes and the column ranges of each gate
+    (which bias row is which for a GRU)."""
     kf = read_keras_file(path)
     out = [f"{kf.path}", f"  format: {kf.format}, keras_version: {kf.keras_version}"]
     if not kf.layers:
-        out.append("  no LSTM layers")
+        out.append("  no recurrent layers (LSTM, GRU, SimpleRNN)")
     for name, record in kf.layers.items():
         wrapped = f" (inside {record.wrapper})" if record.wrapper else ""
         out.append(f"\nlayer {name!r}: {record.class_name}{wrapped}")

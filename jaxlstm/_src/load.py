@@ -1,4 +1,5 @@
-"""``load_keras_layer``: a Keras file's LSTM layer as a ready-to-call Flax NNX module."""
+"""``load_keras_layer``: a Keras file's recurrent layer (LSTM, GRU, SimpleRNN) as a
+ready-to-call Flax NNX module."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ from jaxlstm._src.errors import (
     UnsupportedOptionError,
 )
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional, DropoutStreams, needs_dropout_rng
+from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
-from jaxlstm._src.readers.records import resolve_activation
+from jaxlstm._src.readers.records import (
+    default_recurrent_activation,
+    default_reset_after,
+    resolve_activation,
+)
 
 # Config keys that become LSTM module options, under their Keras 2/3 names.
 _OPTIONS = (
@@ -103,15 +109,9 @@ def check_weights(weights, where: str, nonfinite: str = "warn", floats: bool = T
         )
 
 
-def default_recurrent_activation(keras_version: str) -> str:
-    """``hard_sigmoid`` (Keras 1/2 definition) before Keras 2.3.0, ``sigmoid`` since."""
-    nums = [int(n) for n in re.findall(r"\d+", keras_version)[:3]] or [1]
-    return "hard_sigmoid_keras2" if tuple(nums) < (2, 3, 0) else "sigmoid"
-
-
 def layer_options(record: LayerRecord) -> dict:
-    """The module options of one LSTM record: its config in Keras 2/3 terms, with the defaults of
-    the Keras version that wrote the file for what the file does not say."""
+    """The module options of one recurrent layer's record: its config in Keras 2/3 terms, with
+    the defaults of the Keras version that wrote the file for what the file does not say."""
     return options_and_sources(record)[0]
 
 
@@ -124,34 +124,47 @@ def options_and_sources(record: LayerRecord) -> tuple[dict, dict[str, str]]:
     file, proven by its arrays' layout) computes tanh and sigmoid whatever the Keras version;
     any other LSTM gets the defaults of the version that wrote the file."""
     where = f"{record.path}: layer {record.name!r}"
+    kind = record.kind
     config = {_KERAS1_NAMES.get(k, k): v for k, v in record.config.items()}
     default = f"Keras {record.keras_version} default"
-    options = {
-        "activation": "tanh",
-        "recurrent_activation": default_recurrent_activation(record.keras_version),
-    }
-    sources = {"activation": default, "recurrent_activation": default}
-    if record.class_name == "CuDNNLSTM":  # cuDNN's activations are fixed.
+    options = {"activation": "tanh"}
+    if kind.family != "SimpleRNN":
+        options["recurrent_activation"] = default_recurrent_activation(record.keras_version)
+    sources = dict.fromkeys(options, default)
+    if kind.cudnn:  # cuDNN's activations are fixed (and its GRU resets after the matmul).
         config = {
-            k: v for k, v in config.items() if k not in ("activation", "recurrent_activation")
+            k: v
+            for k, v in config.items()
+            if k not in ("activation", "recurrent_activation", "reset_after")
         }
         options["recurrent_activation"] = "sigmoid"
-        why = record.inferred.get("class_name", "fixed by CuDNNLSTM")
+        why = record.inferred.get("class_name", f"fixed by {record.class_name}")
         sources = {"activation": why, "recurrent_activation": why}
+        if kind.family == "GRU":
+            options["reset_after"], sources["reset_after"] = True, why
+    elif kind.family == "GRU":
+        options["reset_after"], sources["reset_after"] = _reset_after_evidence(record)
+    names = (*_OPTIONS, "reset_after") if kind.family == "GRU" else _OPTIONS
+    if kind.family == "SimpleRNN":
+        names = tuple(n for n in names if n != "recurrent_activation")
     for key, value in config.items():
-        if key in _BOOL_OPTIONS:
+        if key in _BOOL_OPTIONS or (key == "reset_after" and kind.family == "GRU"):
             options[key] = _bool_option(key, value, where)
         elif key in ("dropout", "recurrent_dropout"):
             options[key] = _rate_option(key, value, where)
-        elif key in _OPTIONS:
+        elif key in names:
             options[key] = value
         elif not _IGNORED.match(key):
-            warnings.warn(f"{where}: ignoring unknown LSTM option {key}={value!r}.", stacklevel=3)
+            warnings.warn(
+                f"{where}: ignoring unknown {kind.family} option {key}={value!r}.", stacklevel=3
+            )
         if key in record.inferred:
             sources[key] = record.inferred[key]
         else:
             sources.pop(key, None)
     for key in ("activation", "recurrent_activation"):
+        if key not in options:
+            continue
         value = resolve_activation(options[key], record.keras_version, f"{where}: {key}")
         if value is None:
             raise UnsupportedOptionError(
@@ -160,6 +173,27 @@ def options_and_sources(record: LayerRecord) -> tuple[dict, dict[str, str]]:
             )
         options[key] = value
     return options, sources
+
+
+def _a(family: str) -> str:
+    return f"an {family}" if family == "LSTM" else f"a {family}"
+
+
+def _reset_after_evidence(record: LayerRecord) -> tuple[bool, str]:
+    """A GRU's ``reset_after`` when its config does not say, and why: the arrays first (a bias
+    ``(2, 3u)`` exists only with ``reset_after=True``, ``(3u,)`` only without; Keras 1's nine
+    per-gate arrays reset before the matmul), else the writing version's default."""
+    weights = record.weights
+    if len(weights) == 9:
+        return False, "Keras 1 layout, 9 per-gate arrays"
+    if len(weights) == 3:
+        u = np.shape(weights[1][1])[0] if np.ndim(weights[1][1]) == 2 else -1
+        shape = np.shape(weights[2][1])
+        if shape == (2, 3 * u):
+            return True, "bias (2, 3u)"
+        if shape == (3 * u,):
+            return False, "bias (3u,)"
+    return default_reset_after(record.keras_version), f"Keras {record.keras_version} default"
 
 
 def _bool_option(key: str, value, where: str) -> bool:
@@ -180,13 +214,16 @@ def _rate_option(key: str, value, where: str) -> float:
     raise KerasFileError(f"{where}: option {key}={value!r:.80}; expected a rate in [0, 1].")
 
 
-def _check_overrides(overrides: dict, bidirectional: bool):
+def _check_overrides(overrides: dict, bidirectional: bool, family: str = "LSTM"):
     allowed = (*OVERRIDABLE, "merge_mode") if bidirectional else OVERRIDABLE
+    if family == "SimpleRNN":
+        allowed = tuple(n for n in allowed if n != "recurrent_activation")
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise UnsupportedOptionError(
             f"unknown option(s) {unknown} for load_keras_layer; options that can be overridden: "
-            f"{sorted(allowed)} (units and use_bias come from the weights)."
+            f"{sorted(allowed)} for {_a(family)} (units, use_bias and a GRU's reset_after come "
+            "from the weights)."
         )
     if bidirectional and "go_backwards" in overrides:
         raise UnsupportedOptionError(
@@ -195,34 +232,38 @@ def _check_overrides(overrides: dict, bidirectional: bool):
         )
 
 
-def build_lstm(
+def build_recurrent(
     record: LayerRecord, overrides: dict, streams: DropoutStreams, nonfinite: str = "warn"
-) -> LSTM:
-    """An :class:`LSTM` with the record's weights and options (``overrides`` win), built from
-    the arrays as they are (no random initialisation, nothing compiled); ``streams`` gives it a
-    dropout stream when its options have dropout."""
+) -> LSTM | GRU | SimpleRNN:
+    """The :class:`LSTM`, :class:`GRU` or :class:`SimpleRNN` (the record's
+    :attr:`~LayerRecord.kind`) with the record's weights and options (``overrides`` win), built
+    from the arrays as they are (no random initialisation, nothing compiled); ``streams`` gives
+    it a dropout stream when its options have dropout."""
     where = f"{record.path}: layer {record.name!r}"
+    kind = record.kind
+    g, family = kind.gates, kind.family
     check_weights(record.weights, where, nonfinite)
-    params, _ = params_from_arrays(record.weights, where)  # checks the shapes it needs
+    params, _ = params_from_arrays(record.weights, where, kind)  # checks the shapes it needs
     shapes = [tuple(np.shape(a)) for a in (params.kernel, params.recurrent_kernel)]
     u = shapes[1][0] if shapes[1] else -1
     bias_shape = None if params.bias is None else tuple(np.shape(params.bias))
     if (
         len(shapes[0]) != 2
-        or shapes[0][1] != 4 * u
-        or shapes[1] != (u, 4 * u)
-        or bias_shape not in (None, (4 * u,))
+        or shapes[0][1] != g * u
+        or shapes[1] != (u, g * u)
+        or bias_shape not in (None, (g * u,), *([(2, 3 * u)] if family == "GRU" else []))
     ):  # converters assemble these from per-gate arrays that may not fit together
         listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in record.weights)
+        cols = f"{g}*units" if g > 1 else "units"
         raise KerasFileError(
-            f"{where}: the arrays {listing} do not make an LSTM's kernel (in_features, 4*units), "
-            f"recurrent_kernel (units, 4*units) and bias (4*units,) (they give {shapes[0]}, "
+            f"{where}: the arrays {listing} do not make {_a(family)}'s kernel (in_features, "
+            f"{cols}), recurrent_kernel (units, {cols}) and bias (they give {shapes[0]}, "
             f"{shapes[1]}, {bias_shape}); the file is damaged or inconsistent."
         )
     if params.units < 1 or params.in_features < 1:
         raise KerasFileError(
             f"{where}: the weights have units={params.units} and in_features="
-            f"{params.in_features} (kernel {tuple(params.kernel.shape)}); an LSTM needs at "
+            f"{params.in_features} (kernel {tuple(params.kernel.shape)}); {_a(family)} needs at "
             "least one of each."
         )
     units = record.config.get("units", record.config.get("output_dim", params.units))
@@ -237,8 +278,17 @@ def build_lstm(
             f"{where}: the config says use_bias={record.config.get('use_bias')} but the file "
             f"{'has' if params.bias is not None else 'has no'} bias array."
         )
+    if family == "GRU" and bias_shape is not None:
+        proven = len(bias_shape) == 2
+        if options["reset_after"] != proven:
+            raise KerasFileError(
+                f"{where}: the config says reset_after={options['reset_after']} but the bias "
+                f"has shape {bias_shape}, which only a GRU with reset_after={proven} has; the "
+                "file is inconsistent."
+            )
     rates = options.get("dropout", 0.0), options.get("recurrent_dropout", 0.0)
-    return LSTM(
+    module = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}[family]
+    return module(
         params.in_features,
         params.units,
         use_bias=params.bias is not None,
@@ -249,18 +299,18 @@ def build_lstm(
 
 
 def find_layer(kf: KerasFile, name: str | None) -> LayerRecord:
-    """The record named ``name`` (or the only LSTM layer when ``name`` is None)."""
+    """The record named ``name`` (or the only recurrent layer when ``name`` is None)."""
     available = sorted(kf.layers)
     if name is None:
         if len(available) == 1:
             return kf.layers[available[0]]
         if available:
             raise LayerNotFoundError(
-                f"{kf.path}: the file has {len(available)} LSTM layers {available}; "
+                f"{kf.path}: the file has {len(available)} recurrent layers {available}; "
                 "pass name=... to choose one."
             )
         raise LayerNotFoundError(
-            f"{kf.path}: the file has no LSTM layers (its other layers: "
+            f"{kf.path}: the file has no recurrent layers (LSTM, GRU, SimpleRNN; its other layers: "
             f"{[n for n, _ in kf.other_layers]})."
         )
     if name in kf.layers:
@@ -269,9 +319,10 @@ def find_layer(kf: KerasFile, name: str | None) -> LayerRecord:
     if len(suffix) == 1:
         return kf.layers[suffix[0]]
     others = {n: c for n, c in kf.other_layers}
-    hint = f" ({name!r} is a {others[name]} layer, not an LSTM)" if name in others else ""
+    hint = f" ({name!r} is a {others[name]} layer, not a recurrent one)" if name in others else ""
     raise LayerNotFoundError(
-        f"{kf.path}: no LSTM layer named {name!r}{hint}; the file's LSTM layers are {available}."
+        f"{kf.path}: no recurrent layer named {name!r}{hint}; the file's recurrent layers "
+        f"(LSTM, GRU, SimpleRNN) are {available}."
     )
 
 
@@ -283,19 +334,21 @@ def load_keras_layer(
     sha256: str | None = None,
     nonfinite: str = "warn",
     **overrides,
-) -> LSTM | Bidirectional:
-    """Load one LSTM layer (or Bidirectional LSTM) from any Keras file, ready to call.
+) -> LSTM | GRU | SimpleRNN | Bidirectional:
+    """Load one recurrent layer (LSTM, GRU, SimpleRNN, or a Bidirectional of one) from any Keras
+    file, ready to call.
 
     Reads ``.keras`` archives, Keras 3 ``.weights.h5``, and legacy ``.h5`` files (full models
     and ``save_weights`` files) written by Keras 1, Keras 2, tf.keras or Keras 3, including
-    CuDNNLSTM weights and layers wrapped in ``Bidirectional`` or ``TimeDistributed`` (returned
+    CuDNNLSTM / CuDNNGRU weights, Keras 1's per-gate arrays, ``RNN(LSTMCell | GRUCell |
+    SimpleRNNCell)``, and layers wrapped in ``Bidirectional`` or ``TimeDistributed`` (returned
     as the inner layer: it accepts any number of leading batch axes). Nothing in the file is
     executed. ``hard_sigmoid`` means what it meant in the Keras version that wrote the file.
 
     Args:
       path: the Keras file.
       name: the layer's name in the model (``"outer/inner"`` or just ``"inner"`` for a layer in
-        a nested model). May be omitted when the file has exactly one LSTM layer.
+        a nested model). May be omitted when the file has exactly one recurrent layer.
       rngs: ``nnx.Rngs`` to fork dropout streams from when the module is put in training mode
         (default: streams seeded from key 0 on, made without running XLA: loading compiles
         nothing).
@@ -307,18 +360,21 @@ def load_keras_layer(
         ``return_state``, ``go_backwards``, ``dropout``, ``recurrent_dropout``,
         ``zero_output_for_mask``, ``time_major``, ``unroll``, ``compute_dtype`` (and
         ``merge_mode`` for Bidirectional): replace what the file says. Weights-only files say
-        nothing: the class their arrays prove (an ``8u`` bias is a ``CuDNNLSTM``: tanh and
-        sigmoid) and then the writing version's defaults apply, unless overridden.
+        nothing: the class their arrays prove (kernels of ``4u``/``3u``/``u`` columns are an
+        LSTM/GRU/SimpleRNN; an ``8u``/``6u`` bias a ``CuDNNLSTM``/``CuDNNGRU``: tanh and
+        sigmoid; a GRU bias ``(2, 3u)`` is ``reset_after=True``, ``(3u,)`` ``False``) and then
+        the writing version's defaults apply, unless overridden.
 
     Returns:
-      :class:`jaxlstm.LSTM` or :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).
+      :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN` or
+      :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).
 
     Raises:
       KerasFileError: the file is unreadable, inconsistent, or refused for safety
         (``UnsafeFileError``: zip bomb, oversized arrays, links out of the file, ...), or its
         checksum differs from ``sha256`` (``ChecksumError``), or it holds non-float weights, or
         NaN/Inf weights with ``nonfinite="error"`` (``NonFiniteWeightsError``).
-      LayerNotFoundError: no such LSTM layer; the message lists those the file has.
+      LayerNotFoundError: no such recurrent layer; the message lists those the file has.
       UnsupportedOptionError: an option jaxlstm does not implement, or an unknown override.
 
     Example:
@@ -335,8 +391,9 @@ def load_keras_layer(
 
 def module_from_record(
     record: LayerRecord, overrides: dict, streams: DropoutStreams, nonfinite: str = "warn"
-) -> LSTM | Bidirectional:
-    """The :class:`LSTM` or :class:`Bidirectional` for one record (in training mode)."""
+) -> LSTM | GRU | SimpleRNN | Bidirectional:
+    """The :class:`LSTM`, :class:`GRU`, :class:`SimpleRNN` or :class:`Bidirectional` for one
+    record (in training mode)."""
     if record.custom:
         raise UnsupportedLayerError(
             f"{record.path}: layer {record.name!r} ({record.class_name}) is a custom class "
@@ -344,10 +401,10 @@ def module_from_record(
             "runs no code from files. Nothing from the file was run."
         )
     bidirectional = record.class_name == "Bidirectional"
-    _check_overrides(overrides, bidirectional)
+    _check_overrides(overrides, bidirectional, record.kind.family)
     if bidirectional:
         merge_mode = overrides.pop("merge_mode", record.merge_mode)
-        fw = build_lstm(record.forward, overrides, streams, nonfinite)
-        bw = build_lstm(record.backward, overrides, streams, nonfinite)
+        fw = build_recurrent(record.forward, overrides, streams, nonfinite)
+        bw = build_recurrent(record.backward, overrides, streams, nonfinite)
         return Bidirectional(fw, bw, merge_mode=merge_mode)
-    return build_lstm(record, overrides, streams, nonfinite)
+    return build_recurrent(record, overrides, streams, nonfinite)

@@ -1,7 +1,8 @@
-"""Converters: one per source weight layout, each to :class:`LSTMParams` in Keras layout.
+"""Converters: one per source weight layout, each to a cell's params in Keras 2/3 layout.
 
 :func:`params_from_arrays` picks the layout from what a file holds, as Keras's own legacy loader
-does: twelve per-gate arrays are Keras 1, a ``8u`` bias is CuDNNLSTM, else Keras 2/3.
+does: per-gate arrays are Keras 1 (twelve for an LSTM, nine for a GRU), a ``8u`` / ``6u`` bias is
+CuDNNLSTM / CuDNNGRU, else Keras 2/3.
 """
 
 from __future__ import annotations
@@ -10,51 +11,83 @@ import re
 
 import numpy as np
 
-from jaxlstm._src.converters.cudnn import from_cudnn
-from jaxlstm._src.converters.keras import from_keras
-from jaxlstm._src.converters.keras1 import KERAS1_ORDER, from_keras1
+from jaxlstm._src.converters.cudnn import from_cudnn, from_cudnn_gru
+from jaxlstm._src.converters.keras1 import (
+    KERAS1_GRU_ORDER,
+    KERAS1_ORDER,
+    from_keras1,
+    from_keras1_gru,
+)
+from jaxlstm._src.core.gru import GRUParams
 from jaxlstm._src.core.lstm import LSTMParams
+from jaxlstm._src.core.simple_rnn import SimpleRNNParams
 from jaxlstm._src.errors import KerasFileError
+from jaxlstm._src.readers.records import RECURRENT_CLASSES, RecurrentClass
+
+LSTM_KIND = RECURRENT_CLASSES["LSTM"]
 
 _NAMES = ("kernel", "recurrent_kernel", "bias")
 
 
-def params_from_arrays(weights: list[tuple[str, np.ndarray]], where: str) -> tuple[LSTMParams, str]:
-    """Turn one LSTM's arrays (``[(name, array)]`` in file order) into ``LSTMParams``.
+def params_from_arrays(
+    weights: list[tuple[str, np.ndarray]], where: str, kind: RecurrentClass = LSTM_KIND
+) -> tuple[LSTMParams | GRUParams | SimpleRNNParams, str]:
+    """Turn one recurrent layer's arrays (``[(name, array)]`` in file order) into the params of
+    its ``kind``'s family (:class:`LSTMParams`, :class:`GRUParams`, :class:`SimpleRNNParams`).
 
-    Returns ``(params, layout)`` with layout ``"keras"``, ``"keras1"`` or ``"cudnn"``.
-    ``where`` (file and layer) prefixes error messages.
+    Returns ``(params, layout)`` with layout ``"keras"``, ``"keras1"`` or ``"cudnn"``, picked
+    from the arrays as Keras's legacy loader picks it: Keras 1's per-gate arrays (12 for an LSTM,
+    9 for a GRU), a CuDNN bias (``8u`` LSTM, ``6u`` GRU), else Keras 2/3's layout. A GRU's
+    bias shape then tells its convention: ``(2, 3u)`` is ``reset_after=True``, ``(3u,)``
+    ``False``. ``where`` (file and layer) prefixes error messages.
     """
     listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in weights) or "none"
-    if len(weights) == 12:
-        arrays = _keras1_arrays(weights)
-        _check_keras1(arrays, where, listing)
-        return from_keras1(arrays), "keras1"
+    family, g = kind.family, kind.gates
+    per_gate = {"LSTM": KERAS1_ORDER, "GRU": KERAS1_GRU_ORDER}.get(family)
+    if per_gate and len(weights) == len(per_gate):
+        arrays = _keras1_arrays(weights, per_gate)
+        _check_keras1(arrays, where, listing, per_gate)
+        convert = from_keras1 if family == "LSTM" else from_keras1_gru
+        return convert(arrays), "keras1"
     if len(weights) not in (2, 3):
+        gates_text = f", or Keras 1's {len(per_gate)} per-gate arrays" if per_gate else ""
         raise KerasFileError(
-            f"{where}: expected an LSTM's 3 arrays (kernel, recurrent_kernel, bias), 2 without "
-            f"bias, or Keras 1's 12 per-gate arrays; found {len(weights)}: {listing}."
+            f"{where}: expected {'an' if family == 'LSTM' else 'a'} {family}'s 3 arrays (kernel, "
+            f"recurrent_kernel, bias), 2 without bias{gates_text}; found {len(weights)}: "
+            f"{listing}."
         )
     arrays = _by_name(weights)
     kernel, recurrent, bias = (arrays.get(n) for n in _NAMES)
-    if recurrent is None or recurrent.ndim != 2 or recurrent.shape[1] != 4 * recurrent.shape[0]:
+    cols = f"{g}*units" if g > 1 else "units"
+    if recurrent is None or recurrent.ndim != 2 or recurrent.shape[1] != g * recurrent.shape[0]:
         raise KerasFileError(
-            f"{where}: recurrent_kernel should have shape (units, 4*units); found {listing}."
+            f"{where}: recurrent_kernel should have shape (units, {cols}); found {listing}."
         )
     units = recurrent.shape[0]
-    if kernel is None or kernel.ndim != 2 or kernel.shape[1] != 4 * units:
+    if kernel is None or kernel.ndim != 2 or kernel.shape[1] != g * units:
         raise KerasFileError(
-            f"{where}: kernel should have shape (in_features, 4*units) = (in_features, "
-            f"{4 * units}) for units={units} (from recurrent_kernel); found {listing}."
+            f"{where}: kernel should have shape (in_features, {cols}) = (in_features, "
+            f"{g * units}) for units={units} (from recurrent_kernel); found {listing}."
         )
-    if bias is not None and bias.shape == (8 * units,):
-        return from_cudnn(kernel, recurrent, bias), "cudnn"
-    if bias is not None and bias.shape != (4 * units,):
+    shape = None if bias is None else bias.shape
+    if family != "SimpleRNN" and shape == (2 * g * units,):
+        convert = from_cudnn if family == "LSTM" else from_cudnn_gru
+        return convert(kernel, recurrent, bias), "cudnn"
+    allowed = {"LSTM": [(4 * units,)], "GRU": [(3 * units,), (2, 3 * units)]}.get(
+        family, [(units,)]
+    )
+    if shape is not None and shape not in allowed:
+        texts = {
+            "LSTM": f"(4*units,) = ({4 * units},) (or ({8 * units},) for CuDNNLSTM)",
+            "GRU": f"(3*units,) = ({3 * units},) for reset_after=False, (2, 3*units) = (2, "
+            f"{3 * units}) for reset_after=True (or ({6 * units},) for CuDNNGRU)",
+            "SimpleRNN": f"(units,) = ({units},)",
+        }
         raise KerasFileError(
-            f"{where}: bias should have shape (4*units,) = ({4 * units},) (or ({8 * units},) for "
-            f"CuDNNLSTM) for units={units}; found {listing}."
+            f"{where}: bias should have shape {texts[family]} for units={units}; found {listing}."
         )
-    return from_keras(kernel, recurrent, bias), "keras"
+    params_type = {"LSTM": LSTMParams, "GRU": GRUParams, "SimpleRNN": SimpleRNNParams}[family]
+    return params_type(kernel, recurrent, bias), "keras"
 
 
 def _by_name(weights) -> dict[str, np.ndarray]:
@@ -70,27 +103,29 @@ def _by_name(weights) -> dict[str, np.ndarray]:
     return found
 
 
-def _check_keras1(arrays: dict[str, np.ndarray], where: str, listing: str) -> None:
-    """Keras 1's per-gate arrays fit one LSTM: every ``W_g`` ``(in, u)``, ``U_g`` ``(u, u)``,
-    ``b_g`` ``(u,)``, with the same ``in`` and ``u`` for the four gates."""
-    w = np.shape(arrays["W_i"])
+def _check_keras1(arrays: dict[str, np.ndarray], where: str, listing: str, order) -> None:
+    """Keras 1's per-gate arrays fit one layer: every ``W_g`` ``(in, u)``, ``U_g`` ``(u, u)``,
+    ``b_g`` ``(u,)``, with the same ``in`` and ``u`` for all gates."""
+    first = order[0]
+    w = np.shape(arrays[first])
     u = w[-1] if len(w) == 2 else -1
     want = {"W": (w[0] if w else -1, u), "U": (u, u), "b": (u,)}
     if u < 1 or any(np.shape(a) != want[key[0]] for key, a in arrays.items()):
         raise KerasFileError(
             f"{where}: Keras 1's per-gate arrays should be W_* (in_features, units), U_* (units, "
-            f"units) and b_* (units,), the same for the four gates (W_i gives {w}); found "
+            f"units) and b_* (units,), the same for every gate ({first} gives {w}); found "
             f"{listing}. The file is damaged or inconsistent."
         )
 
 
-def _keras1_arrays(weights) -> dict[str, np.ndarray]:
-    """Keras 1's per-gate arrays by their name suffix (``lstm_1_W_i``), else in saved order."""
+def _keras1_arrays(weights, order) -> dict[str, np.ndarray]:
+    """Keras 1's per-gate arrays by their name suffix (``lstm_1_W_i``, ``gru_1_U_z``), else in
+    saved order (``order``)."""
     found = {}
     for name, array in weights:
-        m = re.search(r"_([WUb]_[icfo])$", re.sub(r":\d+$", "", name))
+        m = re.search(r"_([WUb]_[icforzh])$", re.sub(r":\d+$", "", name))
         if m:
             found[m.group(1)] = np.asarray(array)
-    if set(found) != set(KERAS1_ORDER):
-        found = {key: np.asarray(a) for key, (_, a) in zip(KERAS1_ORDER, weights, strict=True)}
+    if set(found) != set(order):
+        found = {key: np.asarray(a) for key, (_, a) in zip(order, weights, strict=True)}
     return found

@@ -3,6 +3,7 @@ outputs) as one NNX module that runs its layers in graph order with Keras's mask
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import os
@@ -17,7 +18,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlstm._src.core.activations import keras_major
+from jaxlstm._src.core.gru import GRUState
 from jaxlstm._src.core.lstm import LSTMState
+from jaxlstm._src.core.simple_rnn import SimpleRNNState
 from jaxlstm._src.errors import (
     KerasFileError,
     ShapeError,
@@ -37,7 +40,12 @@ from jaxlstm._src.models.layers import (
 )
 from jaxlstm._src.modules.nnx import DropoutStreams
 from jaxlstm._src.readers import KerasFile, read_keras_file
-from jaxlstm._src.readers.records import MODEL_CLASSES, foreign_origin, layer_list
+from jaxlstm._src.readers.records import (
+    MODEL_CLASSES,
+    RNN_CALL_CLASSES,
+    foreign_origin,
+    layer_list,
+)
 
 _WHY = {
     "Lambda": "a Lambda layer holds Python code (bytecode) and jaxlstm never executes code "
@@ -163,7 +171,7 @@ def _parse_nodes(
     return nodes
 
 
-RNN_CLASSES = ("LSTM", "CuDNNLSTM", "Bidirectional", "RNN", "UnifiedLSTM", "LSTMV1")
+RNN_CLASSES = RNN_CALL_CLASSES  # (from the one table of recurrent classes)
 
 
 def _refuse_constants(name: str, constants, where: str) -> None:
@@ -196,10 +204,14 @@ def carried_state_wins(keras_version: str) -> bool:
     return nums >= (2, 4)
 
 
+_STATE_TYPES = {"LSTM": LSTMState, "GRU": GRUState, "SimpleRNN": SimpleRNNState}
+
+
 class RNNLayer(KerasLayer):
-    """An imported LSTM / Bidirectional inside a model: Keras's outputs, masks and, for
-    ``stateful=True`` layers, the carried state (chosen against a fed ``initial_state`` as the
-    writing Keras did: :func:`carried_state_wins`)."""
+    """An imported LSTM / GRU / SimpleRNN / Bidirectional inside a model: Keras's outputs,
+    masks and, for ``stateful=True`` layers, the carried state (an ``LSTMState``,
+    ``GRUState`` or ``SimpleRNNState``, a pair for Bidirectional; chosen against a fed
+    ``initial_state`` as the writing Keras did: :func:`carried_state_wins`)."""
 
     def __init__(self, module, stateful: bool, carried_wins: bool = False):
         self.module, self.stateful, self.carried_wins = module, stateful, carried_wins
@@ -207,6 +219,9 @@ class RNNLayer(KerasLayer):
         self.return_state = module.return_state
         self.merge_none = getattr(module, "merge_mode", "x") is None
         self.n_out = 2 if self.merge_none else 1
+        cell = _lstms(module)[0]
+        self.n_fields = len(cell.state_fields)  # states per direction: [h, c] or [h]
+        self.state_type = _STATE_TYPES[type(cell).__name__]
 
     def __call__(self, x, mask=None, initial_state=None):
         # Always take the final state (it is free), asked per call: the module keeps its options.
@@ -214,7 +229,10 @@ class RNNLayer(KerasLayer):
         keras_outs = outs if self.return_state else outs[: self.n_out]
         states = outs[self.n_out :]
         keras_outs = keras_outs[0] if len(keras_outs) == 1 else tuple(keras_outs)
-        return keras_outs, tuple(LSTMState(*states[i : i + 2]) for i in range(0, len(states), 2))
+        n = self.n_fields
+        return keras_outs, tuple(
+            self.state_type(*states[i : i + n]) for i in range(0, len(states), n)
+        )
 
     def start_state(self, fed, carried):
         """The initial state of one call: ``fed`` (arrays wired from the graph, or None) or
@@ -225,12 +243,13 @@ class RNNLayer(KerasLayer):
             return carried if fed is None else fed
         if not self.carried_wins:
             return fed
-        out = []
-        for i in range(0, len(fed), 2):  # [h, c] per direction
-            nonzero = jnp.any(jnp.asarray(carried[i]) != 0) | jnp.any(
-                jnp.asarray(carried[i + 1]) != 0
+        out, n = [], self.n_fields
+        for i in range(0, len(fed), n):  # [h, c] (or [h]) per direction
+            part = range(i, i + n)
+            nonzero = functools.reduce(
+                jnp.logical_or, [jnp.any(jnp.asarray(carried[j]) != 0) for j in part]
             )
-            out += [jnp.where(nonzero, carried[j], fed[j]) for j in (i, i + 1)]
+            out += [jnp.where(nonzero, carried[j], fed[j]) for j in part]
         return out
 
     def keras_weights(self):
@@ -240,7 +259,7 @@ class RNNLayer(KerasLayer):
         seq_mask = mask if self.return_sequences else None
         masks = (seq_mask,) * self.n_out
         if self.return_state:
-            masks += (None,) * (4 if hasattr(self.module, "forward") else 2)
+            masks += (None,) * (len(_lstms(self.module)) * self.n_fields)
         return masks[0] if len(masks) == 1 else masks
 
 
@@ -523,8 +542,8 @@ def _resolve(tree, values, i: int):
 def _flat_state(state):
     if state is None:
         return None
-    if isinstance(state, LSTMState):
-        return [state.h, state.c]
+    if hasattr(state, "_fields"):  # one state NamedTuple (LSTMState, GRUState, ...)
+        return list(state)
     return [a for s in state for a in s]
 
 
@@ -736,7 +755,7 @@ def load_keras(
     if kf.config is None:
         raise KerasFileError(
             f"{kf.path}: {kf.format} has no model config, only weights; load_keras needs a full "
-            "model (model.save). Use load_keras_layer(path, name, ...) for its LSTM layers."
+            "model (model.save). Use load_keras_layer(path, name, ...) for its recurrent layers."
         )
     # What the config holds is checked where it is read (KerasFileError); any other exception
     # is a bug (ours, a dependency's or a custom_layers factory's) and surfaces as itself.

@@ -24,6 +24,26 @@ from jaxlstm._src.modules.nnx import (
 )
 
 
+def rnn_params(module: nn.Module, in_features: int, gates: int, bias_init):
+    """A Linen recurrent module's ``kernel (in, gates*u)``, ``recurrent_kernel (u, gates*u)``
+    and ``bias`` (``bias_init(key, dtype)``; ``None`` without ``use_bias``) params, drawn in
+    float32 and cast to ``module.param_dtype``: the same construction for every cell."""
+    u, dtype = module.units, module.param_dtype
+    kernel = module.param("kernel", in_float32(module.kernel_init), (in_features, gates * u), dtype)
+    recurrent = module.param(
+        "recurrent_kernel", in_float32(module.recurrent_init), (u, gates * u), dtype
+    )
+    bias = module.param("bias", bias_init, dtype) if module.use_bias else None
+    return kernel, recurrent, bias
+
+
+def dropout_key(module: nn.Module, deterministic):
+    """The ``"dropout"`` stream's key for one call, or ``None`` (eval mode, or no dropout)."""
+    deterministic = nn.merge_param("deterministic", module.deterministic, deterministic)
+    needs_rng = needs_dropout_rng(module.dropout, module.recurrent_dropout)
+    return module.make_rng("dropout") if needs_rng and not deterministic else None
+
+
 class LSTM(nn.Module):
     """``keras.layers.LSTM`` as a Linen module; see :class:`jaxlstm.LSTM` for the equations.
 
@@ -75,21 +95,11 @@ class LSTM(nn.Module):
         return_state: bool | None = None,
         zero_output_for_mask: bool | None = None,
     ) -> Any:
-        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
         u = self.units
-        kernel = self.param(
-            "kernel", in_float32(self.kernel_init), (x.shape[-1], 4 * u), self.param_dtype
+        kernel, recurrent, bias = rnn_params(
+            self, x.shape[-1], 4, lambda _, dtype: keras_bias_init(u, self.unit_forget_bias, dtype)
         )
-        recurrent = self.param(
-            "recurrent_kernel", in_float32(self.recurrent_init), (u, 4 * u), self.param_dtype
-        )
-        bias = None
-        if self.use_bias:
-            bias = self.param(
-                "bias", lambda _,: keras_bias_init(u, self.unit_forget_bias, self.param_dtype)
-            )
-        needs_rng = needs_dropout_rng(self.dropout, self.recurrent_dropout)
-        key = self.make_rng("dropout") if needs_rng and not deterministic else None
+        key = dropout_key(self, deterministic)
         out = lstm_layer(
             LSTMParams(kernel, recurrent, bias),
             x,

@@ -18,27 +18,8 @@ from jaxlstm._src.core.layer import (
     simple_rnn_layer,
 )
 from jaxlstm._src.core.simple_rnn import SimpleRNNParams
-
-
-def _weights(module, in_features, gates, bias_shape):
-    """``kernel``, ``recurrent_kernel`` and (zero) ``bias`` params in Keras's layout."""
-    u = module.units
-    kernel = module.param(
-        "kernel", module.kernel_init, (in_features, gates * u), module.param_dtype
-    )
-    recurrent = module.param(
-        "recurrent_kernel", module.recurrent_init, (u, gates * u), module.param_dtype
-    )
-    bias = None
-    if module.use_bias:
-        bias = module.param("bias", nn.initializers.zeros, bias_shape, module.param_dtype)
-    return kernel, recurrent, bias
-
-
-def _dropout_key(module, deterministic):
-    deterministic = nn.merge_param("deterministic", module.deterministic, deterministic)
-    needs_rng = 0.0 < module.dropout < 1.0 or 0.0 < module.recurrent_dropout < 1.0
-    return module.make_rng("dropout") if needs_rng and not deterministic else None
+from jaxlstm._src.modules.linen import dropout_key, rnn_params
+from jaxlstm._src.modules.nnx import in_param_dtype
 
 
 class GRU(nn.Module):
@@ -91,12 +72,12 @@ class GRU(nn.Module):
         zero_output_for_mask: bool | None = None,
     ) -> Any:
         bias_shape = GRUCell(None, None, self.reset_after).bias_shape(self.units)
-        return gru_layer(
-            GRUParams(*_weights(self, x.shape[-1], 3, bias_shape)),
+        out = gru_layer(
+            GRUParams(*rnn_params(self, x.shape[-1], 3, lambda _, d: jnp.zeros(bias_shape, d))),
             x,
             mask=mask,
             initial_state=initial_state,
-            dropout_key=_dropout_key(self, deterministic),
+            dropout_key=dropout_key(self, deterministic),
             **layer_options(
                 self,
                 GRU_OPTIONS,
@@ -104,6 +85,7 @@ class GRU(nn.Module):
                 zero_output_for_mask=zero_output_for_mask,
             ),
         )
+        return in_param_dtype(out, self.param_dtype)
 
 
 class SimpleRNN(nn.Module):
@@ -149,12 +131,13 @@ class SimpleRNN(nn.Module):
         return_state: bool | None = None,
         zero_output_for_mask: bool | None = None,
     ) -> Any:
-        return simple_rnn_layer(
-            SimpleRNNParams(*_weights(self, x.shape[-1], 1, (self.units,))),
+        u = self.units
+        out = simple_rnn_layer(
+            SimpleRNNParams(*rnn_params(self, x.shape[-1], 1, lambda _, d: jnp.zeros((u,), d))),
             x,
             mask=mask,
             initial_state=initial_state,
-            dropout_key=_dropout_key(self, deterministic),
+            dropout_key=dropout_key(self, deterministic),
             **layer_options(
                 self,
                 SIMPLE_RNN_OPTIONS,
@@ -162,3 +145,4 @@ class SimpleRNN(nn.Module):
                 zero_output_for_mask=zero_output_for_mask,
             ),
         )
+        return in_param_dtype(out, self.param_dtype)

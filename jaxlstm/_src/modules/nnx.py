@@ -11,6 +11,7 @@ from flax import nnx
 
 from jaxlstm._src.core.activations import Activation, get_activation
 from jaxlstm._src.core.layer import (
+    LAYER_OPTIONS,
     check_bidirectional_pair,
     layer_options,
     lstm_layer,
@@ -70,14 +71,20 @@ def in_param_dtype(outputs, param_dtype):
     return jax.tree.map(lambda a: a.astype(param_dtype), outputs)
 
 
-def _check_weights(weights: LSTMParams, in_features: int, units: int, use_bias: bool) -> None:
+def check_weights_shape(
+    weights, in_features: int, units: int, use_bias: bool, gates: int, bias_shape, layout: str
+) -> None:
+    """``weights`` (kernel, recurrent_kernel, bias) fit a layer of this size: ``kernel
+    (in_features, gates * units)``, ``recurrent_kernel (units, gates * units)``, ``bias
+    bias_shape`` (none when ``use_bias=False``); ``layout`` (e.g. ``"[i|f|c|o]"``) goes into
+    the message."""
     shapes = {
-        "kernel": (tuple(np.shape(weights.kernel)), (in_features, 4 * units)),
-        "recurrent_kernel": (tuple(np.shape(weights.recurrent_kernel)), (units, 4 * units)),
+        "kernel": (tuple(np.shape(weights.kernel)), (in_features, gates * units)),
+        "recurrent_kernel": (tuple(np.shape(weights.recurrent_kernel)), (units, gates * units)),
     }
     if use_bias:
         shape = None if weights.bias is None else tuple(np.shape(weights.bias))
-        shapes["bias"] = (shape, (4 * units,))
+        shapes["bias"] = (shape, tuple(bias_shape))
     elif weights.bias is not None:
         raise ShapeError(
             f"weights has a bias {tuple(np.shape(weights.bias))} but use_bias=False; pass "
@@ -87,8 +94,84 @@ def _check_weights(weights: LSTMParams, in_features: int, units: int, use_bias: 
         if got != want:
             raise ShapeError(
                 f"weights.{name} has shape {got}; expected {want} for in_features="
-                f"{in_features}, units={units} (gates packed [i|f|c|o] as Keras stores them)."
+                f"{in_features}, units={units} (gates packed {layout} as Keras stores them)."
             )
+
+
+def build_rnn(
+    module: nnx.Module,
+    cls: str,
+    in_features: int,
+    units: int,
+    *,
+    gates: int,
+    bias_shape: tuple,
+    bias_init,
+    layout: str,
+    options: dict,
+    weights,
+    params_type,
+    param_dtype,
+    kernel_init,
+    recurrent_init,
+    deterministic: bool,
+    rngs,
+) -> None:
+    """Set up one recurrent NNX module (LSTM, GRU or SimpleRNN), the same way for all:
+    ``options`` become attributes; ``kernel``, ``recurrent_kernel`` and ``bias`` become
+    ``nnx.Param``\\ s, either from ``weights`` (converted on the host, nothing compiled) or drawn
+    with ``kernel_init`` / ``recurrent_init`` in float32 and cast to ``param_dtype``
+    (``bias_init(dtype)`` gives the bias); ``rngs`` gives the dropout stream when the options
+    have dropout. ``cls`` names the module in messages."""
+    for name in ("activation", "recurrent_activation"):
+        if name in options:
+            get_activation(options[name])  # fail early
+    module.in_features, module.units = in_features, units
+    for name, value in options.items():
+        setattr(module, name, value)
+    module.deterministic = deterministic
+    use_bias = options["use_bias"]
+    dropout, recurrent_dropout = options["dropout"], options["recurrent_dropout"]
+    needs_rng = needs_dropout_rng(dropout, recurrent_dropout)
+    if weights is not None:
+        check_weights_shape(weights, in_features, units, use_bias, gates, bias_shape, layout)
+        module.kernel = host_param(weights.kernel, param_dtype)
+        module.recurrent_kernel = host_param(weights.recurrent_kernel, param_dtype)
+        module.bias = host_param(weights.bias, param_dtype) if use_bias else None
+    elif not isinstance(rngs, nnx.Rngs):
+        fields = ", ".join(params_type._fields)
+        raise UnsupportedOptionError(
+            f"{cls}({in_features}, {units}) received rngs={rngs!r}; expected an nnx.Rngs to "
+            f"draw the initial weights from (e.g. rngs=nnx.Rngs(0)), or weights="
+            f"{params_type.__name__}({fields}) to start from given arrays."
+        )
+    else:
+        key, rec_key = rngs.params(), rngs.params()
+        module.kernel = nnx.Param(
+            in_float32(kernel_init)(key, (in_features, gates * units), param_dtype)
+        )
+        module.recurrent_kernel = nnx.Param(
+            in_float32(recurrent_init)(rec_key, (units, gates * units), param_dtype)
+        )
+        module.bias = nnx.Param(bias_init(param_dtype)) if use_bias else None
+    if needs_rng and rngs is None:
+        raise UnsupportedOptionError(
+            f"{cls} with dropout={dropout}, recurrent_dropout={recurrent_dropout} received no "
+            "rngs; expected rngs=nnx.Rngs(...) (or an nnx.RngStream) to draw dropout masks "
+            "from in training mode."
+        )
+    if not needs_rng:
+        module.rngs = nnx.data(None)
+    elif isinstance(rngs, nnx.RngStream):
+        module.rngs = rngs  # the module's own stream, as given
+    else:
+        module.rngs = rngs.dropout.fork()
+
+
+def dropout_key(module, deterministic):
+    """The key for one call's dropout masks: ``None`` in eval mode or without dropout."""
+    deterministic = module.deterministic if deterministic is None else deterministic
+    return None if deterministic or module.rngs is None else module.rngs()
 
 
 class HostRngStream(nnx.RngStream):
@@ -221,53 +304,15 @@ class LSTM(nnx.Module):
         weights: LSTMParams | None = None,
         rngs: nnx.Rngs | nnx.RngStream | None = None,
     ):
-        get_activation(activation), get_activation(recurrent_activation)  # fail early
-        self.in_features, self.units = in_features, units
-        self.activation, self.recurrent_activation = activation, recurrent_activation
-        self.use_bias = use_bias
-        self.return_sequences, self.return_state = return_sequences, return_state
-        self.go_backwards, self.zero_output_for_mask = go_backwards, zero_output_for_mask
-        self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
-        self.time_major, self.unroll, self.compute_dtype = time_major, unroll, compute_dtype
-        self.remat_chunk, self.impl = remat_chunk, impl
-        self.deterministic = deterministic
-        needs_rng = needs_dropout_rng(dropout, recurrent_dropout)
-        if weights is not None:
-            _check_weights(weights, in_features, units, use_bias)
-            self.kernel = host_param(weights.kernel, param_dtype)
-            self.recurrent_kernel = host_param(weights.recurrent_kernel, param_dtype)
-            self.bias = host_param(weights.bias, param_dtype) if use_bias else None
-        elif not isinstance(rngs, nnx.Rngs):
-            raise UnsupportedOptionError(
-                f"LSTM({in_features}, {units}) received rngs={rngs!r}; expected an nnx.Rngs to "
-                "draw the initial weights from (e.g. rngs=nnx.Rngs(0)), or weights=LSTMParams("
-                "kernel, recurrent_kernel, bias) to start from given arrays."
-            )
-        else:
-            key, rec_key = rngs.params(), rngs.params()
-            self.kernel = nnx.Param(
-                in_float32(kernel_init)(key, (in_features, 4 * units), param_dtype)
-            )
-            self.recurrent_kernel = nnx.Param(
-                in_float32(recurrent_init)(rec_key, (units, 4 * units), param_dtype)
-            )
-            self.bias = (
-                nnx.Param(keras_bias_init(units, unit_forget_bias, param_dtype))
-                if use_bias
-                else None
-            )
-        if needs_rng and rngs is None:
-            raise UnsupportedOptionError(
-                f"LSTM with dropout={dropout}, recurrent_dropout={recurrent_dropout} received no "
-                "rngs; expected rngs=nnx.Rngs(...) (or an nnx.RngStream) to draw dropout masks "
-                "from in training mode."
-            )
-        if not needs_rng:
-            self.rngs = nnx.data(None)
-        elif isinstance(rngs, nnx.RngStream):
-            self.rngs = rngs  # the module's own stream, as given
-        else:
-            self.rngs = rngs.dropout.fork()
+        options = dict(locals())
+        options = {name: options[name] for name in (*LAYER_OPTIONS, "use_bias")}
+        build_rnn(
+            self, "LSTM", in_features, units, gates=4, bias_shape=(4 * units,),
+            bias_init=lambda dtype: keras_bias_init(units, unit_forget_bias, dtype),
+            layout="[i|f|c|o]", options=options, weights=weights,
+            params_type=LSTMParams, param_dtype=param_dtype, kernel_init=kernel_init,
+            recurrent_init=recurrent_init, deterministic=deterministic, rngs=rngs,
+        )  # fmt: skip
 
     @property
     def params(self) -> LSTMParams:
@@ -285,16 +330,12 @@ class LSTM(nnx.Module):
         return_state: bool | None = None,
         zero_output_for_mask: bool | None = None,
     ) -> Any:
-        deterministic = self.deterministic if deterministic is None else deterministic
-        key = None
-        if not deterministic and self.rngs is not None:
-            key = self.rngs()
         out = lstm_layer(
             self.params,
             x,
             mask=mask,
             initial_state=initial_state,
-            dropout_key=key,
+            dropout_key=dropout_key(self, deterministic),
             **layer_options(
                 self, return_state=return_state, zero_output_for_mask=zero_output_for_mask
             ),

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlstm._src.core.activations import Activation, get_activation
+from jaxlstm._src.core.activations import Activation
 from jaxlstm._src.core.gru import GRUCell, GRUParams
 from jaxlstm._src.core.layer import (
     GRU_OPTIONS,
@@ -19,40 +19,33 @@ from jaxlstm._src.core.layer import (
     simple_rnn_layer,
 )
 from jaxlstm._src.core.simple_rnn import SimpleRNNParams
-from jaxlstm._src.modules.nnx import GLOROT_UNIFORM, ORTHOGONAL
+from jaxlstm._src.modules.nnx import (
+    GLOROT_UNIFORM,
+    ORTHOGONAL,
+    build_rnn,
+    dropout_key,
+    in_param_dtype,
+)
 
 
 class _KerasRNN(nnx.Module):
-    """What a GRU and a SimpleRNN module share: options as attributes, weights as
-    ``nnx.Param``\\ s in Keras's layout (``kernel (in, gates*u)``, ``recurrent_kernel
-    (u, gates*u)``, a zero ``bias`` of Keras's shape), dropout keys in training mode."""
+    """What a GRU and a SimpleRNN module share with the LSTM: built by ``nnx.py``'s
+    :func:`build_rnn` (options as attributes, weights as ``nnx.Param``\\ s in Keras's layout,
+    from ``weights=`` or drawn in float32 and cast, a zero ``bias`` of Keras's shape), dropout
+    keys in training mode, outputs in a 16-bit ``param_dtype``."""
 
     state_fields = ("h",)
 
-    def _build(
-        self, in_features, units, options, gates, bias_shape, param_dtype, kernel_init,
-        recurrent_init, deterministic, rngs,
-    ):  # fmt: skip
-        for name in ("activation", "recurrent_activation"):
-            if name in options:
-                get_activation(options[name])  # fail early
-        self.in_features, self.units = in_features, units
-        for name, value in options.items():
-            setattr(self, name, value)
-        self.deterministic = deterministic
-        self.kernel = nnx.Param(
-            kernel_init(rngs.params(), (in_features, gates * units), param_dtype)
+    def _call(self, layer, names, x, mask, initial_state, deterministic, **per_call):
+        out = layer(
+            self.params,
+            x,
+            mask=mask,
+            initial_state=initial_state,
+            dropout_key=dropout_key(self, deterministic),
+            **layer_options(self, names, **per_call),
         )
-        self.recurrent_kernel = nnx.Param(
-            recurrent_init(rngs.params(), (units, gates * units), param_dtype)
-        )
-        self.bias = nnx.Param(jnp.zeros(bias_shape, param_dtype)) if options["use_bias"] else None
-        needs_rng = 0.0 < options["dropout"] < 1.0 or 0.0 < options["recurrent_dropout"] < 1.0
-        self.rngs = rngs.dropout.fork() if needs_rng else nnx.data(None)
-
-    def _dropout_key(self, deterministic):
-        deterministic = self.deterministic if deterministic is None else deterministic
-        return None if deterministic or self.rngs is None else self.rngs()
+        return in_param_dtype(out, self.kernel.dtype)
 
     def _weights(self):
         bias = None if self.bias is None else self.bias[...]
@@ -83,6 +76,8 @@ class GRU(_KerasRNN):
       zero_output_for_mask, time_major, unroll, compute_dtype, remat_chunk, impl, param_dtype,
       kernel_init, recurrent_init, deterministic, rngs: as for :class:`jaxlstm.LSTM`
       (``impl="cudnn"`` is refused: there is no cuDNN GRU in ``jax.experimental.rnn``).
+      weights: a :class:`GRUParams` to start from instead of random weights (converted to
+        ``param_dtype`` on the host, nothing compiled; how the file loaders build modules).
 
     Call: ``gru(x, *, mask=None, initial_state=None)``, ``x`` ``(*batch, T, in_features)``,
     ``initial_state`` a ``GRUState(h)``, ``[h]`` or ``h``. Returns the output, or
@@ -120,14 +115,19 @@ class GRU(_KerasRNN):
         kernel_init=GLOROT_UNIFORM,
         recurrent_init=ORTHOGONAL,
         deterministic: bool = False,
-        rngs: nnx.Rngs,
+        weights: GRUParams | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
     ):
         options = dict(locals())
         options = {name: options[name] for name in (*GRU_OPTIONS, "use_bias")}
-        cell = GRUCell(None, None, reset_after)
-        self._build(
-            in_features, units, options, 3, cell.bias_shape(units), param_dtype, kernel_init,
-            recurrent_init, deterministic, rngs,
+        bias_shape = GRUCell(None, None, reset_after).bias_shape(units)
+        build_rnn(
+            self, "GRU", in_features, units, gates=3, bias_shape=bias_shape,
+            bias_init=lambda dtype: jnp.zeros(bias_shape, dtype),
+            layout=f"[z|r|h], bias {bias_shape} for reset_after={reset_after},",
+            options=options, weights=weights, params_type=GRUParams, param_dtype=param_dtype,
+            kernel_init=kernel_init, recurrent_init=recurrent_init, deterministic=deterministic,
+            rngs=rngs,
         )  # fmt: skip
 
     @property
@@ -145,18 +145,15 @@ class GRU(_KerasRNN):
         return_state: bool | None = None,
         zero_output_for_mask: bool | None = None,
     ) -> Any:
-        return gru_layer(
-            self.params,
+        return self._call(
+            gru_layer,
+            GRU_OPTIONS,
             x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=self._dropout_key(deterministic),
-            **layer_options(
-                self,
-                GRU_OPTIONS,
-                return_state=return_state,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
+            mask,
+            initial_state,
+            deterministic,
+            return_state=return_state,
+            zero_output_for_mask=zero_output_for_mask,
         )
 
 
@@ -173,6 +170,7 @@ class SimpleRNN(_KerasRNN):
       use_bias, return_sequences, return_state, go_backwards, dropout, recurrent_dropout,
       zero_output_for_mask, time_major, unroll, compute_dtype, remat_chunk, impl, param_dtype,
       kernel_init, recurrent_init, deterministic, rngs: as for :class:`jaxlstm.GRU`.
+      weights: a :class:`SimpleRNNParams` to start from instead of random weights.
 
     Call: ``rnn(x, *, mask=None, initial_state=None)``; returns the output, or
     ``(output, h)`` with ``return_state``.
@@ -207,13 +205,17 @@ class SimpleRNN(_KerasRNN):
         kernel_init=GLOROT_UNIFORM,
         recurrent_init=ORTHOGONAL,
         deterministic: bool = False,
-        rngs: nnx.Rngs,
+        weights: SimpleRNNParams | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
     ):
         options = dict(locals())
         options = {name: options[name] for name in (*SIMPLE_RNN_OPTIONS, "use_bias")}
-        self._build(
-            in_features, units, options, 1, (units,), param_dtype, kernel_init, recurrent_init,
-            deterministic, rngs,
+        build_rnn(
+            self, "SimpleRNN", in_features, units, gates=1, bias_shape=(units,),
+            bias_init=lambda dtype: jnp.zeros((units,), dtype), layout="[h]", options=options,
+            weights=weights, params_type=SimpleRNNParams, param_dtype=param_dtype,
+            kernel_init=kernel_init, recurrent_init=recurrent_init, deterministic=deterministic,
+            rngs=rngs,
         )  # fmt: skip
 
     @property
@@ -231,16 +233,13 @@ class SimpleRNN(_KerasRNN):
         return_state: bool | None = None,
         zero_output_for_mask: bool | None = None,
     ) -> Any:
-        return simple_rnn_layer(
-            self.params,
+        return self._call(
+            simple_rnn_layer,
+            SIMPLE_RNN_OPTIONS,
             x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=self._dropout_key(deterministic),
-            **layer_options(
-                self,
-                SIMPLE_RNN_OPTIONS,
-                return_state=return_state,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
+            mask,
+            initial_state,
+            deterministic,
+            return_state=return_state,
+            zero_output_for_mask=zero_output_for_mask,
         )

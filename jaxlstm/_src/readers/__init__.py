@@ -54,9 +54,9 @@ def check_sha256(path: str, expected: str) -> None:
 def read_keras_file(
     path: str | os.PathLike, *, sha256: str | None = None, select: Select | None = None
 ) -> KerasFile:
-    """Read every LSTM layer of a Keras file: ``.keras``, ``.weights.h5`` or legacy ``.h5``
-    (full model or weights only; Keras 1, 2, tf.keras or 3). Data only: nothing in the file is
-    imported or executed.
+    """Read every recurrent layer (LSTM, GRU, SimpleRNN) of a Keras file: ``.keras``,
+    ``.weights.h5`` or legacy ``.h5`` (full model or weights only; Keras 1, 2, tf.keras or 3).
+    Data only: nothing in the file is imported or executed.
 
     Args:
       path: the file.

@@ -13,7 +13,7 @@ import numpy as np
 from jaxlstm._src.errors import KerasFileError, UnsafeFileError
 from jaxlstm._src.readers import limits
 from jaxlstm._src.readers.limits import Budget
-from jaxlstm._src.readers.records import LayerRecord
+from jaxlstm._src.readers.records import RECURRENT_CLASSES, LayerRecord
 from jaxlstm._src.readers.translate import parse_errors
 
 # HDF5 filters built into the library (and h5py's lzf). Any other filter id makes HDF5 look for a
@@ -274,13 +274,16 @@ def read_dataset(obj, what: str, budget: Budget) -> np.ndarray:
 
 
 def check_lstm_shapes(items, record: LayerRecord, path: str) -> None:
-    """Before reading an LSTM's large arrays (over 1 MiB declared), check their shapes against
-    the ``units`` its config gives: rank 1 or 2, last axis ``units``, ``4*units`` or ``8*units``
-    (CuDNN's bias). Small arrays are read and checked by the converters, with their messages."""
+    """Before reading a recurrent layer's large arrays (over 1 MiB declared), check their shapes
+    against the ``units`` its config gives: rank 1 or 2, last axis ``units``, ``g*units`` or
+    ``2*g*units`` (CuDNN's bias) for a cell of ``g`` gates (4 LSTM, 3 GRU, 1 SimpleRNN). Small
+    arrays are read and checked by the converters, with their messages."""
     units = record.config.get("units", record.config.get("output_dim"))
     if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-        return  # build_lstm reports a bad units value against the weights' own
-    allowed = (units, 4 * units, 8 * units)
+        return  # build_recurrent reports a bad units value against the weights' own
+    kind = RECURRENT_CLASSES.get(record.class_name, RECURRENT_CLASSES["LSTM"])
+    g, family = kind.gates, kind.family
+    allowed = (units, g * units, 2 * g * units)
     for name, ds in items:
         if not isinstance(ds, h5py.Dataset):
             continue  # read_dataset reports it
@@ -293,7 +296,7 @@ def check_lstm_shapes(items, record: LayerRecord, path: str) -> None:
         if len(shape) not in (1, 2) or shape[-1] not in allowed:
             raise KerasFileError(
                 f"{path}: layer {record.name!r}: array {name!r} declares shape {shape}, which no "
-                f"LSTM with units={units} has (kernel (in_features, {4 * units}), "
-                f"recurrent_kernel ({units}, {4 * units}), bias ({4 * units},)); the file is "
+                f"{family} with units={units} has (kernel (in_features, {g * units}), "
+                f"recurrent_kernel ({units}, {g * units}), bias ({g * units},)); the file is "
                 "inconsistent. Nothing was read."
             )

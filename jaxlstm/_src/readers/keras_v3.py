@@ -34,7 +34,7 @@ from jaxlstm._src.readers.h5attrs import (
     scan_hdf5,
     text,
 )
-from jaxlstm._src.readers.legacy_h5 import looks_like_lstm, weights_only_record
+from jaxlstm._src.readers.legacy_h5 import looks_like_rnn, weights_only_record
 from jaxlstm._src.readers.limits import Budget, human
 from jaxlstm._src.readers.records import (
     MODEL_CLASSES,
@@ -349,7 +349,7 @@ def _walk_groups(
             record = LayerRecord(name, "Bidirectional", {}, [], version, path)
             fw = _cell_vars(node, "forward_layer", path, name, budget, record)
             bw = _cell_vars(node, "backward_layer", path, name, budget, record)
-            if looks_like_lstm(fw) and looks_like_lstm(bw):
+            if looks_like_rnn(fw) and looks_like_rnn(bw):
                 kf.layers[name] = weights_only_record(
                     name, fw + bw, version, path, wrapper, directions=(fw, bw)
                 )
@@ -357,7 +357,7 @@ def _walk_groups(
         if isinstance(child(node, "cell/vars", path, f"{name}: cell/vars"), h5py.Group):
             record = LayerRecord(name, "LSTM", {}, [], version, path)
             weights = _cell_vars(node, None, path, name, budget, record)
-            if looks_like_lstm(weights):
+            if looks_like_rnn(weights):
                 kf.layers[name] = weights_only_record(name, weights, version, path, wrapper)
             continue
         _walk_groups(kf, node, f"{rel}/", version, path, budget, seen, depth + 1)

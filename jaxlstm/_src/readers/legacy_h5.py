@@ -31,6 +31,7 @@ from jaxlstm._src.readers.h5attrs import (
 from jaxlstm._src.readers.limits import Budget
 from jaxlstm._src.readers.records import (
     MODEL_CLASSES,
+    RECURRENT_CLASSES,
     KerasFile,
     LayerRecord,
     Select,
@@ -154,39 +155,66 @@ def _direction(items, part: LayerRecord, record: LayerRecord):
     return fw if part is record.forward else bw
 
 
-_KERAS1_NAME = re.compile(r"_[WUb]_[icfo]$")
+_KERAS1_NAME = {12: re.compile(r"_[WUb]_[icfo]$"), 9: re.compile(r"_[WUb]_[zrh]$")}
+_KERAS1_FAMILY = {12: "LSTM", 9: "GRU"}
 
 
-def looks_like_lstm(weights) -> bool:
-    """Whether a layer's arrays, with no config to say so, are one LSTM's: Keras 1's twelve
-    per-gate arrays, or kernel/recurrent_kernel(/bias) with a recurrent kernel ``(u, 4u)``."""
-    if len(weights) == 12:
-        return all(_KERAS1_NAME.search(strip_suffix(n)) for n, _ in weights)
+def rnn_family(weights) -> str | None:
+    """Which recurrent layer's arrays these are when no config says so, or ``None``: Keras 1's
+    per-gate arrays (twelve ``W/U/b_{i,c,f,o}`` for an LSTM, nine ``W/U/b_{z,r,h}`` for a GRU),
+    else kernel/recurrent_kernel(/bias) whose recurrent kernel ``(u, g*u)`` gives the gates:
+    4 an LSTM (bias ``4u``, or ``8u`` CuDNN), 3 a GRU (bias ``(3u,)``, ``(2, 3u)``, or ``6u``
+    CuDNN), 1 a SimpleRNN (bias ``u``)."""
+    if len(weights) in _KERAS1_NAME:
+        pattern = _KERAS1_NAME[len(weights)]
+        ok = all(pattern.search(strip_suffix(n)) for n, _ in weights)
+        return _KERAS1_FAMILY[len(weights)] if ok else None
     if len(weights) not in (2, 3):
-        return False
+        return None
     shapes = [np.shape(a) for _, a in weights]
-    if len(shapes[1]) != 2 or len(shapes[0]) != 2:
-        return False
+    if len(shapes[1]) != 2 or len(shapes[0]) != 2 or shapes[1][0] < 1:
+        return None
     u = shapes[1][0]
-    bias_ok = len(weights) == 2 or shapes[2] in ((4 * u,), (8 * u,))
-    return shapes[1] == (u, 4 * u) and shapes[0][1] == 4 * u and bias_ok
+    g, rem = divmod(shapes[1][1], u)
+    biases = {4: ((4 * u,), (8 * u,)), 3: ((3 * u,), (2, 3 * u), (6 * u,)), 1: ((u,),)}
+    if rem or g not in biases or shapes[0][1] != g * u:
+        return None
+    if len(weights) == 3 and shapes[2] not in biases[g]:
+        return None
+    return {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}[g]
+
+
+def looks_like_rnn(weights) -> bool:
+    """Whether a layer's arrays, with no config to say so, are one recurrent layer's
+    (:func:`rnn_family`)."""
+    return rnn_family(weights) is not None
 
 
 def weights_only_class(weights) -> tuple[str, str]:
-    """The Keras class that wrote one LSTM's arrays when no config says it, and the evidence:
-    a bias of ``8u`` is only ever written by ``CuDNNLSTM`` (whose activations are fixed to tanh
-    and sigmoid), twelve per-gate arrays by Keras 1's ``LSTM``, the rest by ``LSTM``."""
-    if len(weights) == 12:
-        return "LSTM", "Keras 1 layout, 12 per-gate arrays"
+    """The Keras class that wrote one recurrent layer's arrays when no config says it, and the
+    evidence: a bias of ``8u`` / ``6u`` is only ever written by ``CuDNNLSTM`` / ``CuDNNGRU``
+    (whose activations are fixed to tanh and sigmoid), per-gate arrays by Keras 1, the rest by
+    ``LSTM``, ``GRU`` or ``SimpleRNN`` (by the recurrent kernel's ``g*u`` columns)."""
+    family = rnn_family(weights)
+    if len(weights) in _KERAS1_NAME:
+        return family, f"Keras 1 layout, {len(weights)} per-gate arrays"
     u = np.shape(weights[1][1])[0]
-    if len(weights) == 3 and np.shape(weights[2][1]) == (8 * u,):
-        return "CuDNNLSTM", "CuDNN layout, bias 8u"
-    return "LSTM", "Keras layout, bias 4u" if len(weights) == 3 else "Keras layout, no bias"
+    cols = {"LSTM": "4u", "GRU": "3u", "SimpleRNN": "u"}[family]
+    if family != "SimpleRNN" and len(weights) == 3:
+        g = 4 if family == "LSTM" else 3
+        if np.shape(weights[2][1]) == (2 * g * u,):
+            return f"CuDNN{family}", f"CuDNN layout, bias {2 * g}u"
+    if len(weights) == 2:
+        return family, f"Keras layout, recurrent_kernel (u, {cols}), no bias"
+    if family == "GRU":
+        two_rows = len(np.shape(weights[2][1])) == 2
+        return family, f"Keras layout, bias {'(2, 3u)' if two_rows else '(3u,)'}"
+    return family, f"Keras layout, bias {cols}"
 
 
 def weights_only_record(name, weights, version, path, wrapper=None, directions=None):
-    """The record of an LSTM (or, with ``directions=(fw, bw)``, a Bidirectional LSTM) found in a
-    file without a model config: its class and options are inferred from the arrays, and
+    """The record of a recurrent layer (or, with ``directions=(fw, bw)``, a Bidirectional one)
+    found in a file without a model config: its class and options are inferred from the arrays, and
     ``inferred`` says from what."""
     if directions is None:
         cls, why = weights_only_class(weights)
@@ -218,7 +246,7 @@ def weights_only_record(name, weights, version, path, wrapper=None, directions=N
             inferred={"class_name": bw_why, "go_backwards": backward_note},
         ),
         inferred={
-            "class_name": "two LSTMs' arrays in one layer",
+            "class_name": f"two {RECURRENT_CLASSES[fw_cls].family}s' arrays in one layer",
             "merge_mode": "Keras default",
         },
     )
@@ -228,11 +256,11 @@ def _from_weights_only(kf, layer_names, arrays, version, path):
     for name in layer_names:
         weights = arrays(name)
         half = len(weights) // 2
-        if looks_like_lstm(weights):
+        if looks_like_rnn(weights):
             kf.layers[name] = weights_only_record(name, weights, version, path)
-        elif len(weights) in (4, 6, 24) and looks_like_lstm(weights[:half]):
+        elif len(weights) in (4, 6, 18, 24) and looks_like_rnn(weights[:half]):
             fw, bw = split_directions(weights, name)
-            if looks_like_lstm(fw) and looks_like_lstm(bw):
+            if looks_like_rnn(fw) and looks_like_rnn(bw):
                 kf.layers[name] = weights_only_record(
                     name, weights, version, path, directions=(fw, bw)
                 )

@@ -1,7 +1,9 @@
 """What every reader produces: the recurrent layers of a Keras file, as plain data.
 
 Readers know file formats (where arrays and configs live); they do not interpret weights.
-Converters (``jaxlstm._src.converters``) turn a record's arrays into ``LSTMParams``.
+Converters (``jaxlstm._src.converters``) turn a record's arrays into a cell's params
+(``LSTMParams``, ``GRUParams``, ``SimpleRNNParams``). :data:`RECURRENT_CLASSES` is the one table
+of which Keras classes are recurrent layers.
 """
 
 from __future__ import annotations
@@ -20,17 +22,84 @@ from jaxlstm._src.core.activations import (
 from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
 from jaxlstm._src.readers import limits
 
-# Layer classes that hold LSTM weights, by the class_name Keras writes into configs.
-LSTM_CLASSES = ("LSTM", "CuDNNLSTM", "UnifiedLSTM", "LSTMV1")
+
+@dataclass(frozen=True)
+class RecurrentClass:
+    """What a Keras recurrent layer class is to jaxlstm: the one place that says which classes
+    are RNNs (readers, loaders, the model graph, inspect and the writers all ask it).
+
+    Attributes:
+      family: the jaxlstm module it becomes: ``"LSTM"``, ``"GRU"`` or ``"SimpleRNN"``.
+      gates: column blocks in its kernels (4, 3, 1).
+      cudnn: a CuDNN layout (``CuDNNLSTM``/``CuDNNGRU``): bias ``2 * gates * u``, each gate's
+        kernel block stored transposed, activations fixed to tanh and sigmoid (and
+        ``reset_after=True`` semantics for the GRU).
+      gate_order: the gates' names in Keras's packing order.
+    """
+
+    family: str
+    gates: int
+    cudnn: bool = False
+
+    @property
+    def gate_order(self) -> tuple[str, ...]:
+        return {"LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h"), "SimpleRNN": ("h",)}[
+            self.family
+        ]
+
+
+_LSTM, _GRU, _SIMPLE = (
+    RecurrentClass("LSTM", 4),
+    RecurrentClass("GRU", 3),
+    RecurrentClass("SimpleRNN", 1),
+)
+# Layer classes that hold recurrent weights, by the class_name Keras writes into configs
+# (tf.keras's v1/v2 names included).
+RECURRENT_CLASSES = {
+    "LSTM": _LSTM,
+    "UnifiedLSTM": _LSTM,
+    "LSTMV1": _LSTM,
+    "CuDNNLSTM": RecurrentClass("LSTM", 4, cudnn=True),
+    "GRU": _GRU,
+    "UnifiedGRU": _GRU,
+    "GRUV1": _GRU,
+    "CuDNNGRU": RecurrentClass("GRU", 3, cudnn=True),
+    "SimpleRNN": _SIMPLE,
+}
+# Cells of Keras's generic ``RNN(cell=...)`` layer, and the layer class each one makes.
+RECURRENT_CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
+LSTM_CLASSES = tuple(k for k, v in RECURRENT_CLASSES.items() if v.family == "LSTM")
+# Classes whose calls take ``initial_state`` tensors after their input (Keras 1/2 graphs).
+RNN_CALL_CLASSES = (*RECURRENT_CLASSES, "Bidirectional", "RNN")
+
+
+def keras_version_tuple(keras_version: str) -> tuple[int, ...]:
+    """``"2.2.4-tf"`` -> ``(2, 2, 4)``; Keras 1 files that wrote no version -> ``(1,)``."""
+    return tuple(int(n) for n in re.findall(r"\d+", keras_version)[:3]) or (1,)
+
+
+def default_recurrent_activation(keras_version: str) -> str:
+    """``hard_sigmoid`` (Keras 1/2 definition) before Keras 2.3.0, ``sigmoid`` since: the
+    default of every gated cell (LSTM, GRU) of the version that wrote a file."""
+    return "hard_sigmoid_keras2" if keras_version_tuple(keras_version) < (2, 3, 0) else "sigmoid"
+
+
+def default_reset_after(keras_version: str) -> bool:
+    """A GRU's ``reset_after`` when its config does not say: ``False`` for Keras 1 (which has
+    no such option and resets before the matmul) and standalone Keras 2.0-2.2, ``True`` for
+    tf.keras (``2.x.y-tf``; from 2.4 on plain ``2.x.y``) and Keras 2.3+ / 3. (Every Keras that
+    has the option writes it into configs; weights-only files are decided by the bias shape.)"""
+    return "-tf" in keras_version or keras_version_tuple(keras_version) >= (2, 3, 0)
 
 
 @dataclass
 class LayerRecord:
-    """One LSTM (or Bidirectional LSTM) layer found in a file.
+    """One recurrent layer (LSTM, GRU, SimpleRNN, or a Bidirectional of one) found in a file.
 
     Attributes:
       name: the name to ask for it by (the layer's Keras name; ``outer/inner`` in nested models).
-      class_name: ``"LSTM"``, ``"CuDNNLSTM"``, ... or ``"Bidirectional"``.
+      class_name: a key of :data:`RECURRENT_CLASSES` (``"LSTM"``, ``"CuDNNGRU"``, ...;
+        ``RNN(GRUCell)`` is ``"GRU"``) or ``"Bidirectional"``.
       config: the layer's own Keras config (empty for weights-only files).
       weights: ``[(array name, array)]`` in file order; for Bidirectional, see ``forward``.
       keras_version: the version that wrote the file (``"1"`` when Keras 1 wrote none).
@@ -59,6 +128,11 @@ class LayerRecord:
     inferred: dict[str, str] = field(default_factory=dict)
 
     @property
+    def kind(self) -> RecurrentClass:
+        """The :class:`RecurrentClass` of this layer (of its forward layer for Bidirectional)."""
+        return RECURRENT_CLASSES[(self.forward or self).class_name]
+
+    @property
     def weights_only(self) -> bool:
         """Whether the record comes from a file without a model config."""
         return bool(self.inferred)
@@ -66,7 +140,8 @@ class LayerRecord:
 
 @dataclass
 class KerasFile:
-    """The LSTM layers of one Keras file and what the file says about itself."""
+    """The recurrent layers of one Keras file (LSTM, GRU, SimpleRNN) and what the file says
+    about itself."""
 
     path: str
     format: str  # human-readable, e.g. "Keras 2 HDF5 model (model.save)"
@@ -141,20 +216,21 @@ def _has_component(name: str, prefix: str) -> bool:
     return any(part.startswith(prefix) for part in re.split(r"[/]", strip_suffix(name)))
 
 
-def lstm_config(class_name: str, config: dict) -> tuple[str, dict] | None:
-    """If a layer is an LSTM, return ``(class_name, its LSTM options)``, else ``None``.
+def rnn_config(class_name: str, config: dict) -> tuple[str, dict] | None:
+    """If a layer is a recurrent layer jaxlstm loads (:data:`RECURRENT_CLASSES`), return
+    ``(class_name, its options)``, else ``None``.
 
-    Understands ``RNN(cell=LSTMCell(...))`` too, whose options are split between the RNN
-    layer and its cell.
+    Understands ``RNN(cell=LSTMCell(...))`` (``GRUCell``, ``SimpleRNNCell``) too, whose options
+    are split between the RNN layer and its cell: it becomes ``("LSTM", merged options)``.
     """
-    if class_name in LSTM_CLASSES:
+    if class_name in RECURRENT_CLASSES:
         return class_name, config
     cell = config.get("cell") if class_name == "RNN" else None
-    if isinstance(cell, dict) and cell.get("class_name") == "LSTMCell":
+    if isinstance(cell, dict) and cell.get("class_name") in RECURRENT_CELLS:
         merged = {k: v for k, v in config.items() if k != "cell"}
         merged.update(cell.get("config", {}))
         merged["name"] = config.get("name", merged.get("name"))
-        return "LSTM", merged
+        return RECURRENT_CELLS[cell["class_name"]], merged
     return None
 
 
@@ -374,8 +450,9 @@ def walk_model_config(model_config: dict, names=(), v3_path="") -> list[ConfigLa
 
 
 def record_from_config(class_name, config, name, version, path, wrapper=None):
-    """A weightless LayerRecord for an LSTM / Bidirectional / TimeDistributed config, else None."""
-    hit = lstm_config(class_name, config)
+    """A weightless LayerRecord for a recurrent layer (:func:`rnn_config`), or one in
+    Bidirectional / TimeDistributed, else None."""
+    hit = rnn_config(class_name, config)
     if hit is not None:
         return LayerRecord(name, hit[0], hit[1], [], version, path, wrapper)
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
@@ -384,14 +461,14 @@ def record_from_config(class_name, config, name, version, path, wrapper=None):
     inner_class, inner_config = str(inner.get("class_name")), inner.get("config", {})
     if class_name == "TimeDistributed":
         return record_from_config(inner_class, inner_config, name, version, path, "TimeDistributed")
-    if class_name != "Bidirectional" or lstm_config(inner_class, inner_config) is None:
+    if class_name != "Bidirectional" or rnn_config(inner_class, inner_config) is None:
         return None
-    fw_class, fw_config = lstm_config(inner_class, inner_config)
+    fw_class, fw_config = rnn_config(inner_class, inner_config)
     bw_entry = config.get("backward_layer")
-    if isinstance(bw_entry, dict) and lstm_config(
+    if isinstance(bw_entry, dict) and rnn_config(
         str(bw_entry.get("class_name")), bw_entry.get("config", {})
     ):
-        bw_class, bw_config = lstm_config(str(bw_entry["class_name"]), bw_entry.get("config", {}))
+        bw_class, bw_config = rnn_config(str(bw_entry["class_name"]), bw_entry.get("config", {}))
     else:  # Keras builds the backward layer as a copy running the other way.
         bw_class = fw_class
         bw_config = {**fw_config, "go_backwards": not fw_config.get("go_backwards", False)}

@@ -18,7 +18,12 @@ from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.errors import UnsupportedOptionError
 from jaxlstm._src.load import _KERAS1_NAMES
 from jaxlstm._src.models.graph import carried_state_wins
-from jaxlstm._src.readers.records import MODEL_CLASSES, layer_list
+from jaxlstm._src.readers.records import (
+    MODEL_CLASSES,
+    RECURRENT_CLASSES,
+    RNN_CALL_CLASSES,
+    layer_list,
+)
 
 # Options Keras 2 saved that Keras 3 layers no longer accept and that do not change results.
 _DROPPED = {
@@ -56,8 +61,10 @@ _KERAS1_DROPPED = {
     ),
     "Bidirectional": ("input_dtype",),
 }
+for _cls in ("GRU", "SimpleRNN"):
+    _KERAS1_DROPPED[_cls] = tuple(k for k in _KERAS1_DROPPED["LSTM"] if k != "forget_bias_init")
 _KERAS1_REGULARIZERS = ("W_regularizer", "U_regularizer", "b_regularizer")
-_RNN = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional")
+_RNN = RNN_CALL_CLASSES
 _ACTIVATION_KEYS = ("activation", "recurrent_activation")
 _OBJECT_MODULES = {
     "_initializer": "keras.initializers",
@@ -165,7 +172,7 @@ def _keras1_options(class_name: str, cfg: dict, where: str, name: str) -> None:
         cfg["unit_forget_bias"] = cfg["forget_bias_init"] == "one"
     for key in _KERAS1_DROPPED.get(class_name, ()):
         cfg.pop(key, None)
-    if class_name == "LSTM":
+    if class_name in ("LSTM", "GRU", "SimpleRNN"):
         for old, new in _KERAS1_NAMES.items():
             if old in cfg:
                 cfg[new] = cfg.pop(old)
@@ -180,10 +187,15 @@ def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> 
     if not isinstance(cfg, dict):
         return
     name = cfg.get("name", class_name)
-    if class_name in ("CuDNNLSTM", "UnifiedLSTM", "LSTMV1"):
-        node["class_name"] = class_name = "LSTM"
-        if "activation" not in cfg:  # cuDNN's fixed activations
+    kind = RECURRENT_CLASSES.get(class_name)
+    if kind is not None and class_name != kind.family:  # CuDNNLSTM, CuDNNGRU, GRUV1, ...
+        node["class_name"] = class_name = kind.family
+        if kind.cudnn and "activation" not in cfg:  # cuDNN's fixed activations
             cfg.update(activation="tanh", recurrent_activation="sigmoid")
+        if kind.cudnn and kind.family == "GRU":  # its weights convert to reset_after=True
+            cfg["reset_after"] = True
+    if class_name == "GRU":  # a Keras 1/2 GRU config without it predates the option
+        cfg.setdefault("reset_after", False)
     if major == 1:
         _keras1_options(class_name, cfg, where, name)
     if cfg.get("time_major"):

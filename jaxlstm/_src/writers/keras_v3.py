@@ -17,7 +17,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from jaxlstm._src.readers.records import MODEL_CLASSES, walk_model_config
+from jaxlstm._src.readers.records import MODEL_CLASSES, RECURRENT_CLASSES, walk_model_config
 
 KERAS3_VERSION = "3.0.0"  # the oldest Keras 3 that reads the archives written here
 WEIGHTS_MEMBER = "model.weights.h5"  # saving_lib._VARS_FNAME_H5
@@ -50,7 +50,7 @@ def write_weights_h5(model, config: dict, target: str) -> None:
             if cl.class_name == "TimeDistributed":
                 base = f"{cl.v3_path}/layer"
                 h5.require_group(f"{base}/vars")
-                rnn = inner.get("class_name") in ("LSTM", "CuDNNLSTM", "RNN", "Bidirectional")
+                rnn = inner.get("class_name") in (*RECURRENT_CLASSES, "RNN", "Bidirectional")
                 _write_vars(h5, f"{base}/cell" if rnn else base, arrays)
             elif cl.class_name == "Bidirectional":
                 half = len(arrays) // 2
@@ -60,7 +60,7 @@ def write_weights_h5(model, config: dict, target: str) -> None:
                 ):
                     h5.require_group(f"{cl.v3_path}/{side}/vars")
                     _write_vars(h5, f"{cl.v3_path}/{side}/cell", part)
-            elif cl.class_name in ("LSTM", "CuDNNLSTM", "RNN"):
+            elif cl.class_name in (*RECURRENT_CLASSES, "RNN"):  # variables on the cell
                 _write_vars(h5, f"{cl.v3_path}/cell", arrays)
             elif hasattr(layer := model.layer("/".join(cl.names)), "keras_v3_groups"):
                 for sub, part in layer.keras_v3_groups():  # e.g. MultiHeadAttention's
