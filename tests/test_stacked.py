@@ -105,7 +105,11 @@ def test_stacked_matches_keras3(name, go_backwards, with_state):
 
     cells, params = _ours(kcells, layer)
     ys, states = stacked_scan(
-        cells, params, jnp.asarray(x), mask=jnp.asarray(mask), initial_state=init,
+        cells,
+        params,
+        jnp.asarray(x),
+        mask=jnp.asarray(mask),
+        initial_state=init,
         go_backwards=go_backwards,
     )
     np.testing.assert_allclose(np.asarray(ys), ys_k, atol=ATOL)
@@ -119,8 +123,12 @@ def test_stacked_scan_is_a_loop_of_cell_steps():
     rng = np.random.default_rng(0)
     cells = [LSTMCell(TANH, SIG), GRUCell(TANH, SIG, True)]
     params = [
-        LSTMParams(*(jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(F, 20), (5, 20), (20,)])),
-        GRUParams(*(jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(5, 9), (3, 9), (2, 9)])),
+        LSTMParams(
+            *(jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(F, 20), (5, 20), (20,)])
+        ),
+        GRUParams(
+            *(jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(5, 9), (3, 9), (2, 9)])
+        ),
     ]
     x = jnp.asarray(rng.normal(size=(B, T, F)), jnp.float32)
     ys, states = stacked_scan(cells, params, x)
@@ -141,13 +149,23 @@ def test_stacked_scan_is_a_loop_of_cell_steps():
 def test_stacked_shapes_are_checked():
     rng = np.random.default_rng(1)
     cells = [SimpleRNNCell(TANH), SimpleRNNCell(TANH)]
-    p0 = SimpleRNNParams(*(jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(F, 3), (3, 3), (3,)]))
-    p1 = SimpleRNNParams(*(jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(4, 2), (2, 2), (2,)]))
+    p0 = SimpleRNNParams(
+        *(jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(F, 3), (3, 3), (3,)])
+    )
+    p1 = SimpleRNNParams(
+        *(jnp.asarray(rng.normal(size=s), jnp.float32) for s in [(4, 2), (2, 2), (2,)])
+    )
     x = jnp.zeros((B, T, F))
-    with pytest.raises(ShapeError, match=r"cell 1's kernel has shape \(4, 2\); expected \(3, \.\.\.\)"):
+    with pytest.raises(
+        ShapeError, match=r"cell 1's kernel has shape \(4, 2\); expected \(3, \.\.\.\)"
+    ):
         stacked_scan(cells, [p0, p1], x)
-    with pytest.raises(ShapeError, match="initial_state has 1 entries; expected 2, one state per cell"):
-        stacked_scan(cells, [p0, p0._replace(kernel=p0.kernel[:3])], x, initial_state=[jnp.zeros((B, 3))])
+    with pytest.raises(
+        ShapeError, match="initial_state has 1 entries; expected 2, one state per cell"
+    ):
+        stacked_scan(
+            cells, [p0, p0._replace(kernel=p0.kernel[:3])], x, initial_state=[jnp.zeros((B, 3))]
+        )
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
@@ -162,7 +180,10 @@ def test_loading_stacked_cells_is_refused_by_name(tmp_path, suffix):
         name="bi",
     )
     for layer, shown in [
-        (keras.layers.RNN(cells, name="r"), r"'r' is RNN\(StackedRNNCells\(\[LSTMCell, GRUCell\]\)\)"),
+        (
+            keras.layers.RNN(cells, name="r"),
+            r"'r' is RNN\(StackedRNNCells\(\[LSTMCell, GRUCell\]\)\)",
+        ),
         (bi, r"'bi' is Bidirectional\(RNN\(StackedRNNCells\(\[SimpleRNNCell\]\)\)\)"),
     ]:
         path = tmp_path / f"{layer.name}{suffix}"
@@ -172,3 +193,35 @@ def test_loading_stacked_cells_is_refused_by_name(tmp_path, suffix):
             match=shown + ": .*stacked recurrent cells, which jaxlstm does not load from files yet",
         ):
             jaxlstm.load_keras(path)
+
+
+def test_stacked_matches_tf_keras_fixture():
+    """tf-keras 2.21's RNN([LSTMCell, GRUCell]) (tests/fixtures/make_fixtures.py,
+    make_stacked_cells): weights in Keras's order, cell 0's then cell 1's; a mask with left
+    padding, a gap and a fully masked row; nested initial states; each cell's final state."""
+    import h5py
+
+    import jaxlstm
+
+    here = os.path.join(os.path.dirname(__file__), "fixtures", "keras2")
+    path = os.path.join(here, "stacked_cells.h5")
+    d = np.load(os.path.join(here, "stacked_cells.npz"))
+    with h5py.File(path, "r") as f:
+        g = f["model_weights/stk"]
+        w = [
+            jnp.asarray(g[n.decode() if isinstance(n, bytes) else n][()])
+            for n in g.attrs["weight_names"]
+        ]
+    cells = [LSTMCell(TANH, SIG), GRUCell(TANH, SIG, True)]
+    params = [LSTMParams(*w[:3]), GRUParams(*w[3:])]
+    init = [(d["h0"], d["c0"]), (d["h1"],)]
+    ys, states = stacked_scan(
+        cells, params, jnp.asarray(d["x"]), mask=jnp.asarray(d["mask"]), initial_state=init
+    )
+    np.testing.assert_allclose(np.asarray(ys), d["out0"], atol=ATOL)
+    for i, a in enumerate([a for s in states for a in s], start=1):
+        np.testing.assert_allclose(np.asarray(a), d[f"out{i}"], atol=ATOL)
+    # Refused, not run (the nested initial-state inbound nodes are refused first, before
+    # the stacked cells: see test_loading_stacked_cells_is_refused_by_name for the naming).
+    with pytest.raises(jaxlstm.JaxLSTMError):
+        jaxlstm.load_keras(path)

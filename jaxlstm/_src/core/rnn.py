@@ -160,7 +160,9 @@ def scan(
         )
         if return_sequences:
             ys = jnp.swapaxes(ys, 0, 1)
-    final = cell.state_type(*(s.reshape(*batch_shape, n) for s, n in zip(state, sizes, strict=True)))
+    final = cell.state_type(
+        *(s.reshape(*batch_shape, n) for s, n in zip(state, sizes, strict=True))
+    )
     if not return_sequences:
         return ys.reshape(*batch_shape, units), final
     ys = ys.reshape(*batch_shape, ys.shape[1], units)

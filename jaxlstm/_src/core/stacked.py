@@ -19,13 +19,12 @@ from collections import namedtuple
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jaxlstm._src.core import rnn
 from jaxlstm._src.errors import ShapeError, UnsupportedOptionError
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _flat_state_type(fields: tuple[str, ...]):
     return namedtuple("StackedFlatState", fields)
 
@@ -152,7 +151,9 @@ def stacked_scan(
                 "one state per cell, cell 0 first (each [h] or [h, c]), as Keras nests them."
             )
         flat = cell.state_type(
-            *cell.join([tuple(rnn.as_state(c, s)) for c, s in zip(cell.cells, initial_state)])
+            *cell.join(
+                [tuple(rnn.as_state(c, s)) for c, s in zip(cell.cells, initial_state, strict=True)]
+            )
         )
     ys, final = rnn.scan(
         cell,
@@ -170,5 +171,5 @@ def stacked_scan(
         remat_chunk=remat_chunk,
         impl="scan",
     )
-    states = [c.state_type(*s) for c, s in zip(cell.cells, cell.split(tuple(final)))]
+    states = [c.state_type(*s) for c, s in zip(cell.cells, cell.split(tuple(final)), strict=True)]
     return ys, states
