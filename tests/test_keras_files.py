@@ -15,7 +15,13 @@ from helpers import assert_matches_keras, recorded
 import jaxlstm
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CASES = sorted([*FIXTURES.glob("keras1/*.h5"), *FIXTURES.glob("keras2/*.h5")])
+# stacked_cells.h5: checked by tests/test_stacked.py (load_keras_layer does not load stacked
+# cells yet).
+CASES = sorted(
+    p
+    for p in [*FIXTURES.glob("keras1/*.h5"), *FIXTURES.glob("keras2/*.h5")]
+    if p.stem != "stacked_cells"
+)
 
 
 def run_fixture(path: Path):

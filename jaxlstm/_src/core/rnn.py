@@ -103,11 +103,11 @@ def scan(
     x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape = check_and_flatten(
         cell, params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask
     )
-    units = params.recurrent_kernel.shape[0]
-    carry_dtype = jnp.float32 if compute_dtype is not None else jnp.result_type(x, params.kernel)
+    units, sizes = output_units(cell, params), state_units(cell, params)
+    kernel = first_kernel(cell, params)
+    carry_dtype = jnp.float32 if compute_dtype is not None else jnp.result_type(x, kernel)
     if initial_state is None:
-        zeros = jnp.zeros((x.shape[0], units), carry_dtype)
-        initial_state = tuple(zeros for _ in cell.state_type._fields)
+        initial_state = tuple(jnp.zeros((x.shape[0], n), carry_dtype) for n in sizes)
     else:
         initial_state = tuple(s.astype(carry_dtype) for s in initial_state)
 
@@ -120,7 +120,7 @@ def scan(
     chosen = choose_impl(
         cell,
         impl,
-        dtypes=(x.dtype, params.kernel.dtype, params.recurrent_kernel.dtype),
+        dtypes=(x.dtype, kernel.dtype, getattr(params, "recurrent_kernel", kernel).dtype),
         masked=mask is not None,
         go_backwards=go_backwards,
         recurrent_dropout=recurrent_dropout_mask is not None,
@@ -160,15 +160,38 @@ def scan(
         )
         if return_sequences:
             ys = jnp.swapaxes(ys, 0, 1)
-    final = cell.state_type(*(s.reshape(*batch_shape, units) for s in state))
+    final = cell.state_type(
+        *(s.reshape(*batch_shape, n) for s, n in zip(state, sizes, strict=True))
+    )
     if not return_sequences:
         return ys.reshape(*batch_shape, units), final
     ys = ys.reshape(*batch_shape, ys.shape[1], units)
     return (jnp.moveaxis(ys, -2, 0) if time_major else ys), final
 
 
+def output_units(cell, params) -> int:
+    """The width of the cell's output ``h`` (a stacked cell's: its last cell's)."""
+    if hasattr(cell, "output_units"):
+        return cell.output_units(params)
+    return params.recurrent_kernel.shape[0]
+
+
+def state_units(cell, params) -> tuple[int, ...]:
+    """The width of each array of the cell's state, in its state NamedTuple's order."""
+    if hasattr(cell, "state_units"):
+        return cell.state_units(params)
+    return (params.recurrent_kernel.shape[0],) * len(cell.state_type._fields)
+
+
+def first_kernel(cell, params):
+    """The kernel applied to the inputs (a stacked cell's: its first cell's)."""
+    return cell.first_kernel(params) if hasattr(cell, "first_kernel") else params.kernel
+
+
 def check_params(cell, params):
     """Raise :class:`ShapeError` unless ``params`` has the shapes Keras gives ``cell``."""
+    if hasattr(cell, "check_params"):
+        return cell.check_params(params)
     g, units = cell.gates, params.recurrent_kernel.shape[0]
     if params.kernel.ndim != 2 or params.kernel.shape[1] != g * units:
         raise ShapeError(
@@ -210,7 +233,8 @@ def as_state(cell, state):
 def check_and_flatten(cell, params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask):
     """Validate shapes and fold all batch axes into one, so the scan sees (B, T, F)."""
     check_params(cell, params)
-    in_features, units = params.kernel.shape[0], params.recurrent_kernel.shape[0]
+    in_features, sizes = first_kernel(cell, params).shape[0], state_units(cell, params)
+    units = output_units(cell, params)
     if x.ndim < 2 or x.shape[-1] != in_features:
         raise ShapeError(
             f"inputs have shape {tuple(x.shape)}; expected (*batch, time, {in_features}) "
@@ -240,8 +264,8 @@ def check_and_flatten(cell, params, x, mask, initial_state, dropout_mask, recurr
         initial_state = as_state(cell, initial_state)
         initial_state = cell.state_type(
             *(
-                flat(s, (units,), f"initial_state.{name}", "(*batch, units)")
-                for name, s in zip(initial_state._fields, initial_state, strict=True)
+                flat(s, (n,), f"initial_state.{name}", f"(*batch, {n})")
+                for name, s, n in zip(initial_state._fields, initial_state, sizes, strict=True)
             )
         )
     if dropout_mask is not None:

@@ -50,6 +50,7 @@ from jaxlstm._src.readers.records import (
 _WHY = {
     "Lambda": "a Lambda layer holds Python code (bytecode) and jaxlstm never executes code "
     "from a file",
+    "StackedRNNCells": "stacked recurrent cells, which jaxlstm does not load from files yet",
 }
 
 
@@ -596,7 +597,30 @@ def _described(class_name: str, config: dict) -> str:
     if isinstance(inner, dict) and isinstance(inner.get("class_name"), str):
         inner_config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
         return f"{class_name}({_described(inner['class_name'], inner_config)})"
+    cells = _stacked_cells(class_name, config)
+    if cells is not None:
+        return f"{class_name}(StackedRNNCells([{', '.join(cells)}]))"
     return class_name
+
+
+def _stacked_cells(class_name: str, config: dict) -> list[str] | None:
+    """The cell classes of an ``RNN`` over stacked cells (Keras turns ``RNN([cell, cell])`` into
+    ``RNN(StackedRNNCells([...]))`` in its config), else ``None``."""
+    cell = config.get("cell") if class_name == "RNN" else None
+    if not isinstance(cell, dict) or cell.get("class_name") != "StackedRNNCells":
+        return None
+    cells = cell.get("config", {}).get("cells") if isinstance(cell.get("config"), dict) else None
+    cells = cells if isinstance(cells, list) else []
+    return [str(c.get("class_name")) if isinstance(c, dict) else "?" for c in cells]
+
+
+def _leaf(class_name: str, config: dict) -> tuple[str, dict]:
+    """The innermost wrapped layer's class and config (the layer itself if it wraps none)."""
+    inner = config.get("layer")
+    if isinstance(inner, dict) and isinstance(inner.get("class_name"), str):
+        inner_config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
+        return _leaf(inner["class_name"], inner_config)
+    return class_name, config
 
 
 def _innermost(config: dict) -> str | None:
@@ -682,7 +706,11 @@ def _build_layer(
     if builder is None:
         shown = _described(class_name, config)
         inner = _innermost(config) or (class_name if wrapper else None)
-        why = _WHY.get(inner or class_name, "a layer class jaxlstm does not implement")
+        stacked = _stacked_cells(*_leaf(class_name, config)) is not None
+        why = _WHY.get(
+            "StackedRNNCells" if stacked else inner or class_name,
+            "a layer class jaxlstm does not implement",
+        )
         if inner is not None:  # name the unsupported class itself, not its wrapper
             shown = f"{wrapper}({shown})" if wrapper else shown
             why = (
