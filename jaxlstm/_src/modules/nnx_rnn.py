@@ -35,21 +35,42 @@ class _KerasRNN(nnx.Module):
     keys in training mode, outputs in a 16-bit ``param_dtype``."""
 
     state_fields = ("h",)
+    # per cell: its params pytree, its layer call (core/layer.py) and the options it takes
+    _params_type: Any
+    _layer: Any
+    _options: tuple[str, ...]
 
-    def _call(self, layer, names, x, mask, initial_state, deterministic, **per_call):
-        out = layer(
+    @property
+    def params(self) -> Any:
+        """The weights as the cell's plain params pytree (:class:`GRUParams` or
+        :class:`SimpleRNNParams`), for the functional core."""
+        bias = None if self.bias is None else self.bias[...]
+        return self._params_type(self.kernel[...], self.recurrent_kernel[...], bias)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
+    ) -> Any:
+        out = self._layer(
             self.params,
             x,
             mask=mask,
             initial_state=initial_state,
             dropout_key=dropout_key(self, deterministic),
-            **layer_options(self, names, **per_call),
+            **layer_options(
+                self,
+                self._options,
+                return_state=return_state,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
         )
         return in_param_dtype(out, self.kernel.dtype)
-
-    def _weights(self):
-        bias = None if self.bias is None else self.bias[...]
-        return self.kernel[...], self.recurrent_kernel[...], bias
 
 
 class GRU(_KerasRNN):
@@ -91,6 +112,8 @@ class GRU(_KerasRNN):
       (2, 5, 8)
     """
 
+    _params_type, _layer, _options = GRUParams, staticmethod(gru_layer), GRU_OPTIONS
+
     def __init__(
         self,
         in_features: int,
@@ -130,32 +153,6 @@ class GRU(_KerasRNN):
             rngs=rngs,
         )  # fmt: skip
 
-    @property
-    def params(self) -> GRUParams:
-        """The weights as a plain :class:`GRUParams` pytree (for the functional core)."""
-        return GRUParams(*self._weights())
-
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        return self._call(
-            gru_layer,
-            GRU_OPTIONS,
-            x,
-            mask,
-            initial_state,
-            deterministic,
-            return_state=return_state,
-            zero_output_for_mask=zero_output_for_mask,
-        )
-
 
 class SimpleRNN(_KerasRNN):
     """``keras.layers.SimpleRNN`` as a Flax NNX module.
@@ -182,6 +179,9 @@ class SimpleRNN(_KerasRNN):
       >>> rnn(jnp.ones((2, 5, 3))).shape
       (2, 4)
     """
+
+    _params_type, _layer = SimpleRNNParams, staticmethod(simple_rnn_layer)
+    _options = SIMPLE_RNN_OPTIONS
 
     def __init__(
         self,
@@ -217,29 +217,3 @@ class SimpleRNN(_KerasRNN):
             kernel_init=kernel_init, recurrent_init=recurrent_init, deterministic=deterministic,
             rngs=rngs,
         )  # fmt: skip
-
-    @property
-    def params(self) -> SimpleRNNParams:
-        """The weights as a plain :class:`SimpleRNNParams` pytree (for the functional core)."""
-        return SimpleRNNParams(*self._weights())
-
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        return self._call(
-            simple_rnn_layer,
-            SIMPLE_RNN_OPTIONS,
-            x,
-            mask,
-            initial_state,
-            deterministic,
-            return_state=return_state,
-            zero_output_for_mask=zero_output_for_mask,
-        )
