@@ -239,7 +239,7 @@ def test_stateful_with_fed_initial_state_follows_keras3(fmt, tmp_path):
     ],
 )
 def test_which_keras_carries_the_state_over_a_fed_one(version, carried):
-    from jaxlstm._src.models.graph import carried_state_wins
+    from jaxlstm._src.vocabulary import carried_state_wins
 
     assert carried_state_wins(version) is carried
 

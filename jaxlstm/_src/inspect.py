@@ -125,7 +125,7 @@ def _input_specs(config: dict, batch: int, length: int) -> list:
     """Example inputs (as ShapeDtypeStructs) from a model config's input shapes, in the order
     the model takes them (a Functional model's ``input_layers``, not its layer list), with
     ``batch`` for an unknown batch size and ``length`` for any other unknown dimension."""
-    from jaxlstm._src.readers.records import layer_list
+    from jaxlstm._src.vocabulary import layer_list
 
     specs, by_name = [], {}
     for entry in layer_list(config):

@@ -21,11 +21,8 @@ from jaxlstm._src.errors import (
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional, DropoutStreams, needs_dropout_rng
 from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
-from jaxlstm._src.readers.records import (
-    default_recurrent_activation,
-    default_reset_after,
-    resolve_activation,
-)
+from jaxlstm._src.readers.records import resolve_activation
+from jaxlstm._src.vocabulary import default_recurrent_activation, default_reset_after
 
 # Config keys that become LSTM module options, under their Keras 2/3 names.
 _OPTIONS = (

@@ -95,7 +95,7 @@ def _check_input_shapes(model: KerasModel) -> None:
     """Keras rebuilds a model from its InputLayers' shapes; a tensor that
     ``load_keras(inputs=...)`` fed has one only where the file recorded it (Keras 3's
     ``build_config`` of the layer reading it)."""
-    from jaxlstm._src.readers.records import layer_list
+    from jaxlstm._src.vocabulary import layer_list
 
     for entry in layer_list(model.config):
         cfg = entry.get("config", {}) if isinstance(entry, dict) else {}

@@ -22,7 +22,7 @@ from jaxlstm._src.core.gru import GRUParams
 from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.core.simple_rnn import SimpleRNNParams
 from jaxlstm._src.errors import KerasFileError
-from jaxlstm._src.readers.records import RECURRENT_CLASSES, RecurrentClass
+from jaxlstm._src.vocabulary import RECURRENT_CLASSES, RecurrentClass
 
 LSTM_KIND = RECURRENT_CLASSES["LSTM"]
 

@@ -6,8 +6,9 @@ with its default arguments. Two names exist for ``hard_sigmoid`` because Keras c
 * ``"hard_sigmoid"`` is Keras 3's ``relu6(x + 3) / 6`` (slope 1/6);
 * ``"hard_sigmoid_keras2"`` is Keras 1/2 and tf.keras ``clip(0.2 * x + 0.5, 0, 1)`` (slope 0.2).
 
-A file's ``"hard_sigmoid"`` is resolved with :func:`resolve_activation_name` from the Keras version
-that wrote it, so the same file gives the numbers Keras gave when it was trained.
+A file's ``"hard_sigmoid"`` is resolved from the Keras version that wrote it
+(:func:`jaxlstm._src.vocabulary.resolve_activation_name`), so the same file gives the numbers
+Keras gave when it was trained.
 
 Activations with parameters (:data:`PARAMETERS`: ``relu`` with ``max_value``, ``negative_slope``
 and ``threshold``, ``leaky_relu``'s slope, ``elu(alpha)``, ``gelu(approximate)``,
@@ -309,26 +310,3 @@ def layer_activation(class_name: str, config: dict, where: str) -> KerasActivati
         raise KerasFileError(
             f"{where}: {err} The file is damaged or was not written by Keras."
         ) from None
-
-
-def resolve_activation_name(name: str, keras_version: str) -> str:
-    """Map an activation name as stored by a Keras version to its name here.
-
-    Only ``hard_sigmoid`` changed meaning: Keras 1.x and 2.x (and tf.keras) files mean
-    ``clip(0.2x + 0.5, 0, 1)``, Keras 3 files mean ``relu6(x + 3) / 6``.
-
-    >>> resolve_activation_name("hard_sigmoid", "2.4.0")
-    'hard_sigmoid_keras2'
-    >>> resolve_activation_name("hard_sigmoid", "3.5.0")
-    'hard_sigmoid'
-    """
-    key = name.lower()
-    if key == "hard_sigmoid" and keras_major(keras_version) < 3:
-        return "hard_sigmoid_keras2"
-    return key
-
-
-def keras_major(keras_version: str) -> int:
-    """The major version from a Keras version string (``"2.2.4-tf"`` -> 2; ``""`` -> 1)."""
-    head = keras_version.strip().split(".")[0] if keras_version else "1"
-    return int(head) if head.isdigit() else 1

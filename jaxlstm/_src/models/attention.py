@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxlstm._src.core import attention as A
-from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
 from jaxlstm._src.models.layers import BuildContext, Stochastic, _param, _trainable
+from jaxlstm._src.vocabulary import keras_major
 
 
 def _is_array(x) -> bool:

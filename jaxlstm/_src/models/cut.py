@@ -19,10 +19,9 @@ from collections import defaultdict
 
 import jax
 
-from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.errors import JaxLSTMError, KerasFileError, LayerNotFoundError
 from jaxlstm._src.models.graph import Node, Ref, _io_refs, _is_int, _is_ref, entry_nodes
-from jaxlstm._src.readers.records import layer_list
+from jaxlstm._src.vocabulary import keras_major, layer_list
 
 __all__ = ["cut_config", "entry_name", "output_feeds", "refusal_hint"]
 

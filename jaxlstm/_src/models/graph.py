@@ -7,7 +7,6 @@ import functools
 import heapq
 import json
 import os
-import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.core.gru import GRUState
 from jaxlstm._src.core.lstm import LSTMState
 from jaxlstm._src.core.simple_rnn import SimpleRNNState
@@ -40,10 +38,12 @@ from jaxlstm._src.models.layers import (
 )
 from jaxlstm._src.modules.nnx import DropoutStreams
 from jaxlstm._src.readers import KerasFile, read_keras_file
-from jaxlstm._src.readers.records import (
+from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
     RNN_CALL_CLASSES,
+    carried_state_wins,
     foreign_origin,
+    keras_major,
     layer_list,
 )
 
@@ -188,21 +188,6 @@ def _refuse_constants(name: str, constants, where: str) -> None:
         "(constants: null): jaxlstm's recurrent layers take no constants, and ignoring them "
         "would compute different numbers than Keras. Rebuild the model without constants."
     )
-
-
-def carried_state_wins(keras_version: str) -> bool:
-    """Which state a ``stateful`` RNN called with an ``initial_state`` starts from, in the Keras
-    that wrote the file. tf.keras (``tf_keras/src/layers/rnn/base_rnn.py``, ``_process_inputs``)
-    takes its carried state as soon as any of it is non-zero (so the fed state starts the first
-    call after ``reset_states`` only); Keras 3 (``keras/src/layers/rnn/rnn.py``, ``call``) and
-    standalone Keras 2 before tf.keras (``if initial_state is not None: pass``) take the fed
-    state on every call. tf.keras writes ``2.x.y-tf`` or, from 2.4 on, ``2.x.y``."""
-    if keras_major(keras_version) >= 3:
-        return False
-    if "-tf" in keras_version:
-        return True
-    nums = tuple(int(n) for n in re.findall(r"\d+", keras_version)[:2])
-    return nums >= (2, 4)
 
 
 _STATE_TYPES = {"LSTM": LSTMState, "GRU": GRUState, "SimpleRNN": SimpleRNNState}

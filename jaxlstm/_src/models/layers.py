@@ -21,10 +21,11 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from jaxlstm._src.core.activations import get_activation, keras_major, layer_activation
+from jaxlstm._src.core.activations import get_activation, layer_activation
 from jaxlstm._src.errors import KerasFileError, ShapeError, UnsupportedOptionError
 from jaxlstm._src.modules.nnx import DropoutStreams, host_array, host_param
 from jaxlstm._src.readers.records import resolve_activation
+from jaxlstm._src.vocabulary import keras_major
 
 _REQUIRED = object()
 

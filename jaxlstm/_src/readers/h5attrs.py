@@ -13,8 +13,9 @@ import numpy as np
 from jaxlstm._src.errors import KerasFileError, UnsafeFileError
 from jaxlstm._src.readers import limits
 from jaxlstm._src.readers.limits import Budget
-from jaxlstm._src.readers.records import RECURRENT_CLASSES, LayerRecord
+from jaxlstm._src.readers.records import LayerRecord
 from jaxlstm._src.readers.translate import parse_errors
+from jaxlstm._src.vocabulary import RECURRENT_CLASSES
 
 # HDF5 filters built into the library (and h5py's lzf). Any other filter id makes HDF5 look for a
 # plugin (a shared library) to load when the dataset is read: refused before reading.

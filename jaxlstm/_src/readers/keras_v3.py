@@ -37,17 +37,16 @@ from jaxlstm._src.readers.h5attrs import (
 from jaxlstm._src.readers.legacy_h5 import looks_like_rnn, weights_only_record
 from jaxlstm._src.readers.limits import Budget, human
 from jaxlstm._src.readers.records import (
-    MODEL_CLASSES,
     KerasFile,
     LayerRecord,
     Select,
-    clean_version,
     compile_settings,
     record_from_config,
     validate_model_config,
     walk_model_config,
 )
 from jaxlstm._src.readers.translate import parse_errors
+from jaxlstm._src.vocabulary import MODEL_CLASSES, clean_version
 
 # What zipfile raises on damaged archives and members.
 ZIP_ERRORS = (

@@ -30,19 +30,22 @@ from jaxlstm._src.readers.h5attrs import (
 )
 from jaxlstm._src.readers.limits import Budget
 from jaxlstm._src.readers.records import (
-    MODEL_CLASSES,
-    RECURRENT_CLASSES,
     KerasFile,
     LayerRecord,
     Select,
     attach_weights,
-    clean_version,
     compile_settings,
     record_from_config,
-    split_directions,
-    strip_suffix,
     validate_model_config,
     walk_model_config,
+)
+from jaxlstm._src.vocabulary import (
+    MODEL_CLASSES,
+    RECURRENT_CLASSES,
+    clean_version,
+    keras_major,
+    split_directions,
+    strip_suffix,
 )
 
 
@@ -74,9 +77,8 @@ def read_legacy_h5(
             f"{path}: 'layer_names' lists layer(s) {duplicates} more than once; Keras requires "
             "unique layer names, so the file is damaged or crafted."
         )
-    major = version.split(".")[0] or "1"
     kind = "model (model.save)" if full else "weights (save_weights)"
-    kf = KerasFile(path, f"Keras {major} HDF5 {kind}", version)
+    kf = KerasFile(path, f"Keras {keras_major(version)} HDF5 {kind}", version)
 
     def datasets(layer_name: str) -> list[tuple[str, object]]:
         """A layer's arrays, as (name, h5py object) not yet read."""

@@ -2,13 +2,13 @@
 
 Readers know file formats (where arrays and configs live); they do not interpret weights.
 Converters (``jaxlstm._src.converters``) turn a record's arrays into a cell's params
-(``LSTMParams``, ``GRUParams``, ``SimpleRNNParams``). :data:`RECURRENT_CLASSES` is the one table
-of which Keras classes are recurrent layers.
+(``LSTMParams``, ``GRUParams``, ``SimpleRNNParams``). What Keras's class names, versions and
+config entries mean is in :mod:`jaxlstm._src.vocabulary`; this module holds what a file yields
+(:class:`LayerRecord`, :class:`KerasFile`) and the walks of a model config that produce it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,79 +17,22 @@ import numpy as np
 from jaxlstm._src.core.activations import (
     ACTIVATION_LAYERS,
     layer_activation,
-    resolve_activation_name,
 )
 from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
 from jaxlstm._src.readers import limits
-
-
-@dataclass(frozen=True)
-class RecurrentClass:
-    """What a Keras recurrent layer class is to jaxlstm: the one place that says which classes
-    are RNNs (readers, loaders, the model graph, inspect and the writers all ask it).
-
-    Attributes:
-      family: the jaxlstm module it becomes: ``"LSTM"``, ``"GRU"`` or ``"SimpleRNN"``.
-      gates: column blocks in its kernels (4, 3, 1).
-      cudnn: a CuDNN layout (``CuDNNLSTM``/``CuDNNGRU``): bias ``2 * gates * u``, each gate's
-        kernel block stored transposed, activations fixed to tanh and sigmoid (and
-        ``reset_after=True`` semantics for the GRU).
-      gate_order: the gates' names in Keras's packing order.
-    """
-
-    family: str
-    gates: int
-    cudnn: bool = False
-
-    @property
-    def gate_order(self) -> tuple[str, ...]:
-        return {"LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h"), "SimpleRNN": ("h",)}[
-            self.family
-        ]
-
-
-_LSTM, _GRU, _SIMPLE = (
-    RecurrentClass("LSTM", 4),
-    RecurrentClass("GRU", 3),
-    RecurrentClass("SimpleRNN", 1),
+from jaxlstm._src.vocabulary import (
+    MODEL_CLASSES,
+    NESTED_KEYS,
+    RECURRENT_CLASSES,
+    RecurrentClass,
+    builtin_function_name,
+    foreign_origin,
+    layer_list,
+    resolve_activation_name,
+    rnn_config,
+    snake_case,
+    split_directions,
 )
-# Layer classes that hold recurrent weights, by the class_name Keras writes into configs
-# (tf.keras's v1/v2 names included).
-RECURRENT_CLASSES = {
-    "LSTM": _LSTM,
-    "UnifiedLSTM": _LSTM,
-    "LSTMV1": _LSTM,
-    "CuDNNLSTM": RecurrentClass("LSTM", 4, cudnn=True),
-    "GRU": _GRU,
-    "UnifiedGRU": _GRU,
-    "GRUV1": _GRU,
-    "CuDNNGRU": RecurrentClass("GRU", 3, cudnn=True),
-    "SimpleRNN": _SIMPLE,
-}
-# Cells of Keras's generic ``RNN(cell=...)`` layer, and the layer class each one makes.
-RECURRENT_CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
-LSTM_CLASSES = tuple(k for k, v in RECURRENT_CLASSES.items() if v.family == "LSTM")
-# Classes whose calls take ``initial_state`` tensors after their input (Keras 1/2 graphs).
-RNN_CALL_CLASSES = (*RECURRENT_CLASSES, "Bidirectional", "RNN")
-
-
-def keras_version_tuple(keras_version: str) -> tuple[int, ...]:
-    """``"2.2.4-tf"`` -> ``(2, 2, 4)``; Keras 1 files that wrote no version -> ``(1,)``."""
-    return tuple(int(n) for n in re.findall(r"\d+", keras_version)[:3]) or (1,)
-
-
-def default_recurrent_activation(keras_version: str) -> str:
-    """``hard_sigmoid`` (Keras 1/2 definition) before Keras 2.3.0, ``sigmoid`` since: the
-    default of every gated cell (LSTM, GRU) of the version that wrote a file."""
-    return "hard_sigmoid_keras2" if keras_version_tuple(keras_version) < (2, 3, 0) else "sigmoid"
-
-
-def default_reset_after(keras_version: str) -> bool:
-    """A GRU's ``reset_after`` when its config does not say: ``False`` for Keras 1 (which has
-    no such option and resets before the matmul) and standalone Keras 2.0-2.2, ``True`` for
-    tf.keras (``2.x.y-tf``; from 2.4 on plain ``2.x.y``) and Keras 2.3+ / 3. (Every Keras that
-    has the option writes it into configs; weights-only files are decided by the bias shape.)"""
-    return "-tf" in keras_version or keras_version_tuple(keras_version) >= (2, 3, 0)
 
 
 @dataclass
@@ -98,8 +41,8 @@ class LayerRecord:
 
     Attributes:
       name: the name to ask for it by (the layer's Keras name; ``outer/inner`` in nested models).
-      class_name: a key of :data:`RECURRENT_CLASSES` (``"LSTM"``, ``"CuDNNGRU"``, ...;
-        ``RNN(GRUCell)`` is ``"GRU"``) or ``"Bidirectional"``.
+      class_name: a key of :data:`~jaxlstm._src.vocabulary.RECURRENT_CLASSES` (``"LSTM"``,
+        ``"CuDNNGRU"``, ...; ``RNN(GRUCell)`` is ``"GRU"``) or ``"Bidirectional"``.
       config: the layer's own Keras config (empty for weights-only files).
       weights: ``[(array name, array)]`` in file order; for Bidirectional, see ``forward``.
       keras_version: the version that wrote the file (``"1"`` when Keras 1 wrote none).
@@ -174,68 +117,6 @@ def compile_settings(raw, what: str, path: str) -> dict | None:
     return settings if any(v is not None for v in settings.values()) else None
 
 
-_VERSION = re.compile(r"[0-9A-Za-z.+\-_ ]{0,64}")
-
-
-def clean_version(value, path: str) -> str:
-    """A ``keras_version`` as written by Keras (``"2.4.0"``, ``"2.2.4-tf"``, ``"3.5.0"``), or a
-    KerasFileError: it is parsed for numbers, so nothing long or exotic gets through."""
-    version = str(value)
-    if not _VERSION.fullmatch(version):
-        raise KerasFileError(
-            f"{path}: keras_version {version!r:.80} is not a Keras version number; the file is "
-            "damaged."
-        )
-    return version
-
-
-def strip_suffix(name: str) -> str:
-    """``'lstm_1/kernel:0'`` -> ``'lstm_1/kernel'``."""
-    return re.sub(r":\d+$", "", name)
-
-
-def snake_case(name: str) -> str:
-    """Keras's ``naming.to_snake_case``: ``TimeDistributed`` -> ``time_distributed``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def split_directions(weights, what: str):
-    """Split a Bidirectional layer's arrays into (forward, backward) by their names
-    (``forward_*`` / ``backward_*`` path components), else in half as Keras saves them."""
-    fw = [w for w in weights if _has_component(w[0], "forward")]
-    bw = [w for w in weights if _has_component(w[0], "backward")]
-    if fw and bw and len(fw) + len(bw) == len(weights):
-        return fw, bw
-    half = len(weights) // 2
-    return weights[:half], weights[half:]
-
-
-def _has_component(name: str, prefix: str) -> bool:
-    return any(part.startswith(prefix) for part in re.split(r"[/]", strip_suffix(name)))
-
-
-def rnn_config(class_name: str, config: dict) -> tuple[str, dict] | None:
-    """If a layer is a recurrent layer jaxlstm loads (:data:`RECURRENT_CLASSES`), return
-    ``(class_name, its options)``, else ``None``.
-
-    Understands ``RNN(cell=LSTMCell(...))`` (``GRUCell``, ``SimpleRNNCell``) too, whose options
-    are split between the RNN layer and its cell: it becomes ``("LSTM", merged options)``.
-    """
-    if class_name in RECURRENT_CLASSES:
-        return class_name, config
-    cell = config.get("cell") if class_name == "RNN" else None
-    if isinstance(cell, dict) and cell.get("class_name") in RECURRENT_CELLS:
-        merged = {k: v for k, v in config.items() if k != "cell"}
-        merged.update(cell.get("config", {}))
-        merged["name"] = config.get("name", merged.get("name"))
-        return RECURRENT_CELLS[cell["class_name"]], merged
-    return None
-
-
-MODEL_CLASSES = ("Sequential", "Model", "Functional")
-
 # ``select(config, keras_version)``: the model's own layers whose arrays a reader reads (None:
 # all of them); see ``read_keras_file``.
 Select = Callable[[dict, str], "set[str] | None"]
@@ -251,7 +132,7 @@ class ConfigLayer:
       v3_path: where Keras 3 keeps this layer's variables in a ``.weights.h5``
         (``layers/lstm_1``, ``layers/sequential/layers/lstm``, ...), by Keras 3's own naming
         scheme (class name in snake case, numbered per container).
-      custom: see :func:`foreign_origin`.
+      custom: see :func:`~jaxlstm._src.vocabulary.foreign_origin`.
     """
 
     names: tuple[str, ...]
@@ -259,24 +140,6 @@ class ConfigLayer:
     config: dict
     v3_path: str
     custom: str | None = None
-
-
-# Top-level packages whose classes Keras configs name for Keras's own layers.
-KERAS_PACKAGES = ("keras", "tf_keras")
-
-
-def builtin_function_name(value) -> str | None:
-    """The name of a Keras built-in function (an activation) as a config stores it: a plain
-    string, or Keras 3's ``{"class_name": "function", "config": name, "module": "keras...."}``.
-    ``None`` for anything else, including a function dict naming a module outside Keras (a
-    user's ``mymodule.tanh`` is not Keras's ``tanh``, whatever its name)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and value.get("class_name") == "function":
-        module, name = value.get("module"), value.get("config")
-        if module is None or (isinstance(module, str) and module.split(".")[0] in KERAS_PACKAGES):
-            return name if isinstance(name, str) else None
-    return None
 
 
 def resolve_activation(value, keras_version: str, where: str):
@@ -312,46 +175,6 @@ def resolve_activation(value, keras_version: str, where: str):
     if class_name in ACTIVATION_LAYERS and isinstance(config, dict):
         return layer_activation(class_name, config, where)
     return None
-
-
-def foreign_origin(entry) -> str | None:
-    """If a layer entry (or a layer it wraps) says its class is not Keras's own, what it names
-    instead (``module 'os'``, ``registered name 'MyPackage>LSTM'``), else ``None``.
-
-    Keras 3 writes ``module: "keras.layers"`` and ``registered_name: null`` (or the class name)
-    for its own layers; custom classes carry their module and registration. jaxlstm never imports
-    either: a layer claiming to come from elsewhere is refused, even with a familiar class name."""
-    if not isinstance(entry, dict):
-        return None
-    module, registered = entry.get("module"), entry.get("registered_name")
-    if module is not None and (
-        not isinstance(module, str) or module.split(".")[0] not in KERAS_PACKAGES
-    ):
-        return f"module {module!r:.80}"
-    if registered is not None and registered != entry.get("class_name"):
-        return f"registered name {registered!r:.80}"
-    config = entry.get("config")
-    if isinstance(config, dict):
-        for key in _NESTED_KEYS:
-            found = foreign_origin(config.get(key))
-            if found:
-                return found
-    return None
-
-
-def layer_list(model_config: dict | list) -> list[dict]:
-    """The layer dicts of a Sequential/Functional config (Keras 1 Sequential is a bare list)."""
-    cfg = (
-        model_config.get("config", model_config) if isinstance(model_config, dict) else model_config
-    )
-    if isinstance(cfg, list):
-        return cfg
-    layers = cfg.get("layers", []) if isinstance(cfg, dict) else []
-    return layers if isinstance(layers, list) else []
-
-
-# Keys under which Keras nests one layer's config inside another's (wrappers, RNN cells).
-_NESTED_KEYS = ("layer", "backward_layer", "forward_layer", "cell")
 
 
 def validate_model_config(model_config, path: str) -> None:
@@ -425,7 +248,7 @@ def _validate_entry(entry, where: str, label: str, depth: int) -> str:
     own = config if isinstance(config, dict) else {}
     name = str(own.get("name", entry.get("name", "")))  # as walk_model_config names it
     if isinstance(config, dict):
-        for key in _NESTED_KEYS:
+        for key in NESTED_KEYS:
             if isinstance(config.get(key), dict):
                 _validate_entry(config[key], f"{where}: layer {name!r}", key, depth + 1)
     return name
@@ -450,8 +273,9 @@ def walk_model_config(model_config: dict, names=(), v3_path="") -> list[ConfigLa
 
 
 def record_from_config(class_name, config, name, version, path, wrapper=None):
-    """A weightless LayerRecord for a recurrent layer (:func:`rnn_config`), or one in
-    Bidirectional / TimeDistributed, else None."""
+    """A weightless LayerRecord for a recurrent layer
+    (:func:`~jaxlstm._src.vocabulary.rnn_config`), or one in Bidirectional / TimeDistributed,
+    else None."""
     hit = rnn_config(class_name, config)
     if hit is not None:
         return LayerRecord(name, hit[0], hit[1], [], version, path, wrapper)

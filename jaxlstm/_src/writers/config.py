@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import copy
 
-from jaxlstm._src.core.activations import keras_major
 from jaxlstm._src.errors import UnsupportedOptionError
 from jaxlstm._src.load import _KERAS1_NAMES
-from jaxlstm._src.models.graph import carried_state_wins
-from jaxlstm._src.readers.records import (
+from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
     RECURRENT_CLASSES,
     RNN_CALL_CLASSES,
+    carried_state_wins,
+    keras_major,
     layer_list,
 )
 

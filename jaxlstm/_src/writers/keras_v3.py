@@ -17,7 +17,8 @@ import zipfile
 import h5py
 import numpy as np
 
-from jaxlstm._src.readers.records import MODEL_CLASSES, RECURRENT_CLASSES, walk_model_config
+from jaxlstm._src.readers.records import walk_model_config
+from jaxlstm._src.vocabulary import MODEL_CLASSES, RECURRENT_CLASSES, keras_major
 
 KERAS3_VERSION = "3.0.0"  # the oldest Keras 3 that reads the archives written here
 WEIGHTS_MEMBER = "model.weights.h5"  # saving_lib._VARS_FNAME_H5
@@ -75,7 +76,7 @@ def write_archive(model, config: dict, keras_version: str, target: str, scratch:
     is first written to (h5py needs a seekable file; a zip member being written is not one), then
     streamed into the archive; the caller removes it."""
     metadata = {
-        "keras_version": keras_version if keras_version.startswith("3") else KERAS3_VERSION,
+        "keras_version": keras_version if keras_major(keras_version) >= 3 else KERAS3_VERSION,
         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
         "saved_by": "jaxlstm",
     }

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from jaxlstm._src.errors import UnsupportedOptionError
-from jaxlstm._src.readers.records import MODEL_CLASSES, layer_list
+from jaxlstm._src.vocabulary import MODEL_CLASSES, keras_major, layer_list
 from jaxlstm._src.writers.keras_v3 import KERAS3_VERSION
 
 # legacy_h5_format.HDF5_OBJECT_HEADER_LIMIT: an attribute longer than this is split, as Keras
@@ -75,7 +75,7 @@ def _weights(model, entry: dict, names: tuple, trainable: bool) -> list[tuple[st
 def write_legacy_h5(model, config: dict, keras_version: str, target: str) -> None:
     """Write the legacy HDF5 model for ``config`` (a Keras 3 config) to the path ``target``,
     from the model's current weights, one array at a time."""
-    version = keras_version if keras_version.startswith("3") else KERAS3_VERSION
+    version = keras_version if keras_major(keras_version) >= 3 else KERAS3_VERSION
     with h5py.File(target, "w") as f:
         f.attrs["keras_version"] = version
         f.attrs["backend"] = "jax"

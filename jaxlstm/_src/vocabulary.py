@@ -1,0 +1,268 @@
+"""Keras's vocabulary, in one place: what the names, numbers and layouts in a Keras file mean.
+
+* **Versions**: :func:`keras_version_tuple` is the one parser of a ``keras_version`` string;
+  what differs between the Keras versions that write files (``hard_sigmoid``, GRU
+  ``reset_after``, which state a stateful RNN streams from) is decided here from it.
+* **Classes**: :data:`RECURRENT_CLASSES` is the one table of which Keras classes are recurrent
+  layers (and the cell family, gate order and layout each one has); :data:`RECURRENT_CELLS`
+  the cells of Keras's generic ``RNN(cell)``; :data:`MODEL_CLASSES` the containers.
+* **Config entries**: how a layer entry nests others (:func:`layer_list`, wrappers and cells),
+  and whether it names code outside Keras (:func:`foreign_origin`; nothing named is imported).
+* **Array names**: ``lstm_1/kernel:0`` and Keras 3's snake-case variable paths.
+
+Plain Python: no JAX, no Flax, no h5py, so that any layer (the pure core included) may ask.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from jaxlstm._src.errors import KerasFileError
+
+# --- versions -----------------------------------------------------------------------------
+
+
+def keras_version_tuple(keras_version: str) -> tuple[int, ...]:
+    """``"2.2.4-tf"`` -> ``(2, 2, 4)``; Keras 1 files that wrote no version -> ``(1,)``."""
+    return tuple(int(n) for n in re.findall(r"\d+", keras_version)[:3]) or (1,)
+
+
+def default_recurrent_activation(keras_version: str) -> str:
+    """``hard_sigmoid`` (Keras 1/2 definition) before Keras 2.3.0, ``sigmoid`` since: the
+    default of every gated cell (LSTM, GRU) of the version that wrote a file."""
+    return "hard_sigmoid_keras2" if keras_version_tuple(keras_version) < (2, 3, 0) else "sigmoid"
+
+
+def default_reset_after(keras_version: str) -> bool:
+    """A GRU's ``reset_after`` when its config does not say: ``False`` for Keras 1 (which has
+    no such option and resets before the matmul) and standalone Keras 2.0-2.2, ``True`` for
+    tf.keras (``2.x.y-tf``; from 2.4 on plain ``2.x.y``) and Keras 2.3+ / 3. (Every Keras that
+    has the option writes it into configs; weights-only files are decided by the bias shape.)"""
+    return "-tf" in keras_version or keras_version_tuple(keras_version) >= (2, 3, 0)
+
+
+def keras_major(keras_version: str) -> int:
+    """The major version (``"2.2.4-tf"`` -> 2; Keras 1 files, which wrote none, -> 1)."""
+    return keras_version_tuple(keras_version)[0]
+
+
+def is_tf_keras(keras_version: str) -> bool:
+    """Whether tf.keras wrote the file: it writes ``2.x.y-tf`` or, from 2.4 on, plain ``2.x.y``
+    (standalone Keras ended at 2.3.1)."""
+    return "-tf" in keras_version or (2, 4) <= keras_version_tuple(keras_version) < (3,)
+
+
+def carried_state_wins(keras_version: str) -> bool:
+    """Which state a ``stateful`` RNN called with an ``initial_state`` starts from, in the Keras
+    that wrote the file. tf.keras (``tf_keras/src/layers/rnn/base_rnn.py``, ``_process_inputs``)
+    takes its carried state as soon as any of it is non-zero (so the fed state starts the first
+    call after ``reset_states`` only); Keras 3 (``keras/src/layers/rnn/rnn.py``, ``call``) and
+    standalone Keras 2 before tf.keras (``if initial_state is not None: pass``) take the fed
+    state on every call."""
+    return is_tf_keras(keras_version)
+
+
+def resolve_activation_name(name: str, keras_version: str) -> str:
+    """Map an activation name as stored by a Keras version to its name here.
+
+    Only ``hard_sigmoid`` changed meaning: Keras 1.x and 2.x (and tf.keras) files mean
+    ``clip(0.2x + 0.5, 0, 1)``, Keras 3 files mean ``relu6(x + 3) / 6``.
+
+    >>> resolve_activation_name("hard_sigmoid", "2.4.0")
+    'hard_sigmoid_keras2'
+    >>> resolve_activation_name("hard_sigmoid", "3.5.0")
+    'hard_sigmoid'
+    """
+    key = name.lower()
+    if key == "hard_sigmoid" and keras_major(keras_version) < 3:
+        return "hard_sigmoid_keras2"
+    return key
+
+
+_VERSION = re.compile(r"[0-9A-Za-z.+\-_ ]{0,64}")
+
+
+def clean_version(value, path: str) -> str:
+    """A ``keras_version`` as written by Keras (``"2.4.0"``, ``"2.2.4-tf"``, ``"3.5.0"``), or a
+    KerasFileError: it is parsed for numbers, so nothing long or exotic gets through."""
+    version = str(value)
+    if not _VERSION.fullmatch(version):
+        raise KerasFileError(
+            f"{path}: keras_version {version!r:.80} is not a Keras version number; the file is "
+            "damaged."
+        )
+    return version
+
+
+# --- classes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecurrentClass:
+    """What a Keras recurrent layer class is to jaxlstm: the one place that says which classes
+    are RNNs (readers, loaders, the model graph, inspect and the writers all ask it).
+
+    Attributes:
+      family: the jaxlstm module it becomes: ``"LSTM"``, ``"GRU"`` or ``"SimpleRNN"``.
+      gates: column blocks in its kernels (4, 3, 1).
+      cudnn: a CuDNN layout (``CuDNNLSTM``/``CuDNNGRU``): bias ``2 * gates * u``, each gate's
+        kernel block stored transposed, activations fixed to tanh and sigmoid (and
+        ``reset_after=True`` semantics for the GRU).
+      gate_order: the gates' names in Keras's packing order.
+    """
+
+    family: str
+    gates: int
+    cudnn: bool = False
+
+    @property
+    def gate_order(self) -> tuple[str, ...]:
+        return {"LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h"), "SimpleRNN": ("h",)}[
+            self.family
+        ]
+
+
+_LSTM, _GRU, _SIMPLE = (
+    RecurrentClass("LSTM", 4),
+    RecurrentClass("GRU", 3),
+    RecurrentClass("SimpleRNN", 1),
+)
+
+
+# Layer classes that hold recurrent weights, by the class_name Keras writes into configs
+# (tf.keras's v1/v2 names included).
+RECURRENT_CLASSES = {
+    "LSTM": _LSTM,
+    "UnifiedLSTM": _LSTM,
+    "LSTMV1": _LSTM,
+    "CuDNNLSTM": RecurrentClass("LSTM", 4, cudnn=True),
+    "GRU": _GRU,
+    "UnifiedGRU": _GRU,
+    "GRUV1": _GRU,
+    "CuDNNGRU": RecurrentClass("GRU", 3, cudnn=True),
+    "SimpleRNN": _SIMPLE,
+}
+
+
+# Cells of Keras's generic ``RNN(cell=...)`` layer, and the layer class each one makes.
+RECURRENT_CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
+
+
+LSTM_CLASSES = tuple(k for k, v in RECURRENT_CLASSES.items() if v.family == "LSTM")
+
+
+# Classes whose calls take ``initial_state`` tensors after their input (Keras 1/2 graphs).
+RNN_CALL_CLASSES = (*RECURRENT_CLASSES, "Bidirectional", "RNN")
+
+
+# --- config entries -----------------------------------------------------------------------
+
+
+def rnn_config(class_name: str, config: dict) -> tuple[str, dict] | None:
+    """If a layer is a recurrent layer jaxlstm loads (:data:`RECURRENT_CLASSES`), return
+    ``(class_name, its options)``, else ``None``.
+
+    Understands ``RNN(cell=LSTMCell(...))`` (``GRUCell``, ``SimpleRNNCell``) too, whose options
+    are split between the RNN layer and its cell: it becomes ``("LSTM", merged options)``.
+    """
+    if class_name in RECURRENT_CLASSES:
+        return class_name, config
+    cell = config.get("cell") if class_name == "RNN" else None
+    if isinstance(cell, dict) and cell.get("class_name") in RECURRENT_CELLS:
+        merged = {k: v for k, v in config.items() if k != "cell"}
+        merged.update(cell.get("config", {}))
+        merged["name"] = config.get("name", merged.get("name"))
+        return RECURRENT_CELLS[cell["class_name"]], merged
+    return None
+
+
+MODEL_CLASSES = ("Sequential", "Model", "Functional")
+
+
+# Top-level packages whose classes Keras configs name for Keras's own layers.
+KERAS_PACKAGES = ("keras", "tf_keras")
+
+
+def builtin_function_name(value) -> str | None:
+    """The name of a Keras built-in function (an activation) as a config stores it: a plain
+    string, or Keras 3's ``{"class_name": "function", "config": name, "module": "keras...."}``.
+    ``None`` for anything else, including a function dict naming a module outside Keras (a
+    user's ``mymodule.tanh`` is not Keras's ``tanh``, whatever its name)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value.get("class_name") == "function":
+        module, name = value.get("module"), value.get("config")
+        if module is None or (isinstance(module, str) and module.split(".")[0] in KERAS_PACKAGES):
+            return name if isinstance(name, str) else None
+    return None
+
+
+def foreign_origin(entry) -> str | None:
+    """If a layer entry (or a layer it wraps) says its class is not Keras's own, what it names
+    instead (``module 'os'``, ``registered name 'MyPackage>LSTM'``), else ``None``.
+
+    Keras 3 writes ``module: "keras.layers"`` and ``registered_name: null`` (or the class name)
+    for its own layers; custom classes carry their module and registration. jaxlstm never imports
+    either: a layer claiming to come from elsewhere is refused, even with a familiar class name."""
+    if not isinstance(entry, dict):
+        return None
+    module, registered = entry.get("module"), entry.get("registered_name")
+    if module is not None and (
+        not isinstance(module, str) or module.split(".")[0] not in KERAS_PACKAGES
+    ):
+        return f"module {module!r:.80}"
+    if registered is not None and registered != entry.get("class_name"):
+        return f"registered name {registered!r:.80}"
+    config = entry.get("config")
+    if isinstance(config, dict):
+        for key in NESTED_KEYS:
+            found = foreign_origin(config.get(key))
+            if found:
+                return found
+    return None
+
+
+def layer_list(model_config: dict | list) -> list[dict]:
+    """The layer dicts of a Sequential/Functional config (Keras 1 Sequential is a bare list)."""
+    cfg = (
+        model_config.get("config", model_config) if isinstance(model_config, dict) else model_config
+    )
+    if isinstance(cfg, list):
+        return cfg
+    layers = cfg.get("layers", []) if isinstance(cfg, dict) else []
+    return layers if isinstance(layers, list) else []
+
+
+# Keys under which Keras nests one layer's config inside another's (wrappers, RNN cells).
+NESTED_KEYS = ("layer", "backward_layer", "forward_layer", "cell")
+
+
+# --- array names --------------------------------------------------------------------------
+
+
+def strip_suffix(name: str) -> str:
+    """``'lstm_1/kernel:0'`` -> ``'lstm_1/kernel'``."""
+    return re.sub(r":\d+$", "", name)
+
+
+def snake_case(name: str) -> str:
+    """Keras's ``naming.to_snake_case``: ``TimeDistributed`` -> ``time_distributed``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def split_directions(weights, what: str):
+    """Split a Bidirectional layer's arrays into (forward, backward) by their names
+    (``forward_*`` / ``backward_*`` path components), else in half as Keras saves them."""
+    fw = [w for w in weights if _has_component(w[0], "forward")]
+    bw = [w for w in weights if _has_component(w[0], "backward")]
+    if fw and bw and len(fw) + len(bw) == len(weights):
+        return fw, bw
+    half = len(weights) // 2
+    return weights[:half], weights[half:]
+
+
+def _has_component(name: str, prefix: str) -> bool:
+    return any(part.startswith(prefix) for part in re.split(r"[/]", strip_suffix(name)))
