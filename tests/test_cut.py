@@ -103,7 +103,7 @@ def test_what_the_cut_leaves_out_is_never_built(graph_file, monkeypatch):
     monkeypatch.setattr(
         graph,
         "_build_layer",
-        lambda kf, entry, names, *a: built.append(names) or real(kf, entry, names, *a),
+        lambda kf, node, *a: built.append(node.names) or real(kf, node, *a),
     )
     jaxlstm.load_keras(path, outputs=["softmax"])
     assert built == [("lstm",), ("softmax",)]

@@ -46,3 +46,63 @@ def test_a_version_keras_never_writes_is_refused(bad):
         v.KerasFileError, match="is not a Keras version number; the file is damaged"
     ):
         v.clean_version(bad, "model.h5")
+
+
+def test_model_tree_finds_every_layer_where_keras_3_keeps_its_weights(tmp_path):
+    """``model_tree`` is the one walk of a config: its nodes' ``v3_path`` s are the groups
+    Keras 3 itself wrote (numbered per class and per container), nested models, wrappers and
+    cells included."""
+    import json
+    import zipfile
+
+    import h5py
+    import keras
+
+    from jaxlstm._src.readers.records import model_tree
+
+    inner = keras.Sequential(
+        [
+            keras.Input((5, 3), name="inp"),
+            keras.layers.LSTM(4, return_sequences=True, name="l1"),
+            keras.layers.LSTM(4, name="l2"),
+        ],
+        name="inner",
+    )
+    x = keras.Input((5, 3), name="x")
+    a = keras.layers.TimeDistributed(keras.layers.Dense(3, name="tdd"), name="td")(x)
+    b = keras.layers.Bidirectional(keras.layers.GRU(2, return_sequences=True), name="bi")(a)
+    c = keras.layers.LSTM(3, name="last")(keras.layers.Dense(3, name="d1")(b))
+    model = keras.Model(x, [inner(x), c, keras.layers.Dense(2, name="d2")(c)])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+        (tmp_path / "w.h5").write_bytes(z.read("model.weights.h5"))
+    tree = model_tree(config, str(path))
+    nodes = list(tree.descendants())
+    assert [n.key for n in nodes] == [
+        "x", "td", "bi", "d1", "last", "inner", "inner/inp", "inner/l1", "inner/l2", "d2",
+    ]  # fmt: skip
+    bi = next(n for n in nodes if n.name == "bi")
+    with h5py.File(tmp_path / "w.h5") as f:
+        for node in nodes:  # (a Sequential's InputLayer has no group: it holds nothing)
+            assert node.v3_path in f or node.class_name == "InputLayer", node.key
+        assert f[bi.v3_path]["forward_layer/cell/vars/0"].shape == (3, 6)
+    assert bi.inner.class_name == "GRU" and bi.nested["backward_layer"].class_name == "GRU"
+    assert tree.class_name == "Functional" and tree.names == ()
+
+
+def test_model_tree_refuses_a_damaged_config_naming_the_layer():
+    from jaxlstm._src.readers.records import model_tree
+
+    twice = {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Dense", "config": {"name": "d"}},
+        {"class_name": "Dense", "config": {"name": "d"}},
+    ]}}  # fmt: skip
+    with pytest.raises(v.KerasFileError, match=r"has two layers named 'd' \(#0 and #1\)"):
+        model_tree(twice, "m.h5")
+    bad_cell = {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "RNN", "config": {"name": "rnn", "cell": {"class_name": 7}}},
+    ]}}  # fmt: skip
+    with pytest.raises(v.KerasFileError, match="layer 'rnn': cell has class_name 7"):
+        model_tree(bad_cell, "m.h5")

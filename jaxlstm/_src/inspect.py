@@ -121,31 +121,24 @@ def describe_keras_file(path: str | os.PathLike) -> str:
     return "\n".join(out)
 
 
-def _input_specs(config: dict, batch: int, length: int) -> list:
-    """Example inputs (as ShapeDtypeStructs) from a model config's input shapes, in the order
-    the model takes them (a Functional model's ``input_layers``, not its layer list), with
-    ``batch`` for an unknown batch size and ``length`` for any other unknown dimension."""
-    from jaxlstm._src.vocabulary import layer_list
-
+def _input_specs(tree, batch: int, length: int) -> list:
+    """Example inputs (as ShapeDtypeStructs) from a model's input shapes (``tree``: its
+    config's ``model_tree``), in the order the model takes them (a Functional model's
+    ``input_layers``, not its layer list), with ``batch`` for an unknown batch size and
+    ``length`` for any other unknown dimension."""
+    sequential = tree.class_name == "Sequential"
     specs, by_name = [], {}
-    for entry in layer_list(config):
-        cfg = entry.get("config", {})
-        shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-        if (
-            entry.get("class_name") != "InputLayer"
-            and specs == []
-            and shape
-            and config.get("class_name") == "Sequential"
-        ):
+    for child in tree.children:
+        shape = child.config.get("batch_shape") or child.config.get("batch_input_shape")
+        if child.class_name != "InputLayer" and specs == [] and shape and sequential:
             specs.append(_spec(shape, "float32", batch, length))  # Keras 2: on the first layer
             break
-        if entry.get("class_name") == "InputLayer" and shape:
-            dtype = cfg.get("dtype", "float32")
+        if child.class_name == "InputLayer" and shape:
+            dtype = child.config.get("dtype", "float32")
             dtype = dtype if isinstance(dtype, str) else "float32"
             specs.append(_spec(shape, dtype, batch, length))
-            by_name[str(cfg.get("name", entry.get("name", "")))] = specs[-1]
-    model_cfg = config.get("config") if isinstance(config.get("config"), dict) else {}
-    refs = model_cfg.get("input_layers") if config.get("class_name") != "Sequential" else None
+            by_name[child.name] = specs[-1]
+    refs = tree.config.get("input_layers") if not sequential else None
     if isinstance(refs, list) and refs:
         refs = [refs] if isinstance(refs[0], str) else refs  # Keras 2: one [name, node, index]
         names = [str(r[0]) for r in refs if isinstance(r, list) and r]
@@ -169,11 +162,12 @@ def _shape_text(a, b) -> str:
 
 
 def layer_table(
-    config: dict, build, params_of, support_of=None, feeds=None
+    tree, build, params_of, support_of=None, feeds=None
 ) -> tuple[list[str], str | None, int]:
-    """The rows of a model's layer table, as Keras's ``model.summary()`` draws it: layer, class,
-    output shape (``None`` where the model leaves a size open), parameters, mask flow, with
-    ``support_of(config_layer, name) -> (ok, why)`` whether jaxlstm supports the layer, and with
+    """The rows of the layer table of a model (``tree``: its config's ``model_tree``), as
+    Keras's ``model.summary()`` draws it: layer, class, output shape (``None`` where the model
+    leaves a size open), parameters, mask flow, with ``support_of(node, name) -> (ok, why)``
+    whether jaxlstm supports the layer, and with
     ``feeds`` (``{layer: [outputs]}``, a nested model's layers taking their model's) which of
     the model's outputs each layer feeds.
 
@@ -183,11 +177,10 @@ def layer_table(
     import jax
 
     from jaxlstm._src.errors import JaxLSTMError
-    from jaxlstm._src.readers.records import walk_model_config
 
     rows, problem, total = {}, None, 0
-    for cl in walk_model_config(config):
-        name = "/".join(cl.names)
+    for cl in tree.descendants():
+        name = cl.key
         params = params_of(name)
         total += params
         shape = cl.config.get("batch_shape") or cl.config.get("batch_input_shape")
@@ -205,7 +198,7 @@ def layer_table(
         traces = []
         for batch, length in ((2, 8), (3, 9)):  # dims that differ between the two are None
             trace = []
-            specs = _input_specs(config, batch, length)
+            specs = _input_specs(tree, batch, length)
             jax.eval_shape(lambda *xs, t=trace: model.run(xs, trace=t)[0], *specs)
             traces.append(trace)
         for (layer, outs, mask_in, out_masks), (_, outs_b, _, _) in zip(*traces, strict=True):
@@ -253,12 +246,12 @@ def describe_model(path: str | os.PathLike) -> str:
     if kf.config is None:
         return f"{kf.path}: {kf.format}: weights only, no model config."
     try:
-        feeds = output_feeds(kf.config, kf.keras_version, kf.path)
+        feeds = output_feeds(kf.tree, kf.keras_version, kf.path)
     except JaxLSTMError:  # a damaged graph: the shape tracing below says what is wrong
         feeds = None
     lines, problem, _ = layer_table(
-        kf.config,
-        lambda: build_model(kf, kf.config),
+        kf.tree,
+        lambda: build_model(kf, kf.tree),
         lambda name: sum(int(np.size(a)) for _, a in kf.arrays.get(name, [])),
         lambda cl, name: layer_support(kf, cl, name),
         feeds,
@@ -277,7 +270,7 @@ def describe_model(path: str | os.PathLike) -> str:
 def model_summary(model) -> str:
     """:meth:`KerasModel.summary`'s text: the layer table of a loaded (maybe fine-tuned) model,
     its current parameter counts, trainable and not."""
-    config = model.config
+    from jaxlstm._src.readers.records import model_tree
 
     def params_of(name: str) -> int:
         try:
@@ -286,7 +279,8 @@ def model_summary(model) -> str:
             return 0
         return sum(int(np.size(w)) for w, _ in layer.keras_weights())
 
-    lines, problem, _ = layer_table(config, lambda: model, params_of)
+    tree = model_tree(model.config, model.where)
+    lines, problem, _ = layer_table(tree, lambda: model, params_of)
     weights = model.keras_weights()
     trainable = sum(int(np.size(w)) for w, t in weights if t)
     frozen = sum(int(np.size(w)) for w, t in weights if not t)

@@ -21,7 +21,8 @@ import jax
 
 from jaxlstm._src.errors import JaxLSTMError, KerasFileError, LayerNotFoundError
 from jaxlstm._src.models.graph import Node, Ref, _io_refs, _is_int, _is_ref, entry_nodes
-from jaxlstm._src.vocabulary import keras_major, layer_list
+from jaxlstm._src.readers.records import LayerNode
+from jaxlstm._src.vocabulary import keras_major
 
 __all__ = ["cut_config", "entry_name", "output_feeds", "refusal_hint"]
 
@@ -34,13 +35,14 @@ def entry_name(entry: dict) -> str:
 class _Graph:
     """The calls of a model config's own layers (nested models are single layers here)."""
 
-    def __init__(self, config, keras_version: str, path: str):
-        if isinstance(config, list):  # Keras 1 Sequential: a bare list of layers
-            config = {"class_name": "Sequential", "config": {"layers": config}}
+    def __init__(self, tree: LayerNode, keras_version: str, path: str):
+        config = tree.entry
+        if isinstance(config.get("config"), list):  # Keras 1 Sequential: a bare list of layers
+            config = {**config, "config": {"layers": config["config"]}}
         self.config, self.path = config, path
-        self.sequential = str(config.get("class_name", "Sequential")) == "Sequential"
-        self.entries = [e for e in layer_list(config) if isinstance(e, dict)]
-        self.names = [entry_name(e) for e in self.entries]
+        self.sequential = tree.class_name == "Sequential"
+        self.entries = [c.entry for c in tree.children]
+        self.names = [c.name for c in tree.children]
         self.input_names = [
             n
             for n, e in zip(self.names, self.entries, strict=True)
@@ -49,7 +51,7 @@ class _Graph:
         self.calls: dict[tuple[str, int], Node] = {}
         self.by_layer: dict[str, list[int]] = defaultdict(list)
         self.read: dict[tuple[str, int], set[int]] = defaultdict(set)  # indices read per call
-        cfg = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
+        cfg = tree.config
         self.model_cfg = cfg
         where = f"{path}: model {str(cfg.get('name', 'model'))!r}"
         if self.sequential:
@@ -62,12 +64,12 @@ class _Graph:
             self.inputs = (Ref("__input__", 0, 0),)
             self.outputs = (prev,) if stack else ()
             return
-        for entry, name in zip(self.entries, self.names, strict=True):
-            if entry.get("class_name") == "InputLayer":
+        for child in tree.children:
+            if child.class_name == "InputLayer":
                 continue
-            for node in entry_nodes(entry, name, keras_version, path):
+            for node in entry_nodes(child, keras_version, path):
                 self.calls[(node.layer, node.node)] = node
-                self.by_layer[name].append(node.node)
+                self.by_layer[child.name].append(node.node)
         self.inputs = _io_refs(cfg.get("input_layers", []), f"{where}: input_layers")
         self.outputs = _io_refs(cfg.get("output_layers", []), f"{where}: output_layers")
         for node in self.calls.values():
@@ -269,13 +271,14 @@ def _fed_shape(graph: _Graph, ref: Ref, kept) -> tuple[list | None, str]:
 
 
 def cut_config(
-    config, keras_version: str, path: str, outputs=None, inputs=None
+    tree: LayerNode, keras_version: str, path: str, outputs=None, inputs=None
 ) -> tuple[dict, list[str]]:
-    """The config of ``config``'s graph from ``inputs`` (tensors fed instead of computed;
-    default: the model's own inputs, those the outputs need) to ``outputs`` (default: the
-    model's outputs). Returns ``(config, bare output layers)``, the layers named in ``outputs``
+    """The config of the graph of ``tree`` (a model config's
+    :func:`~jaxlstm._src.readers.records.model_tree`) from ``inputs`` (tensors fed instead of
+    computed; default: the model's own inputs, those the outputs need) to ``outputs`` (default:
+    the model's outputs). Returns ``(config, bare output layers)``, the layers named in ``outputs``
     by bare name (their call must have one output: checked once they are built)."""
-    graph = _Graph(config, keras_version, path)
+    graph = _Graph(tree, keras_version, path)
     out_specs = _specs(outputs, "outputs") if outputs is not None else None
     in_specs = _specs(inputs, "inputs") if inputs is not None else None
     cut_out = [graph.resolve(s, "outputs") for s in out_specs] if out_specs else None
@@ -414,10 +417,10 @@ def _cut_sequential(graph: _Graph, cut_out, cut_in, keras3: bool) -> dict:
     return {**{k: v for k, v in graph.config.items() if k != "config"}, "config": cfg}
 
 
-def output_feeds(config, keras_version: str, path: str) -> dict[str, list[str]]:
+def output_feeds(tree: LayerNode, keras_version: str, path: str) -> dict[str, list[str]]:
     """Which of the model's outputs each of its own layers feeds (nested models' layers take
     their model's): ``{layer: [output names]}``, outputs named as ``outputs=`` takes them."""
-    graph = _Graph(config, keras_version, path)
+    graph = _Graph(tree, keras_version, path)
     feeds: dict[str, list[str]] = defaultdict(list)
     for out in graph.outputs:
         kept, reached, _ = graph.needs([out])
@@ -429,11 +432,11 @@ def output_feeds(config, keras_version: str, path: str) -> dict[str, list[str]]:
     return dict(feeds)
 
 
-def refusal_hint(config, keras_version: str, path: str, unsupported: set[str]) -> str:
+def refusal_hint(tree: LayerNode, keras_version: str, path: str, unsupported: set[str]) -> str:
     """For a model refused for its ``unsupported`` layers: a suggestion to load it only up to
     the layers before them, when nothing supported is computed from them (a loss, CTC or metric
     head at the end of a training graph), else ``""``."""
-    graph = _Graph(config, keras_version, path)
+    graph = _Graph(tree, keras_version, path)
     if not unsupported:
         return ""
     if graph.sequential:

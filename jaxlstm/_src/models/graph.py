@@ -9,7 +9,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -38,13 +38,12 @@ from jaxlstm._src.models.layers import (
 )
 from jaxlstm._src.modules.nnx import DropoutStreams
 from jaxlstm._src.readers import KerasFile, read_keras_file
+from jaxlstm._src.readers.records import LayerNode, model_tree
 from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
     RNN_CALL_CLASSES,
     carried_state_wins,
-    foreign_origin,
     keras_major,
-    layer_list,
 )
 
 _WHY = {
@@ -309,36 +308,27 @@ class KerasModel(nnx.Module):
         config: dict,
         custom_layers=None,
         rngs=None,
-        prefix=(),
         nonfinite="warn",
     ):
         rngs = rngs if isinstance(rngs, DropoutStreams) else DropoutStreams(rngs)
         custom_layers = dict(custom_layers or {})
-        if isinstance(config, list):  # a bare list of layers: a Sequential (as layer_list reads it)
-            config = {"class_name": "Sequential", "config": config}
-        self.name = (
-            str(config.get("config", {}).get("name", "model"))
-            if isinstance(config.get("config"), dict)
-            else "model"
-        )
-        self.class_name = str(config.get("class_name", "Sequential"))
-        entries = [e for e in layer_list(config) if isinstance(e, dict)]
+        node = config if isinstance(config, LayerNode) else model_tree(config, kf.path)
+        self.name = str(node.config.get("name", "model"))
+        self.class_name = node.class_name
         where = f"{kf.path}: model {self.name!r}"
         layers, nodes, input_layers = {}, [], []
-        for entry in entries:
-            class_name = str(entry.get("class_name", ""))
-            cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
-            name = str(cfg.get("name", entry.get("name", "")))
-            if class_name == "InputLayer":
+        for child in node.children:
+            name = child.name
+            if child.class_name == "InputLayer":
                 input_layers.append(name)
                 continue
-            layers[name] = _build_layer(kf, entry, (*prefix, name), custom_layers, rngs, nonfinite)
+            layers[name] = _build_layer(kf, child, custom_layers, rngs, nonfinite)
             if self.class_name == "Sequential":
                 prev = Ref(nodes[-1].layer, 0, 0) if nodes else Ref("__input__", 0, 0)
                 nodes.append(Node(name, 0, (prev,), ()))
             else:
-                nodes.extend(entry_nodes(entry, name, kf.keras_version, kf.path))
-        model_cfg = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
+                nodes.extend(entry_nodes(child, kf.keras_version, kf.path))
+        model_cfg = node.config
         if self.class_name == "Sequential":
             if not nodes:
                 raise KerasFileError(f"{where}: a Sequential model with no layers to run.")
@@ -366,8 +356,8 @@ class KerasModel(nnx.Module):
             n for n, m in layers.items() if isinstance(m, RNNLayer) and m.stateful
         )
         self.keras_version = kf.keras_version
-        self.config_json = json.dumps(config)  # the Keras config it came from (a str: static)
-        self.compile_config_json = json.dumps(None if prefix else kf.compile_config)
+        self.config_json = json.dumps(node.entry)  # the Keras config it came from (a str: static)
+        self.compile_config_json = json.dumps(None if node.names else kf.compile_config)
         self.eval()
 
     @property
@@ -499,21 +489,16 @@ class KerasModel(nnx.Module):
         return outputs, tuple(get(r)[1] for r in self.outputs), new_states
 
 
-def entry_nodes(entry: dict, name: str, keras_version: str, path: str) -> list[Node]:
+def entry_nodes(node: LayerNode, keras_version: str, path: str) -> list[Node]:
     """The calls of one layer of a Functional config, numbered as Keras numbers them."""
-    class_name = str(entry.get("class_name", ""))
-    first = int(
-        class_name in MODEL_CLASSES and keras_major(keras_version) < 3 and _starts_with_input(entry)
+    first = int(node.is_model and keras_major(keras_version) < 3 and _starts_with_input(node))
+    return _parse_nodes(
+        node.name, node.class_name, node.entry.get("inbound_nodes"), path, first, node.config
     )
-    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-    return _parse_nodes(name, class_name, entry.get("inbound_nodes"), path, first, config)
 
 
-def _starts_with_input(entry: dict) -> bool:
-    layers = layer_list(entry)
-    return (
-        bool(layers) and isinstance(layers[0], dict) and layers[0].get("class_name") == "InputLayer"
-    )
+def _starts_with_input(node: LayerNode) -> bool:
+    return bool(node.children) and node.children[0].class_name == "InputLayer"
 
 
 def _is_ref(x) -> bool:
@@ -575,45 +560,23 @@ def _topological(nodes: list[Node], inputs, path: str) -> tuple[Node, ...]:
     return tuple(nodes[i] for i in order)
 
 
-def _described(class_name: str, config: dict) -> str:
-    """``"Bidirectional(MyLayer)"`` for a wrapper (nested wrappers in turn), else the class:
-    how messages name a layer, so that an unsupported class inside a wrapper is named itself."""
-    inner = config.get("layer")
-    if isinstance(inner, dict) and isinstance(inner.get("class_name"), str):
-        inner_config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
-        return f"{class_name}({_described(inner['class_name'], inner_config)})"
-    cells = _stacked_cells(class_name, config)
+def _described(node: LayerNode) -> str:
+    """How messages name a layer (:meth:`LayerNode.described`), stacked cells spelled out."""
+    cells = _stacked_cells(node)
     if cells is not None:
-        return f"{class_name}(StackedRNNCells([{', '.join(cells)}]))"
-    return class_name
+        return f"{node.class_name}(StackedRNNCells([{', '.join(cells)}]))"
+    return f"{node.class_name}({_described(node.inner)})" if node.inner else node.class_name
 
 
-def _stacked_cells(class_name: str, config: dict) -> list[str] | None:
+def _stacked_cells(node: LayerNode) -> list[str] | None:
     """The cell classes of an ``RNN`` over stacked cells (Keras turns ``RNN([cell, cell])`` into
     ``RNN(StackedRNNCells([...]))`` in its config), else ``None``."""
-    cell = config.get("cell") if class_name == "RNN" else None
-    if not isinstance(cell, dict) or cell.get("class_name") != "StackedRNNCells":
+    cell = node.nested.get("cell") if node.class_name == "RNN" else None
+    if cell is None or cell.class_name != "StackedRNNCells":
         return None
-    cells = cell.get("config", {}).get("cells") if isinstance(cell.get("config"), dict) else None
+    cells = cell.config.get("cells")
     cells = cells if isinstance(cells, list) else []
     return [str(c.get("class_name")) if isinstance(c, dict) else "?" for c in cells]
-
-
-def _leaf(class_name: str, config: dict) -> tuple[str, dict]:
-    """The innermost wrapped layer's class and config (the layer itself if it wraps none)."""
-    inner = config.get("layer")
-    if isinstance(inner, dict) and isinstance(inner.get("class_name"), str):
-        inner_config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
-        return _leaf(inner["class_name"], inner_config)
-    return class_name, config
-
-
-def _innermost(config: dict) -> str | None:
-    inner = config.get("layer")
-    if not isinstance(inner, dict) or not isinstance(inner.get("class_name"), str):
-        return None
-    config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
-    return _innermost(config) or inner["class_name"]
 
 
 def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
@@ -626,7 +589,7 @@ def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
         return (cls in LAYERS or ALIASES.get(cls) in LAYERS), f"wraps {cls}"
     if cl.class_name in LAYERS or ALIASES.get(cl.class_name) in LAYERS or cl.class_name in OPS:
         return True, ""
-    inner = _innermost(cl.config)
+    inner = cl.leaf().class_name if cl.inner else None
     if inner is not None:
         return False, f"wraps {inner}, " + _WHY.get(inner, "not implemented; use custom_layers=")
     return False, _WHY.get(cl.class_name, "not implemented; use custom_layers=")
@@ -634,64 +597,65 @@ def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
 
 def _build_layer(
     kf: KerasFile,
-    entry: dict,
-    names: tuple,
+    node: LayerNode,
     custom: dict,
     rngs,
     nonfinite: str = "warn",
     wrapper: str | None = None,
 ) -> nnx.Module:
     """``wrapper``: the class of the wrapper this layer is built for (for messages)."""
-    class_name = str(entry.get("class_name", ""))
-    config = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
-    key = "/".join(names)
+    class_name, config, key = node.class_name, node.config, node.key
     arrays = [a for _, a in kf.arrays.get(key, [])]
-    ctx = BuildContext(names[-1], class_name, kf.keras_version, kf.path, rngs)
-    if class_name not in MODEL_CLASSES and class_name != "TimeDistributed" and key not in kf.layers:
+    ctx = BuildContext(node.names[-1], class_name, kf.keras_version, kf.path, rngs)
+    if not node.is_model and class_name != "TimeDistributed" and key not in kf.layers:
         # Built-in layers take float weights only; custom ones get what the file has.
         where = f"{kf.path}: layer {key!r} ({class_name})"
         check_weights(kf.arrays.get(key, []), where, nonfinite, floats=class_name not in custom)
     if class_name in custom:
         fn = custom[class_name](config, arrays)
         return fn if isinstance(fn, KerasLayer) else CustomLayer(fn, len(arrays))
-    origin = foreign_origin(entry)
-    if origin:
+    if node.custom:
         raise UnsupportedLayerError(
-            f"{kf.path}: layer {key!r} is {_described(class_name, config)} from {origin}: a "
+            f"{kf.path}: layer {key!r} is {_described(node)} from {node.custom}: a "
             "custom class, not "
             "Keras's own, and jaxlstm runs no code from files. Nothing from the file was run. "
             f"To proceed, supply a JAX implementation: load_keras(path, custom_layers="
             f"{{{class_name!r}: factory}})."
         )
-    if class_name in MODEL_CLASSES:
-        return KerasModel(kf, entry, custom, rngs, names, nonfinite)
+    if node.is_model:
+        return KerasModel(kf, node, custom, rngs, nonfinite)
     if key in kf.layers:  # LSTM / Bidirectional (also inside TimeDistributed)
         record = kf.layers[key]
         module = module_from_record(record, {}, rngs, nonfinite=nonfinite)
         stateful = bool((record.forward or record).config.get("stateful", False))
         return RNNLayer(module, stateful, carried_state_wins(kf.keras_version))
     if class_name == "TimeDistributed":
-        inner = config.get("layer")
-        if not isinstance(inner, dict) or not isinstance(inner.get("config", {}), dict):
+        if node.inner is None:
             raise KerasFileError(
-                f"{kf.path}: layer {key!r} is TimeDistributed with layer={inner!r:.80}; expected "
-                "the wrapped layer's JSON object (class_name and config)."
+                f"{kf.path}: layer {key!r} is TimeDistributed with "
+                f"layer={config.get('layer')!r:.80}; expected the wrapped layer's JSON object "
+                "(class_name and config)."
             )
-        inner_entry = {**inner, "config": {**inner.get("config", {}), "name": names[-1]}}
+        # The wrapped layer runs under the wrapper's name, with the wrapper's arrays.
+        inner = replace(
+            node.inner, names=node.names, config={**node.inner.config, "name": node.name}
+        )
         inner_kf = KerasFile(
             kf.path, kf.format, kf.keras_version, arrays={key: kf.arrays.get(key, [])}
         )
         return TimeDistributed(
-            _build_layer(inner_kf, inner_entry, names, custom, rngs, nonfinite, "TimeDistributed")
+            _build_layer(inner_kf, inner, custom, rngs, nonfinite, "TimeDistributed")
         )
     builder = LAYERS.get(ALIASES.get(class_name, class_name))
-    module = str(entry.get("module", ""))
+    module = str(node.entry.get("module", ""))
     if module.startswith(OP_MODULE_PREFIX) or (not module and builder is None):
         builder = Op if class_name in OPS else None
     if builder is None:
-        shown = _described(class_name, config)
-        inner = _innermost(config) or (class_name if wrapper else None)
-        stacked = _stacked_cells(*_leaf(class_name, config)) is not None
+        shown = _described(node)
+        inner = (node.leaf().class_name if node.inner else None) or (
+            class_name if wrapper else None
+        )
+        stacked = _stacked_cells(node.leaf()) is not None
         why = _WHY.get(
             "StackedRNNCells" if stacked else inner or class_name,
             "a layer class jaxlstm does not implement",
@@ -750,18 +714,16 @@ def load_keras(
       >>> model = jaxlstm.load_keras("forecaster.h5")            # doctest: +SKIP
       >>> y = model(x)                                            # doctest: +SKIP
     """
-    from jaxlstm._src.models.cut import cut_config, entry_name
+    from jaxlstm._src.models.cut import cut_config
 
     check_nonfinite_policy(nonfinite)
     cut: dict = {}
 
-    def select(config, keras_version: str) -> set[str]:
+    def select(tree: LayerNode, keras_version: str) -> set[str]:
         """The cut, from the config alone: only the kept layers' arrays are read."""
-        cut["config"], cut["bare"] = cut_config(
-            config, keras_version, os.fspath(path), outputs, inputs
-        )
-        entries = layer_list(cut["config"])
-        return {entry_name(e) for e in entries if e.get("class_name") != "InputLayer"}
+        config, cut["bare"] = cut_config(tree, keras_version, os.fspath(path), outputs, inputs)
+        cut["tree"] = model_tree(config, os.fspath(path))
+        return {c.name for c in cut["tree"].children if c.class_name != "InputLayer"}
 
     cutting = outputs is not None or inputs is not None
     kf = read_keras_file(path, sha256=sha256, select=select if cutting else None)
@@ -773,8 +735,8 @@ def load_keras(
     # What the config holds is checked where it is read (KerasFileError); any other exception
     # is a bug (ours, a dependency's or a custom_layers factory's) and surfaces as itself.
     try:
-        config, bare = cut.get("config", kf.config), cut.get("bare", [])
-        model = build_model(kf, config, custom_layers, rngs, nonfinite)
+        tree, bare = cut.get("tree", kf.tree), cut.get("bare", [])
+        model = build_model(kf, tree, custom_layers, rngs, nonfinite)
         _check_single_outputs(model, bare)
         return model
     except RecursionError:
@@ -783,32 +745,31 @@ def load_keras(
         ) from None
 
 
-def build_model(kf: KerasFile, config, custom_layers=None, rngs=None, nonfinite="warn"):
-    """``KerasModel(kf, config, ...)``; a refusal for an unsupported layer at the end of the
+def build_model(kf: KerasFile, tree: LayerNode, custom_layers=None, rngs=None, nonfinite="warn"):
+    """``KerasModel(kf, tree, ...)``; a refusal for an unsupported layer at the end of the
     graph suggests loading the graph up to the layers before it (:func:`_cut_suggestion`)."""
     try:
-        return KerasModel(kf, config, custom_layers, rngs, nonfinite=nonfinite)
+        return KerasModel(kf, tree, custom_layers, rngs, nonfinite=nonfinite)
     except UnsupportedLayerError as err:
-        hint = _cut_suggestion(kf, config, custom_layers)
+        hint = _cut_suggestion(kf, tree, custom_layers)
         if hint:
             raise UnsupportedLayerError(f"{err} {hint}") from None
         raise
 
 
-def _cut_suggestion(kf: KerasFile, config, custom_layers) -> str:
+def _cut_suggestion(kf: KerasFile, tree: LayerNode, custom_layers) -> str:
     """For a refused model: "load it up to the layers before the unsupported ones", when
     nothing is computed from them (a loss, CTC or metric head at the end of the graph)."""
     from jaxlstm._src.models.cut import refusal_hint
-    from jaxlstm._src.readers.records import walk_model_config
 
     unsupported = set()
-    for cl in walk_model_config(config):
-        if len(cl.names) != 1 or cl.class_name in (custom_layers or {}):
+    for cl in tree.children:
+        if cl.class_name in (custom_layers or {}):
             continue
         ok, _ = layer_support(kf, cl, cl.names[0])
         if not ok or cl.custom:
             unsupported.add(cl.names[0])
-    return refusal_hint(config, kf.keras_version, kf.path, unsupported)
+    return refusal_hint(tree, kf.keras_version, kf.path, unsupported)
 
 
 def _check_single_outputs(model: KerasModel, bare: list[str]) -> None:

@@ -62,7 +62,7 @@ def read_keras_file(
       path: the file.
       sha256: if given, the file's expected SHA-256 (hex); a mismatch raises
         :class:`ChecksumError` before anything is parsed.
-      select: for a file with a model config, ``select(config, keras_version)`` returns the
+      select: for a file with a model config, ``select(tree, keras_version)`` returns the
         names of the model's own layers whose arrays to read (``None``: all); the others' are
         not read (``load_keras(outputs=...)``: what a cut leaves out).
 

@@ -38,12 +38,12 @@ from jaxlstm._src.readers.legacy_h5 import looks_like_rnn, weights_only_record
 from jaxlstm._src.readers.limits import Budget, human
 from jaxlstm._src.readers.records import (
     KerasFile,
+    LayerNode,
     LayerRecord,
     Select,
     compile_settings,
+    model_tree,
     record_from_config,
-    validate_model_config,
-    walk_model_config,
 )
 from jaxlstm._src.readers.translate import parse_errors
 from jaxlstm._src.vocabulary import MODEL_CLASSES, clean_version
@@ -98,8 +98,8 @@ def read_keras_archive(path: str, select: Select | None = None) -> KerasFile:
     version = clean_version(version, path)
     if not isinstance(config, dict):
         raise KerasFileError(f"{path}: config.json should hold a JSON object (the model config).")
-    validate_model_config(config, path)
-    keep = select(config, version) if select is not None else None
+    tree = model_tree(config, path)
+    keep = select(tree, version) if select is not None else None
     weights_budget = Budget(path, budget.file_size)  # arrays count against the archive's size
     check_global_heaps(weights, f"{path}: model.weights.h5")
     # h5py's report of a damaged HDF5 member
@@ -111,7 +111,7 @@ def read_keras_archive(path: str, select: Select | None = None) -> KerasFile:
             kf = read_v3_weights(
                 f,
                 path,
-                config,
+                tree,
                 version,
                 "Keras 3 archive (.keras)",
                 budget=weights_budget,
@@ -197,20 +197,21 @@ def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget) -> b
 def read_v3_weights(
     f: h5py.File,
     path: str,
-    config=None,
+    tree: LayerNode | None = None,
     version: str = "3",
     fmt="Keras 3 weights (.weights.h5)",
     budget: Budget | None = None,
     keep: set[str] | None = None,
 ) -> KerasFile:
-    """Read the LSTM layers of an open Keras 3 weights HDF5 file, with the model config if known
-    (then only the arrays of the model's own layers named in ``keep``, when given)."""
+    """Read the recurrent layers of an open Keras 3 weights HDF5 file, with the model config's
+    tree if known (then only the arrays of the model's own layers named in ``keep``, when
+    given)."""
     budget = budget if budget is not None else Budget(path)
-    kf = KerasFile(path, fmt, version, config=config)
-    if config is None:
+    kf = KerasFile(path, fmt, version, config=tree and tree.entry, tree=tree)
+    if tree is None:
         _walk_groups(kf, f, "", version, path, budget, set(), 0)
         return kf
-    for cl in walk_model_config(config):
+    for cl in tree.descendants():
         if keep is not None and cl.names[0] not in keep:
             continue
         name = "/".join(cl.names)

@@ -35,9 +35,8 @@ from jaxlstm._src.readers.records import (
     Select,
     attach_weights,
     compile_settings,
+    model_tree,
     record_from_config,
-    validate_model_config,
-    walk_model_config,
 )
 from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
@@ -107,21 +106,20 @@ def read_legacy_h5(
     has_config = attr(f, "model_config", path) is not None
     config = json_attr(f, "model_config", path) if has_config else None
     if config is not None:
-        validate_model_config(config, path)
-        kf.config = config
-        keep = select(config, version) if select is not None else None
+        kf.config, kf.tree = config, model_tree(config, path)
+        keep = select(kf.tree, version) if select is not None else None
         if attr(f, "training_config", path) is not None:
             raw = json_attr(f, "training_config", path)
             kf.compile_config = compile_settings(raw, "attribute 'training_config'", path)
-        _from_config(kf, config, layer_names, datasets, read, version, path, keep)
+        _from_config(kf, layer_names, datasets, read, version, path, keep)
     else:
         _from_weights_only(kf, layer_names, lambda n: read(n, datasets(n)), version, path)
     return kf
 
 
-def _from_config(kf, config, layer_names, datasets, read, version, path, keep=None):
+def _from_config(kf, layer_names, datasets, read, version, path, keep=None):
     listed = set(layer_names)
-    for cl in walk_model_config(config):
+    for cl in kf.tree.descendants():
         if keep is not None and cl.names[0] not in keep:
             continue
         top = cl.names[0]

@@ -10,7 +10,7 @@ config entries mean is in :mod:`jaxlstm._src.vocabulary`; this module holds what
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,7 +27,6 @@ from jaxlstm._src.vocabulary import (
     RecurrentClass,
     builtin_function_name,
     foreign_origin,
-    layer_list,
     resolve_activation_name,
     rnn_config,
     snake_case,
@@ -92,6 +91,7 @@ class KerasFile:
     layers: dict[str, LayerRecord] = field(default_factory=dict)
     other_layers: list[tuple[str, str]] = field(default_factory=list)  # (name, class_name)
     config: dict | None = None  # the model config, when the file has one
+    tree: LayerNode | None = None  # that config, parsed (model_tree)
     arrays: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)  # every layer's
     # what model.compile was given (loss, metrics, loss_weights, weighted_metrics: JSON data,
     # never the optimizer), when the file says: compile_settings
@@ -117,29 +117,68 @@ def compile_settings(raw, what: str, path: str) -> dict | None:
     return settings if any(v is not None for v in settings.values()) else None
 
 
-# ``select(config, keras_version)``: the model's own layers whose arrays a reader reads (None:
-# all of them); see ``read_keras_file``.
-Select = Callable[[dict, str], "set[str] | None"]
+# ``select(tree, keras_version)``: the model's own layers whose arrays a reader reads (None:
+# all of them); ``tree`` is the config's :func:`model_tree`; see ``read_keras_file``.
+Select = Callable[["LayerNode", str], "set[str] | None"]
 
 
-@dataclass
-class ConfigLayer:
-    """A layer found by walking a model config.
+@dataclass(frozen=True)
+class LayerNode:
+    """One layer entry of a model config, parsed once by :func:`model_tree` into the tree that
+    the readers, :func:`~jaxlstm.load_keras`, ``inspect`` and the writers all walk.
 
     Attributes:
-      names: enclosing model names then the layer's own, e.g. ``("encoder", "lstm")``.
-      class_name, config: as in the file.
+      names: enclosing model names then the layer's own, e.g. ``("encoder", "lstm")``; ``()``
+        for the root (the model itself).
+      class_name, config: as in the file (``config`` is ``{}`` for a Keras 1 model, whose
+        config is its list of layers).
+      entry: the whole entry (``inbound_nodes``, ``module``, ...), as plain JSON data.
       v3_path: where Keras 3 keeps this layer's variables in a ``.weights.h5``
         (``layers/lstm_1``, ``layers/sequential/layers/lstm``, ...), by Keras 3's own naming
         scheme (class name in snake case, numbered per container).
       custom: see :func:`~jaxlstm._src.vocabulary.foreign_origin`.
+      children: a model's layers, in file order.
+      nested: the layer entries this one holds (:data:`~jaxlstm._src.vocabulary.NESTED_KEYS`:
+        a wrapper's ``layer`` and ``backward_layer``, an ``RNN``'s ``cell``), by key.
     """
 
     names: tuple[str, ...]
     class_name: str
     config: dict
-    v3_path: str
+    entry: dict
+    v3_path: str = ""
     custom: str | None = None
+    children: tuple[LayerNode, ...] = ()
+    nested: dict[str, LayerNode] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The layer's Keras name (its own config's ``name``)."""
+        return str(self.config.get("name", self.entry.get("name", "")))
+
+    @property
+    def key(self) -> str:
+        """``"outer/inner"``: how a layer is named across nested models."""
+        return "/".join(self.names)
+
+    @property
+    def is_model(self) -> bool:
+        return self.class_name in MODEL_CLASSES
+
+    @property
+    def inner(self) -> LayerNode | None:
+        """The layer a wrapper wraps (``TimeDistributed``, ``Bidirectional``), else ``None``."""
+        return self.nested.get("layer")
+
+    def leaf(self) -> LayerNode:
+        """The innermost wrapped layer (this one if it wraps none)."""
+        return self.inner.leaf() if self.inner is not None else self
+
+    def descendants(self):
+        """Every layer below this one, depth first in file order, models included."""
+        for child in self.children:
+            yield child
+            yield from child.descendants()
 
 
 def resolve_activation(value, keras_version: str, where: str):
@@ -177,29 +216,39 @@ def resolve_activation(value, keras_version: str, where: str):
     return None
 
 
-def validate_model_config(model_config, path: str) -> None:
-    """Check a model config's structure before anything interprets it, so that a damaged or
-    crafted config ends in a :class:`KerasFileError` naming the layer: every layer entry a JSON
-    object with a string ``class_name`` and an object ``config``, the same for wrapped layers and
-    cells, layer names unique within each model (Keras refuses duplicates too), and models and
-    wrappers nested at most ``MAX_MODEL_DEPTH`` deep."""
+def model_tree(model_config, path: str) -> LayerNode:
+    """Parse a model config (Sequential or Functional, any Keras version, nested models) into
+    its :class:`LayerNode` tree, checking its structure on the way so that a damaged or crafted
+    config ends in a :class:`KerasFileError` naming the layer: every layer entry a JSON object
+    with a string ``class_name`` and an object ``config``, the same for wrapped layers and cells,
+    layer names unique within each model (Keras refuses duplicates too), and models and
+    wrappers nested at most ``MAX_MODEL_DEPTH`` deep. The one walk of a model config."""
     if not isinstance(model_config, dict | list):
         raise KerasFileError(
             f"{path}: the model config should be a JSON object; found "
             f"{type(model_config).__name__}."
         )
-    _validate_container(model_config, path, (), 0)
+    entry = (
+        model_config
+        if isinstance(model_config, dict)
+        else {"class_name": "Sequential", "config": model_config}
+    )
+    own = entry.get("config")
+    class_name = entry.get("class_name", "Sequential")
+    return _model(
+        entry, str(class_name), own if isinstance(own, dict) else {}, path, (), "", 0, None
+    )
 
 
-def _validate_container(model_config, path: str, names: tuple, depth: int) -> None:
+def _model(entry, class_name, config, path, names, v3_path, depth, custom) -> LayerNode:
     where = f"{path}: model {'/'.join(names)!r}" if names else f"{path}: the model config"
     if depth > limits.MAX_MODEL_DEPTH:
         raise KerasFileError(
             f"{where} nests models or wrappers more than {limits.MAX_MODEL_DEPTH} deep; the file "
             "is damaged or hostile."
         )
-    inner = model_config.get("config", model_config) if isinstance(model_config, dict) else None
-    layers = model_config if isinstance(model_config, list) else None
+    inner = entry.get("config", entry)
+    layers = None
     if isinstance(inner, list):
         layers = inner
     elif isinstance(inner, dict) and "layers" in inner:
@@ -209,21 +258,35 @@ def _validate_container(model_config, path: str, names: tuple, depth: int) -> No
                 f"{where}: 'layers' should be a list of layer configs; found "
                 f"{type(layers).__name__}."
             )
-    seen: dict[str, int] = {}
-    for i, entry in enumerate(layers or []):
-        name = _validate_entry(entry, where, f"layer #{i}", depth)
-        if name in seen:
+    children, seen, used = [], {}, {}
+    for i, sub in enumerate(layers or []):
+        node = _entry(sub, where, f"layer #{i}", depth, path, names)
+        if node.name in seen:
             raise KerasFileError(
-                f"{where} has two layers named {name!r} (#{seen[name]} and #{i}); Keras requires "
-                "unique layer names, so the file is damaged or crafted."
+                f"{where} has two layers named {node.name!r} (#{seen[node.name]} and #{i}); "
+                "Keras requires unique layer names, so the file is damaged or crafted."
             )
-        seen[name] = i
-        if entry.get("class_name") in MODEL_CLASSES:
-            _validate_container(entry, path, (*names, name), depth + 1)
+        seen[node.name] = i
+        snake = snake_case(node.class_name)
+        used[snake] = used.get(snake, -1) + 1
+        sub_path = f"{v3_path}layers/{snake}" + (f"_{used[snake]}" if used[snake] else "")
+        if node.is_model:
+            node = _model(
+                sub,
+                node.class_name,
+                node.config,
+                path,
+                node.names,
+                sub_path + "/",
+                depth + 1,
+                node.custom,
+            )
+        children.append(replace(node, v3_path=sub_path))
+    return LayerNode(names, class_name, config, entry, v3_path, custom, tuple(children))
 
 
-def _validate_entry(entry, where: str, label: str, depth: int) -> str:
-    """Check one layer entry (and the layers it wraps); return its name."""
+def _entry(entry, where: str, label: str, depth: int, path: str, names: tuple) -> LayerNode:
+    """One layer entry (and the layers it wraps), checked."""
     if depth > limits.MAX_MODEL_DEPTH:
         raise KerasFileError(
             f"{where}: {label} nests wrappers more than {limits.MAX_MODEL_DEPTH} deep; the file is "
@@ -246,30 +309,15 @@ def _validate_entry(entry, where: str, label: str, depth: int) -> str:
             "expected a JSON object."
         )
     own = config if isinstance(config, dict) else {}
-    name = str(own.get("name", entry.get("name", "")))  # as walk_model_config names it
-    if isinstance(config, dict):
-        for key in NESTED_KEYS:
-            if isinstance(config.get(key), dict):
-                _validate_entry(config[key], f"{where}: layer {name!r}", key, depth + 1)
-    return name
-
-
-def walk_model_config(model_config: dict, names=(), v3_path="") -> list[ConfigLayer]:
-    """Every layer of a (possibly nested) model config, in file order, models included."""
-    found, used = [], {}
-    for entry in layer_list(model_config):
-        if not isinstance(entry, dict):
-            continue
-        class_name = str(entry.get("class_name", ""))
-        config = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
-        name = str(config.get("name", entry.get("name", "")))
-        snake = snake_case(class_name)
-        used[snake] = used.get(snake, -1) + 1
-        path = f"{v3_path}layers/{snake}" + (f"_{used[snake]}" if used[snake] else "")
-        found.append(ConfigLayer((*names, name), class_name, config, path, foreign_origin(entry)))
-        if class_name in MODEL_CLASSES:
-            found.extend(walk_model_config(entry, (*names, name), path + "/"))
-    return found
+    name = str(own.get("name", entry.get("name", "")))
+    nested = {
+        key: _entry(own[key], f"{where}: layer {name!r}", key, depth + 1, path, (*names, name))
+        for key in NESTED_KEYS
+        if isinstance(own.get(key), dict)
+    }
+    return LayerNode(
+        (*names, name), class_name, own, entry, custom=foreign_origin(entry), nested=nested
+    )
 
 
 def record_from_config(class_name, config, name, version, path, wrapper=None):

@@ -17,7 +17,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from jaxlstm._src.readers.records import walk_model_config
+from jaxlstm._src.readers.records import model_tree
 from jaxlstm._src.vocabulary import MODEL_CLASSES, RECURRENT_CLASSES, keras_major
 
 KERAS3_VERSION = "3.0.0"  # the oldest Keras 3 that reads the archives written here
@@ -40,7 +40,7 @@ def write_weights_h5(model, config: dict, target: str) -> None:
     with h5py.File(target, "w") as h5:
         h5.require_group("vars")
         h5.require_group("layers")
-        for cl in walk_model_config(config):
+        for cl in model_tree(config, target).descendants():
             h5.require_group(f"{cl.v3_path}/vars")
             if cl.class_name in MODEL_CLASSES or cl.class_name == "InputLayer":
                 continue

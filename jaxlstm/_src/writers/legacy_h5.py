@@ -18,7 +18,8 @@ import h5py
 import numpy as np
 
 from jaxlstm._src.errors import UnsupportedOptionError
-from jaxlstm._src.vocabulary import MODEL_CLASSES, keras_major, layer_list
+from jaxlstm._src.readers.records import LayerNode, model_tree
+from jaxlstm._src.vocabulary import keras_major
 from jaxlstm._src.writers.keras_v3 import KERAS3_VERSION
 
 # legacy_h5_format.HDF5_OBJECT_HEADER_LIMIT: an attribute longer than this is split, as Keras
@@ -45,30 +46,19 @@ def _names_attr(group: h5py.Group, key: str, names: list[str]) -> None:
             group.attrs[f"{key}{i}"] = chunk
 
 
-def _name(entry: dict) -> str:
-    cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-    return str(cfg.get("name", entry.get("name", "")))
-
-
-def _weights(model, entry: dict, names: tuple, trainable: bool) -> list[tuple[str, object, bool]]:
-    """``(array name, array, trainable)`` for one config entry (every layer of a nested model),
-    in Keras's ``layer.weights`` order."""
-    class_name = entry.get("class_name")
-    cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-    trainable = trainable and cfg.get("trainable", True) is not False
-    if class_name == "InputLayer":
+def _weights(model, node: LayerNode, trainable: bool) -> list[tuple[str, object, bool]]:
+    """``(array name, array, trainable)`` for one layer of the config (every layer of a nested
+    model), in Keras's ``layer.weights`` order."""
+    trainable = trainable and node.config.get("trainable", True) is not False
+    if node.class_name == "InputLayer":
         return []
-    if class_name in MODEL_CLASSES:
-        return [
-            w
-            for sub in layer_list(entry)
-            if isinstance(sub, dict)
-            for w in _weights(model, sub, (*names, _name(sub)), trainable)
-        ]
+    if node.is_model:
+        return [w for sub in node.children for w in _weights(model, sub, trainable)]
+    names = node.names
     prefix = "/".join(names[1:] if len(names) > 1 else names)
     return [
         (f"{prefix}/w{i}", array, trainable and bool(flag))
-        for i, (array, flag) in enumerate(model.layer("/".join(names)).keras_weights())
+        for i, (array, flag) in enumerate(model.layer(node.key).keras_weights())
     ]
 
 
@@ -82,11 +72,10 @@ def write_legacy_h5(model, config: dict, keras_version: str, target: str) -> Non
         f.attrs["model_config"] = json.dumps(config)
         group = f.create_group("model_weights")
         names = []
-        for entry in layer_list(config):
-            name = _name(entry)
-            names.append(name)
-            g = group.create_group(name)
-            found = _weights(model, entry, (name,), True)
+        for node in model_tree(config, target).children:
+            names.append(node.name)
+            g = group.create_group(node.name)
+            found = _weights(model, node, True)
             found = [w for w in found if w[2]] + [w for w in found if not w[2]]
             for wname, array, _ in found:
                 g.create_dataset(wname, data=np.asarray(array, np.float32))
