@@ -72,6 +72,26 @@ def test_inspect_feeds_inputs_in_the_models_order(tmp_path):
         for layer in keras_model.layers:
             shape = "(" + ", ".join(str(d) for d in layer.output.shape) + ")"
             assert shape in rows[layer.name], (rows[layer.name], shape)
+        assert "-→-" in rows["cat"].split(), rows["cat"]  # two inputs, neither masked
+
+
+def test_inspect_mask_flow_of_a_layer_with_several_inputs(tmp_path):
+    """The mask column says ``in`` when a mask reaches any of a layer's inputs (Keras's
+    ``Concatenate`` then propagates one), and ``-`` when none of them carries one."""
+    keras = pytest.importorskip("keras")
+    from jaxlstm._src.inspect import describe_model
+
+    L = keras.layers
+    a, b = keras.Input((5,), name="a"), keras.Input((5, 3), name="b")
+    masked = L.Embedding(9, 3, mask_zero=True, name="emb")(a)
+    out = L.LSTM(2, name="lstm")(L.Concatenate(name="cat")([masked, b]))
+    keras.Model([a, b], out).save(tmp_path / "m.keras")
+    rows = {
+        line.split()[0]: line.split()
+        for line in describe_model(tmp_path / "m.keras").splitlines()
+        if line.startswith("  ")
+    }
+    assert "in→out" in rows["cat"] and "in→-" in rows["lstm"], rows
 
 
 def test_repr_is_one_short_line(keras_classifier):

@@ -154,6 +154,13 @@ def _spec(shape, dtype, batch, length):
     return jax.ShapeDtypeStruct(tuple(dims), "int32" if "int" in dtype else "float32")
 
 
+def _carries_mask(mask) -> bool:
+    """Whether a layer's mask argument holds a mask (for several inputs: any of them)."""
+    if isinstance(mask, list | tuple | dict):
+        return any(_carries_mask(m) for m in (mask.values() if isinstance(mask, dict) else mask))
+    return mask is not None
+
+
 def _shape_text(a, b) -> str:
     """A shape as Keras prints it: ``None`` where two probes of different input sizes differ
     (the dimension follows an unknown batch size or length)."""
@@ -207,7 +214,7 @@ def layer_table(
                 continue
             rows[key][2] = " ".join(_shape_text(o, p) for o, p in zip(outs, outs_b, strict=True))
             flow = (
-                ("in" if mask_in is not None else "-")
+                ("in" if _carries_mask(mask_in) else "-")
                 + "→"
                 + ("out" if any(m is not None for m in out_masks) else "-")
             )
