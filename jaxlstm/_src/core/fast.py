@@ -4,10 +4,15 @@ A cell (``lstm.LSTMCell``, ``gru.GRUCell``, ``simple_rnn.SimpleRNNCell``) says h
 into one matmul and an elementwise update: ``z_t = [x_t, h_{t-1}] @ [w_x; w_h] + b`` with
 ``(w_x, w_h, b) = cell.fuse(params)``, then ``state_t = cell.update(z_t, state_{t-1})``. Every
 cell of that shape (LSTM, GRU with ``reset_after=True``, SimpleRNN) runs through
-:func:`recurrence`; a cell that needs a second matmul inside the step (GRU with
-``reset_after=False``: ``(r * h) @ U_h``) runs through :func:`_plain_recurrence`, a ``lax.scan``
-of ``cell.step`` differentiated by plain autodiff. Both share the masks, the chunked
-checkpointing and the entry point :func:`run`.
+:func:`recurrence`. A ``split`` cell (the GRU) keeps the two parts apart,
+``z_t = (x_t @ w_x + b_x, h_{t-1} @ w_h + b_h)``, because its update uses them differently
+(the reset gate multiplies the recurrent part of the candidate only): its matmuls are ``3u``
+wide, with no zero block, and the input part's share of the tangent is computed for all steps
+outside the loop (``cell.tangent_input``). A cell that needs a second matmul inside the step
+(GRU with ``reset_after=False``: ``(r * h) @ U_h``) runs through :func:`_plain_recurrence`, a
+``lax.scan`` of ``cell.step`` differentiated by plain autodiff (a fast JVP for it measured
+slower: ``benchmarks/README.md``). Both share the masks, the chunked checkpointing and the
+entry point :func:`run`.
 
 Plain autodiff of a ``lax.scan`` accumulates the weight gradients step by step: every step of
 the backward loop adds a ``(units, B) @ (B, n)`` outer product into a ``(units, n)`` buffer, and
