@@ -5,6 +5,7 @@ plain autodiff of a step-by-step reference, gradients against finite differences
 from __future__ import annotations
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -373,3 +374,34 @@ def test_recurrent_dropout_gradients_equal_autodiff(cell):
     got = _loss(scan, mask=full, recurrent_dropout_mask=rdm)(params, x, h0)
     want = _loss(reference, mask=full, recurrent_dropout_mask=rdm)(params, x, h0)
     _assert_trees_close(got, want, rtol=2e-6)
+
+
+@pytest.mark.parametrize("options", [{}, {"mask": True, "recurrent_dropout_mask": True}])
+def test_gru_fast_path_is_compact(options):
+    """The reset_after=True GRU's jitted forward and value-and-gradient hold no 4u-wide array
+    (the zero quarter of the old fused ``[a_z | a_r | x_h | r_h]`` layout) and every matmul in
+    them has a 3u-wide operand: ``x @ kernel``, ``h @ recurrent_kernel`` and their transposes.
+    Sizes are chosen so that no other axis can be 4u = 20 or 3u = 15."""
+    b, t, f, u = 2, 3, 7, 5
+    params, x, _, mask = _setup("gru", b=b, t=t, f=f, u=u)
+    opts = {}
+    if options.get("mask"):
+        opts["mask"] = mask
+    if options.get("recurrent_dropout_mask"):
+        opts["recurrent_dropout_mask"] = jnp.full((b, u), 1.25)
+
+    def forward(p, x):
+        return gru_scan(p, x, **opts)[0]
+
+    def value_and_grad(p, x):
+        return jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x) ** 2), argnums=(0, 1))(p, x)
+
+    for fn in (forward, value_and_grad):
+        text = jax.jit(fn).lower(params, x).as_text()
+        shapes = [
+            [int(d) for d in dims.split("x") if d]
+            for dims in re.findall(r"tensor<((?:\d+x)*)(?:f32|bf16|i1|i32)>", text)
+        ]
+        assert shapes and not [s for s in shapes if 4 * u in s], fn.__name__
+        dots = [line for line in text.splitlines() if "dot_general" in line]
+        assert dots and all(re.search(rf"\b{3 * u}x|x{3 * u}x", d) for d in dots), fn.__name__

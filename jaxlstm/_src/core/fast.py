@@ -4,10 +4,15 @@ A cell (``lstm.LSTMCell``, ``gru.GRUCell``, ``simple_rnn.SimpleRNNCell``) says h
 into one matmul and an elementwise update: ``z_t = [x_t, h_{t-1}] @ [w_x; w_h] + b`` with
 ``(w_x, w_h, b) = cell.fuse(params)``, then ``state_t = cell.update(z_t, state_{t-1})``. Every
 cell of that shape (LSTM, GRU with ``reset_after=True``, SimpleRNN) runs through
-:func:`recurrence`; a cell that needs a second matmul inside the step (GRU with
-``reset_after=False``: ``(r * h) @ U_h``) runs through :func:`_plain_recurrence`, a ``lax.scan``
-of ``cell.step`` differentiated by plain autodiff. Both share the masks, the chunked
-checkpointing and the entry point :func:`run`.
+:func:`recurrence`. A ``split`` cell (the GRU) keeps the two parts apart,
+``z_t = (x_t @ w_x + b_x, h_{t-1} @ w_h + b_h)``, because its update uses them differently
+(the reset gate multiplies the recurrent part of the candidate only): its matmuls are ``3u``
+wide, with no zero block, and the input part's share of the tangent is computed for all steps
+outside the loop (``cell.tangent_input``). A cell that needs a second matmul inside the step
+(GRU with ``reset_after=False``: ``(r * h) @ U_h``) runs through :func:`_plain_recurrence`, a
+``lax.scan`` of ``cell.step`` differentiated by plain autodiff (a fast JVP for it measured
+slower: ``benchmarks/README.md``). Both share the masks, the chunked checkpointing and the
+entry point :func:`run`.
 
 Plain autodiff of a ``lax.scan`` accumulates the weight gradients step by step: every step of
 the backward loop adds a ``(units, B) @ (B, n)`` outer product into a ``(units, n)`` buffer, and
@@ -89,6 +94,13 @@ def _masked(cfg: Config, m, new, old, out):
     return tuple(jnp.where(m, n, o) for n, o in zip(new, old, strict=True)), out
 
 
+def _biases(cell, bias):
+    """``(b_x, b_h)``: a split cell's bias pair (either may be ``None``), or ``(bias, None)``."""
+    if not cell.split:
+        return bias, None
+    return (None, None) if bias is None else bias
+
+
 def _forward(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask, save):
     """The forward scan over time-major ``x`` ``(T, B, in)``. Returns
     ``((ys_or_last, state_T, out_T), residuals)``; with ``save`` the residuals are the stacked
@@ -97,26 +109,39 @@ def _forward(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask, save):
 
     One ``[x_t, 1, h_{t-1}] @ [w_x; b; w_h]`` matmul a step: on CPU this beats two matmuls a
     step, a separate bias add, and a precomputed ``x @ w_x`` (whose per-step slice, fused into
-    the gate math, makes XLA:CPU's fusion several times slower).
+    the gate math, makes XLA:CPU's fusion several times slower). A ``split`` cell (the GRU)
+    takes its two parts apart: ``z_t = ([x_t, 1] @ [w_x; b_x], (h_{t-1} * r) @ w_h + b_h)``.
     """
     cd, cell = cfg.compute_dtype, cfg.cell
-    fold_bias = bias is not None and cd is None  # (bfloat16 matmuls would round the bias)
+    b_x, b_h = _biases(cell, bias)
+    fold_bias = b_x is not None and cd is None  # (bfloat16 matmuls would round the bias)
     if fold_bias:  # [x_t, 1, h] @ [w_x; b; w_h]: no bias add in the gate math
         x = jnp.concatenate([x, jnp.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
-        w = jnp.concatenate([w_x, bias[None].astype(w_x.dtype), w_h], axis=0)
+    if cell.split:  # ([x_t, 1] @ [w_x; b_x], h @ w_h + b_h)
+        if fold_bias:
+            w_x = jnp.concatenate([w_x, b_x[None].astype(w_x.dtype)], axis=0)
+        w = (w_x, w_h) if cd is None else (w_x.astype(cd), w_h.astype(cd))
+    elif fold_bias:
+        w = jnp.concatenate([w_x, b_x[None].astype(w_x.dtype), w_h], axis=0)
     else:
         w = jnp.concatenate([w_x, w_h], axis=0)  # (in + u, n)
-    if cd is not None:
+    if cd is not None and not cell.split:
         w = w.astype(cd)
+
+    def preactivation(x_t, h_r):
+        if cell.split:
+            z_x, z_h = matmul(x_t, w[0], cd), matmul(h_r, w[1], cd)
+            if b_h is not None:
+                z_h = z_h + b_h
+            return (z_x if b_x is None or fold_bias else z_x + b_x), z_h
+        z = matmul(jnp.concatenate([x_t, h_r], axis=-1), w, cd)
+        return z if b_x is None or fold_bias else z + b_x
 
     def step(carry, inputs):
         state, out = carry
         h = state[0]
         x_t, m = inputs
-        xh = jnp.concatenate([x_t, h if rdm is None else h * rdm], axis=-1)
-        z = matmul(xh, w, cd)
-        if bias is not None and not fold_bias:
-            z = z + bias
+        z = preactivation(x_t, h if rdm is None else h * rdm)
         if not save:
             new = cell.update(z, state)
             res = None
@@ -144,7 +169,8 @@ def recurrence(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask):
 
     Args:
       cfg: :class:`Config`.
-      w_x ``(in, n)``, w_h ``(u, n)``, bias ``(n,)`` or ``None``: ``cell.fuse(params)``.
+      w_x ``(in, n)``, w_h ``(u, n)``, bias ``(n,)`` or ``None``: ``cell.fuse(params)``
+        (a ``split`` cell: w_h ``(u, m)`` and bias a pair ``(b_x (n,), b_h (m,))`` or ``None``).
       x: ``(T, B, in)``, time-major (already reversed for ``go_backwards`` and dropped out).
       state0: tuple of ``(B, u)`` arrays, ``h`` first. out0: ``(B, u)`` (the "previous
         output", zeros) when masked, else None.
@@ -153,14 +179,7 @@ def recurrence(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask):
     Returns:
       ``(ys_or_last, state_T, out_T)``: the ``(T, B, u)`` outputs (or the last output when
       ``cfg.return_sequences`` is False), the final state, and the last output when masked.
-
-    A cell whose fused weights hold zero blocks (the GRU's) may give ``unfuse(w_x, w_h, b)``:
-    params for its own ``step``, which the forward pass then runs instead, when nothing is
-    differentiated (the JVP's forward keeps the fused matmul, whose residuals it needs).
     """
-    unfuse = getattr(cfg.cell, "unfuse", None)
-    if unfuse is not None:  # the cell has a cheaper forward than the fused matmul (no zeros)
-        return _plain_recurrence(cfg, unfuse(w_x, w_h, bias), x, state0, out0, rdm, mask)
     return _forward(cfg, w_x, w_h, bias, x, state0, out0, rdm, mask, save=False)[0]
 
 
@@ -192,22 +211,36 @@ def _recurrence_jvp(cfg, primals, tangents):
     outs, (h_prev, linearisation) = _forward(
         cfg, w_x, w_h, bias, x, state0, out0, rdm, mask, save=True
     )
-    z_shape = (*h_prev.shape[:-1], w_h.shape[-1])
+    b_x, b_h = _biases(cell, bias)
+    db_x, db_h = _biases(cell, d_bias)
+    rows = h_prev.shape[:-1]
 
-    # Everything that does not depend on the carried tangent, for all T*B rows at once.
-    terms = []
+    # Everything that does not depend on the carried tangent, for all T*B rows at once: the
+    # input part (x_terms) and the recurrent part (h_terms), one sum unless the cell is split.
+    x_terms, h_terms = [], []
     if not _zero(dx):
-        terms.append(matmul(dx, w_x, cd))
+        x_terms.append(matmul(dx, w_x, cd))
     if not _zero(d_w_x):
-        terms.append(_rows_matmul(x, d_w_x, cd))
-    if bias is not None and not _zero(d_bias):
-        terms.append(jnp.broadcast_to(d_bias, z_shape))
+        x_terms.append(_rows_matmul(x, d_w_x, cd))
+    if b_x is not None and not _zero(db_x):
+        x_terms.append(jnp.broadcast_to(db_x, (*rows, w_x.shape[-1])))
     if not _zero(d_w_h):
-        terms.append(_rows_matmul(h_prev if rdm is None else h_prev * rdm, d_w_h, cd))
+        h_terms.append(_rows_matmul(h_prev if rdm is None else h_prev * rdm, d_w_h, cd))
+    if b_h is not None and not _zero(db_h):
+        h_terms.append(jnp.broadcast_to(db_h, (*rows, w_h.shape[-1])))
     if rdm is not None and not _zero(d_rdm):
-        terms.append(matmul(h_prev * d_rdm, w_h, cd))
+        h_terms.append(matmul(h_prev * d_rdm, w_h, cd))
     dtype = h_prev.dtype
-    a = sum(terms[1:], terms[0]).astype(dtype) if terms else jnp.zeros(z_shape, dtype)
+
+    def total(terms, width):
+        return sum(terms[1:], terms[0]).astype(dtype) if terms else jnp.zeros((*rows, width), dtype)
+
+    if not cell.split:
+        a, a_x = total(x_terms + h_terms, w_h.shape[-1]), None
+    else:
+        a, a_x = total(h_terms, w_h.shape[-1]), total(x_terms, w_x.shape[-1])
+        if cfg.elementwise:  # the input part's share of the tangent, outside the loop
+            a_x = cell.tangent_input(linearisation, a_x)
     # dz = dh @ w_h, written against w_h.T so that its transpose (the backward pass's one
     # matmul a step) is a plain (B, n) @ (n, u) on a contiguous matrix.
     w_t = w_h.T if cd is None else w_h.T.astype(cd)
@@ -215,7 +248,7 @@ def _recurrence_jvp(cfg, primals, tangents):
     def step(carry, inputs):
         dstate, dout = carry
         dh = dstate[0]
-        a_t, lin, m = inputs
+        a_t, a_x_t, lin, m = inputs
         dh_r = dh if rdm is None else dh * rdm
         dz = a_t + jnp.einsum(
             "bu,gu->bg",
@@ -223,6 +256,8 @@ def _recurrence_jvp(cfg, primals, tangents):
             w_t,
             preferred_element_type=None if cd is None else jnp.float32,
         )
+        if cell.split:
+            dz = (a_x_t, dz)
         if cfg.elementwise:
             dnew = cell.tangent(lin, dz, dstate)
         else:
@@ -238,7 +273,7 @@ def _recurrence_jvp(cfg, primals, tangents):
     if not cfg.elementwise:
         linearisation = (h_prev, linearisation)
     carry0 = (tuple(_dense(d) for d in dstate0), _dense(dout0) if cfg.masked else None)
-    (dstate, dout), dys = lax.scan(step, carry0, (a, linearisation, mask), unroll=cfg.unroll)
+    (dstate, dout), dys = lax.scan(step, carry0, (a, a_x, linearisation, mask), unroll=cfg.unroll)
     first = dys if cfg.return_sequences else (dout if cfg.masked else dstate[0])
     return outs, (first, dstate, dout)
 

@@ -18,9 +18,11 @@ One step, with ``σ`` the recurrent activation (sigmoid by default) and ``φ`` t
     hh  = φ(x_h + (r * h_{t-1}) @ recurrent_kernel_h) reset_after=False: r before it (no b_r)
     h_t = z * h_{t-1} + (1 - z) * hh
 
-With ``reset_after=True`` the step is one matmul and an elementwise update, so the scan takes
-the fast backward pass of ``fast.py``; with ``reset_after=False`` the second matmul sits inside
-the step and the scan is differentiated by plain autodiff.
+With ``reset_after=True`` the step is two independent matmuls (``x_t @ kernel`` and
+``h_{t-1} @ recurrent_kernel``, ``3u`` columns each) and an elementwise update, so the scan
+takes the fast backward pass of ``fast.py`` (as a ``split`` cell: one ``(B, u) @ (u, 3u)``
+matmul a step, no zero block); with ``reset_after=False`` the second matmul sits inside the
+step and the scan is differentiated by plain autodiff.
 """
 
 from __future__ import annotations
@@ -103,60 +105,56 @@ class GRUCell(NamedTuple):
             f"reset_after={not self.reset_after}'s)"
         )
 
+    split = True  # (read where fused) z is a pair: input part, recurrent part
+
     @staticmethod
     def fuse(params):
-        """``z = [x, h] @ [w_x; w_h] + b`` with ``z`` ``(B, 4u)`` = ``[a_z | a_r | x_h | r_h]``:
-        the z and r columns sum the input and recurrent parts (and both biases), ``x_h`` and
-        ``r_h`` stay apart because the reset gate multiplies ``r_h`` only."""
+        """``z = (x @ w_x + b_x, h @ w_h + b_h)``: the input and recurrent parts stay apart
+        (``3u`` columns each, no zero block), because the reset gate multiplies the recurrent
+        part of the candidate only. Returns ``(kernel, recurrent_kernel, (b_i, b_r))``."""
         k, rk, b = params
-        u = rk.shape[0]
-        w_x = jnp.concatenate([k, jnp.zeros((k.shape[0], u), k.dtype)], axis=1)
-        w_h = jnp.concatenate([rk[:, : 2 * u], jnp.zeros((u, u), rk.dtype), rk[:, 2 * u :]], axis=1)
-        if b is not None:
-            b = jnp.concatenate([b[0, : 2 * u] + b[1, : 2 * u], b[0, 2 * u :], b[1, 2 * u :]])
-        return w_x, w_h, b
-
-    @staticmethod
-    def unfuse(w_x, w_h, b):
-        """:meth:`fuse`'s weights without its zero blocks, as reset_after=True params for
-        :meth:`step` (the z and r biases summed into the input row): a quarter fewer flops a
-        step for a forward pass that is not differentiated."""
-        u = w_h.shape[0]
-        k = w_x[:, : 3 * u]
-        rk = jnp.concatenate([w_h[:, : 2 * u], w_h[:, 3 * u :]], axis=1)
-        if b is not None:
-            b = jnp.stack([b[: 3 * u], jnp.concatenate([jnp.zeros(2 * u, b.dtype), b[3 * u :]])])
-        return GRUParams(k, rk, b)
+        return k, rk, None if b is None else (b[0], b[1])
 
     def update(self, z, state):
+        """``z = (x_t @ kernel + b_i, h @ recurrent_kernel + b_r)``, each ``(B, 3u)`` in gate
+        order z, r, h, and ``(h,)`` -> the new ``(h,)`` (reset_after=True)."""
         act, rec = self.activation, self.recurrent_activation
-        a_z, a_r, x_h, r_h = jnp.split(z, 4, axis=-1)
-        gate = rec(a_z)
-        hh = act(x_h + rec(a_r) * r_h)
+        (x_z, x_r, x_h), (h_z, h_r, h_h) = (jnp.split(part, 3, axis=-1) for part in z)
+        gate = rec(x_z + h_z)
+        hh = act(x_h + rec(x_r + h_r) * h_h)
         return (gate * state[0] + (1.0 - gate) * hh,)
 
     def linearize(self, z, state):
         """:meth:`update` and the coefficients of its linearisation::
 
-            dh = g * dh_prev + sum(k * dz over the four blocks)
+            dh = g * dh_prev + k_z (dx_z + dh_z) + k_r (dx_r + dh_r) + k_x dx_h + k_h dh_h
 
-        with ``g = σ(a_z)``, ``p = x_h + r * r_h`` and
-        ``k = [σ'(a_z) (h_prev - hh), (1-g) φ'(p) r_h σ'(a_r), (1-g) φ'(p), (1-g) φ'(p) r]``."""
+        with ``g = σ(a_z)``, ``p = x_h + r * h_h`` and ``k_z = σ'(a_z) (h_prev - hh)``,
+        ``k_r = (1-g) φ'(p) h_h σ'(a_r)``, ``k_x = (1-g) φ'(p)``, ``k_h = k_x r``."""
         act, rec = self.activation, self.recurrent_activation
         h_prev = state[0]
-        a_z, a_r, x_h, r_h = jnp.split(z, 4, axis=-1)
-        gate, d_gate = fast.value_and_slope(rec, a_z)
-        r, dr = fast.value_and_slope(rec, a_r)
-        hh, dhh = fast.value_and_slope(act, x_h + r * r_h)
-        w = (1.0 - gate) * dhh
-        k = jnp.concatenate([d_gate * (h_prev - hh), w * r_h * dr, w, w * r], axis=-1)
-        return (gate * h_prev + (1.0 - gate) * hh,), (k, gate)
+        (x_z, x_r, x_h), (h_z, h_r, h_h) = (jnp.split(part, 3, axis=-1) for part in z)
+        gate, d_gate = fast.value_and_slope(rec, x_z + h_z)
+        r, dr = fast.value_and_slope(rec, x_r + h_r)
+        hh, dhh = fast.value_and_slope(act, x_h + r * h_h)
+        k_x = (1.0 - gate) * dhh
+        k = (d_gate * (h_prev - hh), k_x * h_h * dr, k_x, k_x * r)
+        return (gate * h_prev + (1.0 - gate) * hh,), (*k, gate)
+
+    @staticmethod
+    def tangent_input(coefficients, dz_x):
+        """The input part's share of ``dh`` (any leading axes: all steps at once)."""
+        k_z, k_r, k_x, _, _ = coefficients
+        d_z, d_r, d_h = jnp.split(dz_x, 3, axis=-1)
+        return k_z * d_z + k_r * d_r + k_x * d_h
 
     @staticmethod
     def tangent(coefficients, dz, dstate):
-        k, gate = coefficients
-        k_z, k_r, k_x, k_h = jnp.split(k * dz, 4, axis=-1)
-        return (gate * dstate[0] + k_z + k_r + k_x + k_h,)
+        """``dz = (tangent_input(...), dz_h)`` -> the step's ``(dh,)``."""
+        k_z, k_r, _, k_h, gate = coefficients
+        d_input, dz_h = dz
+        d_z, d_r, d_h = jnp.split(dz_h, 3, axis=-1)
+        return (gate * dstate[0] + d_input + k_z * d_z + k_r * d_r + k_h * d_h,)
 
     def step(self, params, state, x_t, rdm=None, compute_dtype=None):
         """One step as Keras writes it (both ``reset_after`` conventions)."""
@@ -168,18 +166,13 @@ class GRUCell(NamedTuple):
         xz = fast.matmul(x_t, k, compute_dtype)
         if b is not None:
             xz = xz + (b[0] if self.reset_after else b)
-        x_z, x_r, x_h = jnp.split(xz, 3, axis=-1)
         if self.reset_after:
             hz = fast.matmul(h_r, rk, compute_dtype)
-            if b is not None:
-                hz = hz + b[1]
-            h_z, h_r_gate, h_h = jnp.split(hz, 3, axis=-1)
-            gate, r = rec(x_z + h_z), rec(x_r + h_r_gate)
-            hh = act(x_h + r * h_h)
-        else:
-            h_z, h_r_gate = jnp.split(fast.matmul(h_r, rk[:, : 2 * u], compute_dtype), 2, axis=-1)
-            gate, r = rec(x_z + h_z), rec(x_r + h_r_gate)
-            hh = act(x_h + fast.matmul(r * h_r, rk[:, 2 * u :], compute_dtype))
+            return self.update((xz, hz if b is None else hz + b[1]), state)
+        x_z, x_r, x_h = jnp.split(xz, 3, axis=-1)
+        h_z, h_r_gate = jnp.split(fast.matmul(h_r, rk[:, : 2 * u], compute_dtype), 2, axis=-1)
+        gate, r = rec(x_z + h_z), rec(x_r + h_r_gate)
+        hh = act(x_h + fast.matmul(r * h_r, rk[:, 2 * u :], compute_dtype))
         return (gate * h + (1.0 - gate) * hh,)
 
 

@@ -83,6 +83,7 @@ class LSTMCell(NamedTuple):
     bias_text = "(4*units,)"
     bias_hint = ""
     fused = True
+    split = False  # z is one array: x @ w_x + h @ w_h + b
 
     @property
     def activations(self):

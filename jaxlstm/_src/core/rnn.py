@@ -16,11 +16,13 @@ What a cell provides (see ``lstm.LSTMCell`` for the reference implementation)::
     bias_shape(units), bias_text   the bias shape Keras stores, e.g. (2, 3u) and "(2, 3*units)"
     step(params, state, x_t, rdm, compute_dtype) -> state        one Keras step (tuples)
     fused                          the step is one matmul + an elementwise update, so:
-    fuse(params) -> (w_x, w_h, b)  z = x_t @ w_x + (h * rdm) @ w_h + b
+    split                          False: z is one array; True: a pair (input, recurrent part)
+    fuse(params) -> (w_x, w_h, b)  z = x_t @ w_x + (h * rdm) @ w_h + b; split: b = (b_x, b_h)
+                                   and z = (x_t @ w_x + b_x, (h * rdm) @ w_h + b_h)
     update(z, state) -> state      the elementwise rest
     linearize(z, state) -> (state, coefficients), tangent(coefficients, dz, dstate) -> dstate
-    unfuse(w_x, w_h, b) -> params  optional: params for ``step`` without fuse's zero blocks,
-                                   for a cheaper forward when nothing is differentiated
+    tangent_input(coefficients, dz_x) -> d   split only: the input part's share of the tangent
+                                   (all steps at once); tangent then gets dz = (d, dz_h)
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ class SimpleRNNCell(NamedTuple):
     bias_text = "(units,)"
     bias_hint = ""
     fused = True
+    split = False  # z is one array: x @ w_x + h @ w_h + b
 
     @property
     def activations(self):

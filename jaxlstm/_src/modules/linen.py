@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlstm._src.core.layer import (
+    LAYER_OPTIONS,
     check_bidirectional_pair,
     layer_options,
     lstm_layer,
@@ -44,7 +45,45 @@ def dropout_key(module: nn.Module, deterministic):
     return module.make_rng("dropout") if needs_rng and not deterministic else None
 
 
-class LSTM(nn.Module):
+class _KerasRNN(nn.Module):
+    """What the Linen LSTM, GRU and SimpleRNN share: params ``kernel``, ``recurrent_kernel``
+    and ``bias`` in Keras's layout (:func:`rnn_params`), a dropout key from the ``"dropout"``
+    stream in training mode, the cell's layer call (``core/layer.py``), outputs in a 16-bit
+    ``param_dtype``. Each cell names its params pytree, its layer call, the options it takes
+    and its number of gates (``_params_type``, ``_layer``, ``_options``, ``_gates``: class
+    attributes, not annotated, or they would become dataclass fields) and gives
+    ``_bias_init(dtype)``, its bias as Keras initialises it. Its fields (the options) are its
+    own, in its own order, as positional arguments take them."""
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
+    ) -> Any:
+        params = rnn_params(self, x.shape[-1], self._gates, lambda _, d: self._bias_init(d))
+        out = self._layer(
+            self._params_type(*params),
+            x,
+            mask=mask,
+            initial_state=initial_state,
+            dropout_key=dropout_key(self, deterministic),
+            **layer_options(
+                self,
+                self._options,
+                return_state=return_state,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+        )
+        return in_param_dtype(out, self.param_dtype)
+
+
+class LSTM(_KerasRNN):
     """``keras.layers.LSTM`` as a Linen module; see :class:`jaxlstm.LSTM` for the equations.
 
     Parameters ``kernel (in, 4u)``, ``recurrent_kernel (u, 4u)`` and ``bias (4u,)`` (gate order
@@ -84,33 +123,11 @@ class LSTM(nn.Module):
 
     state_fields = ("h", "c")  # Keras's state list, as Bidirectional splits initial_state
 
-    @nn.compact
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        u = self.units
-        kernel, recurrent, bias = rnn_params(
-            self, x.shape[-1], 4, lambda _, dtype: keras_bias_init(u, self.unit_forget_bias, dtype)
-        )
-        key = dropout_key(self, deterministic)
-        out = lstm_layer(
-            LSTMParams(kernel, recurrent, bias),
-            x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=key,
-            **layer_options(
-                self, return_state=return_state, zero_output_for_mask=zero_output_for_mask
-            ),
-        )
-        return in_param_dtype(out, self.param_dtype)
+    _params_type, _layer, _options = LSTMParams, staticmethod(lstm_layer), LAYER_OPTIONS
+    _gates = 4
+
+    def _bias_init(self, dtype):
+        return keras_bias_init(self.units, self.unit_forget_bias, dtype)
 
 
 class Bidirectional(nn.Module):

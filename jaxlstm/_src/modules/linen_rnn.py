@@ -1,12 +1,12 @@
 """Flax Linen twins of :class:`jaxlstm.GRU` and :class:`jaxlstm.SimpleRNN`, beside
-``linen.py``'s LSTM: same names, options and numbers, same layer code."""
+``linen.py``'s LSTM: same names, options and numbers, same layer code (``linen.py``'s
+``_KerasRNN`` base: each cell names its params, layer call, options, gates and bias)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from jaxlstm._src.core.gru import GRUCell, GRUParams
@@ -14,15 +14,13 @@ from jaxlstm._src.core.layer import (
     GRU_OPTIONS,
     SIMPLE_RNN_OPTIONS,
     gru_layer,
-    layer_options,
     simple_rnn_layer,
 )
 from jaxlstm._src.core.simple_rnn import SimpleRNNParams
-from jaxlstm._src.modules.linen import dropout_key, rnn_params
-from jaxlstm._src.modules.nnx import in_param_dtype
+from jaxlstm._src.modules.linen import _KerasRNN
 
 
-class GRU(nn.Module):
+class GRU(_KerasRNN):
     """``keras.layers.GRU`` as a Linen module; see :class:`jaxlstm.GRU` for the equations.
 
     Parameters ``kernel (in, 3u)``, ``recurrent_kernel (u, 3u)`` and ``bias`` (``(2, 3u)``
@@ -60,35 +58,14 @@ class GRU(nn.Module):
 
     state_fields = ("h",)
 
-    @nn.compact
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        bias_shape = GRUCell(None, None, self.reset_after).bias_shape(self.units)
-        out = gru_layer(
-            GRUParams(*rnn_params(self, x.shape[-1], 3, lambda _, d: jnp.zeros(bias_shape, d))),
-            x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=dropout_key(self, deterministic),
-            **layer_options(
-                self,
-                GRU_OPTIONS,
-                return_state=return_state,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
-        )
-        return in_param_dtype(out, self.param_dtype)
+    _params_type, _layer, _options = GRUParams, staticmethod(gru_layer), GRU_OPTIONS
+    _gates = 3
+
+    def _bias_init(self, dtype):
+        return jnp.zeros(GRUCell(None, None, self.reset_after).bias_shape(self.units), dtype)
 
 
-class SimpleRNN(nn.Module):
+class SimpleRNN(_KerasRNN):
     """``keras.layers.SimpleRNN`` as a Linen module; see :class:`jaxlstm.SimpleRNN`.
 
     Example:
@@ -120,29 +97,8 @@ class SimpleRNN(nn.Module):
 
     state_fields = ("h",)
 
-    @nn.compact
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        u = self.units
-        out = simple_rnn_layer(
-            SimpleRNNParams(*rnn_params(self, x.shape[-1], 1, lambda _, d: jnp.zeros((u,), d))),
-            x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=dropout_key(self, deterministic),
-            **layer_options(
-                self,
-                SIMPLE_RNN_OPTIONS,
-                return_state=return_state,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
-        )
-        return in_param_dtype(out, self.param_dtype)
+    _params_type, _layer = SimpleRNNParams, staticmethod(simple_rnn_layer)
+    _options, _gates = SIMPLE_RNN_OPTIONS, 1
+
+    def _bias_init(self, dtype):
+        return jnp.zeros((self.units,), dtype)
