@@ -168,31 +168,31 @@ def test_stacked_shapes_are_checked():
         )
 
 
-@pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_loading_stacked_cells_is_refused_by_name(tmp_path, suffix):
-    """Until they load, a file with stacked cells is refused naming them, not run wrongly."""
+def test_unsupported_cells_in_a_stack_are_refused_by_name(tmp_path):
+    """A stack with a cell class jaxlstm does not implement is refused naming the cells, not
+    run without it (the config is edited: Keras 3 has no other built-in cell to save)."""
+    import json
+
+    import h5py
+
     import jaxlstm
     from jaxlstm._src.errors import UnsupportedLayerError
 
+    path = tmp_path / "m.h5"
     cells = [keras.layers.LSTMCell(3), keras.layers.GRUCell(2)]
-    bi = keras.layers.Bidirectional(
-        keras.layers.RNN(keras.layers.StackedRNNCells([keras.layers.SimpleRNNCell(2)])),
-        name="bi",
-    )
-    for layer, shown in [
-        (
-            keras.layers.RNN(cells, name="r"),
-            r"'r' is RNN\(StackedRNNCells\(\[LSTMCell, GRUCell\]\)\)",
-        ),
-        (bi, r"'bi' is Bidirectional\(RNN\(StackedRNNCells\(\[SimpleRNNCell\]\)\)\)"),
-    ]:
-        path = tmp_path / f"{layer.name}{suffix}"
-        keras.Sequential([keras.Input((5, 4)), layer]).save(path)
-        with pytest.raises(
-            UnsupportedLayerError,
-            match=shown + ": .*stacked recurrent cells, which jaxlstm does not load from files yet",
-        ):
-            jaxlstm.load_keras(path)
+    keras.Sequential([keras.Input((5, 4)), keras.layers.RNN(cells, name="r")]).save(path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        config["config"]["layers"][1]["config"]["cell"]["config"]["cells"][1]["class_name"] = (
+            "PeepholeLSTMCell"
+        )
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(
+        UnsupportedLayerError,
+        match=r"'r' is RNN\(StackedRNNCells\(\[LSTMCell, PeepholeLSTMCell\]\)\): stacked "
+        "recurrent cells of which jaxlstm loads LSTMCell, GRUCell and SimpleRNNCell only",
+    ):
+        jaxlstm.load_keras(path)
 
 
 def test_stacked_matches_tf_keras_fixture():
@@ -221,7 +221,19 @@ def test_stacked_matches_tf_keras_fixture():
     np.testing.assert_allclose(np.asarray(ys), d["out0"], atol=ATOL)
     for i, a in enumerate([a for s in states for a in s], start=1):
         np.testing.assert_allclose(np.asarray(a), d[f"out{i}"], atol=ATOL)
-    # Refused, not run (the nested initial-state inbound nodes are refused first, before
-    # the stacked cells: see test_loading_stacked_cells_is_refused_by_name for the naming).
-    with pytest.raises(jaxlstm.JaxLSTMError):
-        jaxlstm.load_keras(path)
+    # The whole model through load_keras: the inbound node nests the initial states per cell
+    # ([x, [h0, c0], h1], each with the mask), and the outputs are the sequence then each
+    # cell's final state, flat, as Keras numbers them.
+    model = jaxlstm.load_keras(path)
+    assert model.input_names == ("x", "mask", "h0", "c0", "h1")
+    outs = model(*(d[n] for n in model.input_names))
+    assert len(outs) == 4
+    for i, out in enumerate(outs):
+        np.testing.assert_allclose(np.asarray(out), d[f"out{i}"], atol=ATOL)
+    # one layer: jaxlstm.StackedRNN over an LSTM and a GRU, Keras's nested initial state
+    layer = jaxlstm.load_keras_layer(path, "stk")
+    assert isinstance(layer, jaxlstm.StackedRNN)
+    assert [type(c).__name__ for c in layer.cells] == ["LSTM", "GRU"]
+    y, s0, s1 = layer(d["x"], mask=d["mask"], initial_state=[[d["h0"], d["c0"]], d["h1"]])
+    for i, a in enumerate([y, *s0, *s1]):
+        np.testing.assert_allclose(np.asarray(a), d[f"out{i}"], atol=ATOL)

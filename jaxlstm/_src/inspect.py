@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from jaxlstm._src.converters import params_from_arrays
-from jaxlstm._src.load import options_and_sources
+from jaxlstm._src.load import options_and_sources, stacked_options
 from jaxlstm._src.readers import LayerRecord, read_keras_file
 
 _GATE_NAMES = {
@@ -93,12 +93,32 @@ def _describe_lstm(record: LayerRecord, indent: str = "  ") -> list[str]:
     return [*lines, *(indent + line[2:] for line in _gate_lines(record))]
 
 
+def _describe(record: LayerRecord, indent: str = "  ") -> list[str]:
+    """One recurrent layer (or one direction): its options and arrays; for stacked cells the
+    RNN's own options, then each cell's, with its gate slices."""
+    if record.cells is None:
+        return _describe_lstm(record, indent)
+    opts = {"return_sequences": False, "return_state": False, "go_backwards": False}
+    opts.update(stacked_options(record))
+    text = ", ".join(f"{k}={v}" for k, v in opts.items())
+    cls = " -> ".join(c.class_name for c in record.cells)
+    lines = [f"{indent}stacked cells ({len(record.cells)}: {cls}), cell k's h is cell k+1's input"]
+    if "class_name" in record.inferred:
+        lines[-1] += f" (inferred: {record.inferred['class_name']})"
+    lines.append(f"{indent}RNN options: {text}")
+    for k, cell in enumerate(record.cells):
+        lines.append(f"{indent}cell {k} ({cell.name.rsplit('/', 1)[-1]}):")
+        lines.extend(_describe_lstm(cell, indent + "  "))
+    return lines
+
+
 def describe_keras_file(path: str | os.PathLike) -> str:
     """A readable report on every recurrent layer (LSTM, GRU, SimpleRNN) of a Keras file:
     format, Keras version, options as they will be used (each one the file does not state
     marked ``(inferred: ...)`` with its evidence, e.g. ``recurrent_activation=sigmoid
     (inferred: CuDNN layout, bias 8u)``), array shapes and the column ranges of each gate
-    (which bias row is which for a GRU)."""
+    (which bias row is which for a GRU); for stacked cells (``RNN([cell, ...])``) each cell in
+    turn, cell 0 first."""
     kf = read_keras_file(path)
     out = [f"{kf.path}", f"  format: {kf.format}, keras_version: {kf.keras_version}"]
     if not kf.layers:
@@ -113,9 +133,9 @@ def describe_keras_file(path: str | os.PathLike) -> str:
             )
             for direction in (record.forward, record.backward):
                 out.append(f"  {direction.name.rsplit('/', 1)[-1]}:")
-                out.extend(_describe_lstm(direction, "    "))
+                out.extend(_describe(direction, "    "))
         else:
-            out.extend(_describe_lstm(record))
+            out.extend(_describe(record))
     if kf.other_layers:
         out.append(f"\nother layers: {', '.join(f'{n} ({c})' for n, c in kf.other_layers)}")
     return "\n".join(out)

@@ -19,7 +19,7 @@ from jaxlstm._src.errors import (
     UnsupportedOptionError,
 )
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional, DropoutStreams, needs_dropout_rng
-from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
+from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
 from jaxlstm._src.readers.records import (
     default_recurrent_activation,
@@ -214,10 +214,24 @@ def _rate_option(key: str, value, where: str) -> float:
     raise KerasFileError(f"{where}: option {key}={value!r:.80}; expected a rate in [0, 1].")
 
 
+# What an RNN over stacked cells takes from its own config (the cells' options are theirs).
+_STACKED_OPTIONS = ("return_sequences", "return_state", "go_backwards", "zero_output_for_mask",
+                    "time_major")  # fmt: skip
+_STACKED_OVERRIDABLE = (*_STACKED_OPTIONS, "unroll", "compute_dtype")
+
+
 def _check_overrides(overrides: dict, bidirectional: bool, family: str = "LSTM"):
-    allowed = (*OVERRIDABLE, "merge_mode") if bidirectional else OVERRIDABLE
+    allowed = OVERRIDABLE if family != "StackedRNNCells" else _STACKED_OVERRIDABLE
+    allowed = (*allowed, "merge_mode") if bidirectional else allowed
     if family == "SimpleRNN":
         allowed = tuple(n for n in allowed if n != "recurrent_activation")
+    if family == "StackedRNNCells" and set(overrides) - set(allowed):
+        raise UnsupportedOptionError(
+            f"unknown option(s) {sorted(set(overrides) - set(allowed))} for load_keras_layer "
+            f"of stacked cells; options that can be overridden: {sorted(allowed)} (each cell's "
+            "activations, dropout and sizes are its own: build a jaxlstm.StackedRNN from "
+            "cells with the options you want to change them)."
+        )
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise UnsupportedOptionError(
@@ -296,6 +310,40 @@ def build_recurrent(
         weights=params,
         rngs=streams() if needs_dropout_rng(*rates) else None,
     )
+
+
+def stacked_options(record: LayerRecord) -> dict:
+    """The options of an RNN over stacked cells that its config states (``return_sequences``,
+    ``return_state``, ``go_backwards``, ``zero_output_for_mask``, ``time_major``); the cells'
+    own options are read per cell (:func:`layer_options`)."""
+    where = f"{record.path}: layer {record.name!r}"
+    options = {}
+    for key, value in record.config.items():
+        if key in _STACKED_OPTIONS:
+            options[key] = _bool_option(key, value, where)
+        elif not _IGNORED.match(key) and key not in ("num_constants", "input_spec"):
+            warnings.warn(f"{where}: ignoring unknown RNN option {key}={value!r}.", stacklevel=3)
+    return options
+
+
+def build_stacked(
+    record: LayerRecord, overrides: dict, streams: DropoutStreams, nonfinite: str = "warn"
+) -> StackedRNN:
+    """The :class:`StackedRNN` of a stacked-cells record: each cell built by
+    :func:`build_recurrent` from its own config and arrays (with the defaults of the Keras
+    version that wrote the file, as a single cell gets them), the RNN's options from its
+    config (``overrides`` win)."""
+    where = f"{record.path}: layer {record.name!r}"
+    cells = [build_recurrent(cell, {}, streams, nonfinite) for cell in record.cells]
+    options = stacked_options(record)
+    for k in range(1, len(cells)):
+        if cells[k].in_features != cells[k - 1].units:
+            raise KerasFileError(
+                f"{where}: stacked cell {k} ({record.cells[k].name!r}) has a kernel for "
+                f"in_features={cells[k].in_features}, but cell {k - 1} outputs "
+                f"{cells[k - 1].units} units; the file is inconsistent."
+            )
+    return StackedRNN(cells, **{**options, **overrides})
 
 
 def find_layer(kf: KerasFile, name: str | None) -> LayerRecord:
@@ -402,9 +450,10 @@ def module_from_record(
         )
     bidirectional = record.class_name == "Bidirectional"
     _check_overrides(overrides, bidirectional, record.kind.family)
+    build = build_stacked if record.kind.family == "StackedRNNCells" else build_recurrent
     if bidirectional:
         merge_mode = overrides.pop("merge_mode", record.merge_mode)
-        fw = build_recurrent(record.forward, overrides, streams, nonfinite)
-        bw = build_recurrent(record.backward, overrides, streams, nonfinite)
+        fw = build(record.forward, overrides, streams, nonfinite)
+        bw = build(record.backward, overrides, streams, nonfinite)
         return Bidirectional(fw, bw, merge_mode=merge_mode)
-    return build_recurrent(record, overrides, streams, nonfinite)
+    return build(record, overrides, streams, nonfinite)

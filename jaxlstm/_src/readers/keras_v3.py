@@ -44,6 +44,7 @@ from jaxlstm._src.readers.records import (
     clean_version,
     compile_settings,
     record_from_config,
+    snake_case,
     validate_model_config,
     walk_model_config,
 )
@@ -260,8 +261,25 @@ def _cell_vars(
     layer: h5py.Group, direction, path: str, name: str, budget: Budget, record: LayerRecord
 ) -> list[tuple[str, np.ndarray]]:
     """An LSTM layer's variables (on its cell), named kernel/recurrent_kernel/bias by position;
-    their shapes are checked against the layer's config before any is read."""
-    rel = f"{direction}/cell/vars" if direction else "cell/vars"
+    their shapes are checked against the layer's config before any is read. Stacked cells keep
+    theirs per cell (``cell/cells/<snake_case class>[_n]/vars``, numbered per class in the
+    cells' order, as Keras 3's saver names a list's objects); each cell record gets its own."""
+    base = f"{direction}/cell" if direction else "cell"
+    if record.cells is None:
+        return _vars_at(layer, f"{base}/vars", path, name, budget, record)
+    out, used = [], {}
+    for cell in record.cells:
+        snake = snake_case(f"{cell.class_name}Cell")
+        used[snake] = used.get(snake, -1) + 1
+        key = snake + (f"_{used[snake]}" if used[snake] else "")
+        cell.weights = _vars_at(layer, f"{base}/cells/{key}/vars", path, name, budget, cell)
+        out += cell.weights
+    return out
+
+
+def _vars_at(
+    layer: h5py.Group, rel: str, path: str, name: str, budget: Budget, record: LayerRecord
+) -> list[tuple[str, np.ndarray]]:
     vars_path = f"{text(layer.name)}/{rel}"
     group = child(layer, rel, path, f"layer {name!r}: {vars_path!r}")
     if not isinstance(group, h5py.Group):

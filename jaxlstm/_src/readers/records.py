@@ -43,9 +43,12 @@ class RecurrentClass:
 
     @property
     def gate_order(self) -> tuple[str, ...]:
-        return {"LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h"), "SimpleRNN": ("h",)}[
-            self.family
-        ]
+        return {
+            "LSTM": ("i", "f", "c", "o"),
+            "GRU": ("z", "r", "h"),
+            "SimpleRNN": ("h",),
+            "StackedRNNCells": (),
+        }[self.family]
 
 
 _LSTM, _GRU, _SIMPLE = (
@@ -68,6 +71,9 @@ RECURRENT_CLASSES = {
 }
 # Cells of Keras's generic ``RNN(cell=...)`` layer, and the layer class each one makes.
 RECURRENT_CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
+# ``RNN([cell, ...])`` / ``RNN(StackedRNNCells([...]))``: a record of class "StackedRNNCells"
+# whose ``cells`` are one record per cell (each a RECURRENT_CELLS layer class).
+STACKED = RecurrentClass("StackedRNNCells", 0)
 LSTM_CLASSES = tuple(k for k, v in RECURRENT_CLASSES.items() if v.family == "LSTM")
 # Classes whose calls take ``initial_state`` tensors after their input (Keras 1/2 graphs).
 RNN_CALL_CLASSES = (*RECURRENT_CLASSES, "Bidirectional", "RNN")
@@ -112,6 +118,9 @@ class LayerRecord:
       inferred: for a weights-only file (no config), what the reader inferred and from what:
         ``{"class_name": "CuDNN layout, bias 8u", "go_backwards": "backward half of a
         Bidirectional"}``; empty when a config says it all.
+      cells: for stacked cells (class ``"StackedRNNCells"``: ``RNN([cell, ...])``), one record
+        per cell, cell 0 first (class ``"LSTM"``, ``"GRU"`` or ``"SimpleRNN"``, the cell's own
+        config and arrays); ``config`` is then the ``RNN`` layer's, without its cell.
     """
 
     name: str
@@ -126,11 +135,14 @@ class LayerRecord:
     merge_mode: str | None = "concat"
     custom: str | None = None
     inferred: dict[str, str] = field(default_factory=dict)
+    cells: list[LayerRecord] | None = None
 
     @property
     def kind(self) -> RecurrentClass:
-        """The :class:`RecurrentClass` of this layer (of its forward layer for Bidirectional)."""
-        return RECURRENT_CLASSES[(self.forward or self).class_name]
+        """The :class:`RecurrentClass` of this layer (of its forward layer for Bidirectional;
+        :data:`STACKED` for stacked cells, whose cells have their own)."""
+        layer = self.forward or self
+        return STACKED if layer.cells is not None else RECURRENT_CLASSES[layer.class_name]
 
     @property
     def weights_only(self) -> bool:
@@ -231,7 +243,58 @@ def rnn_config(class_name: str, config: dict) -> tuple[str, dict] | None:
         merged.update(cell.get("config", {}))
         merged["name"] = config.get("name", merged.get("name"))
         return RECURRENT_CELLS[cell["class_name"]], merged
+    if stacked_cells(class_name, config) is not None:
+        return STACKED.family, {k: v for k, v in config.items() if k != "cell"}
     return None
+
+
+def stacked_cells(class_name: str, config: dict) -> list[tuple[str, dict]] | None:
+    """``[(layer class, cell config), ...]`` (cell 0 first) for an ``RNN`` over stacked cells
+    (Keras writes ``RNN([cell, cell])`` as ``RNN(StackedRNNCells([...]))``) whose cells are all
+    ``LSTMCell``, ``GRUCell`` or ``SimpleRNNCell`` (:data:`RECURRENT_CELLS`), else ``None``."""
+    cell = config.get("cell") if class_name == "RNN" else None
+    if not isinstance(cell, dict) or cell.get("class_name") != "StackedRNNCells":
+        return None
+    inner = cell.get("config")
+    cells = inner.get("cells") if isinstance(inner, dict) else None
+    if not isinstance(cells, list) or not cells:
+        return None
+    found = []
+    for c in cells:
+        if not isinstance(c, dict) or c.get("class_name") not in RECURRENT_CELLS:
+            return None
+        if not isinstance(c.get("config", {}), dict):
+            return None
+        found.append((RECURRENT_CELLS[c["class_name"]], c.get("config", {})))
+    return found
+
+
+def stacked_record(name, config, version, path, wrapper=None) -> LayerRecord:
+    """The weightless record of an ``RNN`` over stacked cells (``config``: the RNN's config,
+    its ``cell`` a ``StackedRNNCells`` of supported cells)."""
+    cells = [
+        LayerRecord(f"{name}/{c.get('name', f'cell_{k}')}", cls, c, [], version, path)
+        for k, (cls, c) in enumerate(stacked_cells("RNN", config))
+    ]
+    own = {k: v for k, v in config.items() if k != "cell"}
+    return LayerRecord(name, STACKED.family, own, [], version, path, wrapper, cells=cells)
+
+
+def split_cells(record: LayerRecord, weights) -> None:
+    """Give each cell of a stacked record its arrays: Keras lists them cell by cell (cell 0's
+    kernel, recurrent_kernel, bias, then cell 1's, ...), 3 per cell, 2 without a bias."""
+    counts = [2 if c.config.get("use_bias", True) is False else 3 for c in record.cells]
+    if len(weights) != sum(counts):
+        listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in weights) or "none"
+        raise KerasFileError(
+            f"{record.path}: layer {record.name!r} has stacked cells "
+            f"{[c.class_name for c in record.cells]} that take {sum(counts)} arrays "
+            f"({counts} per cell: kernel, recurrent_kernel and bias unless use_bias=False); "
+            f"found {len(weights)}: {listing}. The file is damaged or inconsistent."
+        )
+    i = 0
+    for cell, n in zip(record.cells, counts, strict=True):
+        cell.weights, i = list(weights[i : i + n]), i + n
 
 
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
@@ -334,6 +397,11 @@ def foreign_origin(entry) -> str | None:
     if isinstance(config, dict):
         for key in _NESTED_KEYS:
             found = foreign_origin(config.get(key))
+            if found:
+                return found
+        cells = config.get("cells")  # a StackedRNNCells' cells
+        for cell in cells if isinstance(cells, list) else ():
+            found = foreign_origin(cell)
             if found:
                 return found
     return None
@@ -453,6 +521,8 @@ def record_from_config(class_name, config, name, version, path, wrapper=None):
     """A weightless LayerRecord for a recurrent layer (:func:`rnn_config`), or one in
     Bidirectional / TimeDistributed, else None."""
     hit = rnn_config(class_name, config)
+    if hit is not None and hit[0] == STACKED.family:
+        return stacked_record(name, config, version, path, wrapper)
     if hit is not None:
         return LayerRecord(name, hit[0], hit[1], [], version, path, wrapper)
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
@@ -463,15 +533,21 @@ def record_from_config(class_name, config, name, version, path, wrapper=None):
         return record_from_config(inner_class, inner_config, name, version, path, "TimeDistributed")
     if class_name != "Bidirectional" or rnn_config(inner_class, inner_config) is None:
         return None
-    fw_class, fw_config = rnn_config(inner_class, inner_config)
     bw_entry = config.get("backward_layer")
-    if isinstance(bw_entry, dict) and rnn_config(
-        str(bw_entry.get("class_name")), bw_entry.get("config", {})
-    ):
-        bw_class, bw_config = rnn_config(str(bw_entry["class_name"]), bw_entry.get("config", {}))
-    else:  # Keras builds the backward layer as a copy running the other way.
-        bw_class = fw_class
-        bw_config = {**fw_config, "go_backwards": not fw_config.get("go_backwards", False)}
+    if not (
+        isinstance(bw_entry, dict)
+        and isinstance(bw_entry.get("config", {}), dict)
+        and rnn_config(str(bw_entry.get("class_name")), bw_entry.get("config", {}))
+    ):  # Keras builds the backward layer as a copy running the other way.
+        go_backwards = not inner_config.get("go_backwards", False)
+        bw_entry = {**inner, "config": {**inner_config, "go_backwards": go_backwards}}
+    directions = []
+    for side, entry in (("forward", inner), ("backward", bw_entry)):
+        directions.append(
+            record_from_config(
+                str(entry["class_name"]), entry.get("config", {}), f"{name}/{side}", version, path
+            )
+        )
     return LayerRecord(
         name,
         "Bidirectional",
@@ -480,14 +556,18 @@ def record_from_config(class_name, config, name, version, path, wrapper=None):
         version,
         path,
         wrapper,
-        forward=LayerRecord(f"{name}/forward", fw_class, fw_config, [], version, path),
-        backward=LayerRecord(f"{name}/backward", bw_class, bw_config, [], version, path),
+        forward=directions[0],
+        backward=directions[1],
         merge_mode=config.get("merge_mode", "concat"),
     )
 
 
 def attach_weights(record: LayerRecord, weights) -> LayerRecord:
+    """Give a record (and its directions, its stacked cells) its arrays, in Keras's order."""
     record.weights = weights
     if record.class_name == "Bidirectional":
         record.forward.weights, record.backward.weights = split_directions(weights, record.name)
+    for part in (record.forward, record.backward) if record.forward else (record,):
+        if part.cells is not None:
+            split_cells(part, part.weights)
     return record
