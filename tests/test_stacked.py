@@ -237,3 +237,224 @@ def test_stacked_matches_tf_keras_fixture():
     y, s0, s1 = layer(d["x"], mask=d["mask"], initial_state=[[d["h0"], d["c0"]], d["h1"]])
     for i, a in enumerate([y, *s0, *s1]):
         np.testing.assert_allclose(np.asarray(a), d[f"out{i}"], atol=ATOL)
+
+
+# --- stacked cells from Keras 3 files, as jaxlstm.StackedRNN (NNX) and its Linen twin ------
+
+
+def _save(model, path):
+    if str(path).endswith(".weights.h5"):
+        model.save_weights(path)  # no config: the cells and their order come from the arrays
+    else:
+        model.save(path)
+
+
+def _randomize(layer, rng):
+    for w in layer.weights:  # non-trivial biases
+        w.assign(rng.normal(size=w.shape).astype(np.float32) * 0.5)
+
+
+def _mask(rng, go_backwards=False):
+    mask = rng.random((B, T)) > 0.3
+    mask[0, :2] = False  # left padding
+    mask[1, 3] = False  # a gap
+    mask[:, -1 if go_backwards else 0] = True  # see test_stacked_matches_keras3
+    return mask
+
+
+def _flat(out):
+    return [np.asarray(a) for a in jax.tree.leaves(out)]
+
+
+def _linen_twin(stack):
+    """jaxlstm.linen.StackedRNN with the NNX stack's cells and weights."""
+    import jaxlstm.linen as jl
+
+    twins, variables = [], {}
+    for k, c in enumerate(stack.cells):
+        name = type(c).__name__
+        opts = {"activation": c.activation}
+        if name != "SimpleRNN":
+            opts["recurrent_activation"] = c.recurrent_activation
+        if name == "GRU":
+            opts["reset_after"] = c.reset_after
+        twins.append(getattr(jl, name)(units=c.units, use_bias=c.bias is not None, **opts))
+        variables[f"cell_{k}"] = {"kernel": c.kernel[...], "recurrent_kernel": c.recurrent_kernel[...]}
+        if c.bias is not None:
+            variables[f"cell_{k}"]["bias"] = c.bias[...]
+    options = {n: getattr(stack, n) for n in ("return_sequences", "return_state", "go_backwards")}
+    return jl.StackedRNN(cells=tuple(twins), **options), {"params": variables}
+
+
+FILE_CASES = {
+    # RNN([cell, cell]): returns the sequence and each cell's state
+    "list_lstm_gru": lambda act: keras.layers.RNN(
+        [keras.layers.LSTMCell(5), keras.layers.GRUCell(3)],
+        return_sequences=True,
+        return_state=True,
+        name="stk",
+    ),
+    # RNN(StackedRNNCells([...])), backwards, the last output only
+    "stacked_srnn_lstm": lambda act: keras.layers.RNN(
+        keras.layers.StackedRNNCells(
+            [keras.layers.SimpleRNNCell(5, activation=act), keras.layers.LSTMCell(2)]
+        ),
+        return_state=True,
+        go_backwards=True,
+        name="stk",
+    ),
+}
+
+
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "name, suffix",
+    [
+        ("list_lstm_gru", ".keras"),
+        ("stacked_srnn_lstm", ".h5"),
+        ("list_lstm_gru", ".weights.h5"),
+        pytest.param("stacked_srnn_lstm", ".keras", marks=SLOW),
+        pytest.param("list_lstm_gru", ".h5", marks=SLOW),
+        pytest.param("stacked_srnn_lstm", ".weights.h5", marks=SLOW),
+    ],
+)
+def test_stacked_layer_from_keras3_files(name, suffix, tmp_path):
+    """load_keras_layer on each Keras 3 format gives a jaxlstm.StackedRNN with Keras's numbers:
+    masks, Keras's nested initial_state, go_backwards, return_state; the Linen twin too."""
+    import jaxlstm
+
+    rng = np.random.default_rng(len(name) + len(suffix))
+    act = "tanh" if suffix == ".weights.h5" else "relu"  # a weights-only file has no activations
+    layer = FILE_CASES[name](act)
+    model = keras.Sequential([keras.Input((T, F)), layer])
+    _randomize(layer, rng)
+    path = tmp_path / f"m{suffix}"
+    _save(model, path)
+    go_backwards = layer.go_backwards
+    overrides = {}
+    if suffix == ".weights.h5":  # the RNN's own options are not in the arrays
+        overrides = dict(return_sequences=layer.return_sequences, return_state=True)
+        overrides["go_backwards"] = go_backwards
+    ours = jaxlstm.load_keras_layer(path, "stk", **overrides)
+    assert isinstance(ours, jaxlstm.StackedRNN)
+
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    mask = _mask(rng, go_backwards)
+    # one entry per cell, each a list: [[h0, c0], [h1]]
+    init = [
+        [rng.normal(size=(B, n)).astype(np.float32) for n in np.atleast_1d(c.state_size)]
+        for c in layer.cell.cells
+    ]
+    theirs = _flat(layer(x, mask=mask, initial_state=init))
+    got = ours(x, mask=mask, initial_state=init)
+    assert len(got) == 1 + len(layer.cell.cells)  # output, then one state tuple per cell
+    for a, b in zip(_flat(got), theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+    # flat initial state ([h0, c0, h1]) is the same call
+    flat_init = [a for s in init for a in s]
+    for a, b in zip(_flat(ours(x, mask=mask, initial_state=flat_init)), theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+    # the Linen twin, with the same weights
+    twin, variables = _linen_twin(ours)
+    for a, b in zip(_flat(twin.apply(variables, x, mask=mask, initial_state=init)), theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+    # predictor (jitted, eval mode)
+    predicted = jaxlstm.predictor(ours)(x, mask=mask, initial_state=init)
+    np.testing.assert_allclose(_flat(predicted)[0], theirs[0], atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "suffix", [".keras", pytest.param(".h5", marks=SLOW), pytest.param(".weights.h5", marks=SLOW)]
+)
+def test_bidirectional_stacked_from_keras3_files(suffix, tmp_path):
+    """Bidirectional(RNN([GRUCell, LSTMCell])) with a mask, through load_keras (whole model)
+    and load_keras_layer, and its Linen twin."""
+    import jaxlstm
+    import jaxlstm.linen as jl
+
+    rng = np.random.default_rng(7 + len(suffix))
+    L = keras.layers
+    bi = L.Bidirectional(
+        L.RNN([L.GRUCell(3), L.LSTMCell(2)], return_sequences=True), merge_mode="sum", name="bi"
+    )
+    model = keras.Sequential([keras.Input((T, F)), L.Masking(0.0), bi])
+    _randomize(bi, rng)
+    path = tmp_path / f"m{suffix}"
+    _save(model, path)
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    x[0, :2] = 0.0  # masked by Masking: left padding
+    x[1, 3] = 0.0  # a gap
+    mask = np.any(x != 0.0, axis=-1)
+    expected = np.asarray(model(x))
+    overrides = {} if suffix != ".weights.h5" else dict(return_sequences=True, merge_mode="sum")
+    ours = jaxlstm.load_keras_layer(path, "bi", **overrides)
+    assert isinstance(ours.forward, jaxlstm.StackedRNN) and ours.backward.go_backwards
+    np.testing.assert_allclose(np.asarray(ours(x, mask=mask)), expected, atol=ATOL)
+    fw, fw_vars = _linen_twin(ours.forward)
+    bw, bw_vars = _linen_twin(ours.backward)
+    twin = jl.Bidirectional(fw, bw, merge_mode="sum")
+    variables = {"params": {"forward_layer": fw_vars["params"], "backward_layer": bw_vars["params"]}}
+    np.testing.assert_allclose(
+        np.asarray(twin.apply(variables, x, mask=mask)), expected, atol=ATOL
+    )
+    if suffix != ".weights.h5":
+        np.testing.assert_allclose(np.asarray(jaxlstm.load_keras(path)(x)), expected, atol=ATOL)
+
+
+@pytest.mark.parametrize("suffix", [".keras", pytest.param(".h5", marks=SLOW)])
+def test_functional_stacked_with_nested_initial_state(suffix, tmp_path):
+    """A Keras 3 Functional model feeding a stack its mask and nested initial states
+    ([[h0, c0], [h1]]) and returning every state: Keras 3 nests the outputs too."""
+    import jaxlstm
+
+    rng = np.random.default_rng(11)
+    L = keras.layers
+    x, m = keras.Input((T, F), name="x"), keras.Input((T,), dtype="bool", name="m")
+    h0, c0, h1 = (keras.Input((n,), name=s) for s, n in (("h0", 4), ("c0", 4), ("h1", 3)))
+    rnn = L.RNN([L.LSTMCell(4), L.GRUCell(3)], return_sequences=True, return_state=True, name="r")
+    model = keras.Model([x, m, h0, c0, h1], rnn(x, mask=m, initial_state=[[h0, c0], [h1]]))
+    _randomize(rnn, rng)
+    path = tmp_path / f"f{suffix}"
+    model.save(path)
+    ins = [
+        rng.normal(size=(B, T, F)).astype(np.float32),
+        _mask(rng),
+        *(rng.normal(size=(B, n)).astype(np.float32) for n in (4, 4, 3)),
+    ]
+    theirs = _flat(model(ins))
+    ours = jaxlstm.load_keras(path)
+    got = ours(*ins)
+    assert len(got) == 4  # y, h0, c0, h1: flat, in Keras's order
+    for a, b in zip(_flat(got), theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+
+
+def test_stateful_stacked_streams_as_keras3(tmp_path):
+    """A stateful RNN([LSTMCell, GRUCell]) streamed chunk by chunk: Keras 3 carrying its
+    state, jaxlstm's call_with_state (each cell's state, in a tuple), and one call on the
+    whole sequence agree."""
+    import jaxlstm
+
+    rng = np.random.default_rng(3)
+    L = keras.layers
+    rnn = L.RNN([L.LSTMCell(4), L.GRUCell(3)], return_sequences=True, stateful=True, name="s")
+    model = keras.Sequential([keras.Input(batch_shape=(B, 4, F)), rnn])
+    _randomize(rnn, rng)
+    model.save(tmp_path / "s.keras")
+    chunks = [rng.normal(size=(B, 4, F)).astype(np.float32) for _ in range(3)]
+    theirs = [np.asarray(model(c)) for c in chunks]  # Keras carries the state between calls
+    ours = jaxlstm.load_keras(tmp_path / "s.keras")
+    step = jaxlstm.predictor(ours, "call_with_state")
+    states = None
+    for chunk, expected in zip(chunks, theirs, strict=True):
+        y, states = step(chunk, states=states)
+        np.testing.assert_allclose(np.asarray(y), expected, atol=ATOL)
+    lstm_state, gru_state = states["s"]
+    assert lstm_state.c.shape == (B, 4) and gru_state.h.shape == (B, 3)
+    np.testing.assert_allclose(
+        np.asarray(ours(np.concatenate(chunks, axis=1))),
+        np.concatenate(theirs, axis=1),
+        atol=ATOL,
+    )

@@ -268,9 +268,12 @@ def _stacked_groups(weights) -> list[list] | None:
     return cells if cells and all(looks_like_rnn(c) for c in cells) else None
 
 
-def stacked_weights_only_record(name, cells, version, path) -> LayerRecord:
-    """The record of stacked cells found in a file without a model config: each cell's class
-    and options inferred from its arrays (:func:`weights_only_record`)."""
+def stacked_weights_only_record(
+    name, cells, version, path, why="array names under stacked_rnn_cells, in Keras's order"
+) -> LayerRecord:
+    """The record of stacked cells found in a file without a model config (``cells``: each
+    cell's arrays, cell 0 first): each cell's class and options inferred from its arrays
+    (:func:`weights_only_record`); ``why`` says how the cells and their order were found."""
     return LayerRecord(
         name,
         "StackedRNNCells",
@@ -282,7 +285,7 @@ def stacked_weights_only_record(name, cells, version, path) -> LayerRecord:
             weights_only_record(f"{name}/{strip_suffix(c[0][0]).split('/')[-2]}", c, version, path)
             for c in cells
         ],
-        inferred={"class_name": "array names under stacked_rnn_cells, in Keras's order"},
+        inferred={"class_name": why},
     )
 
 
@@ -298,6 +301,11 @@ def _stacked_weights_only(name, weights, stacked, version, path) -> LayerRecord:
         stacked_weights_only_record(f"{name}/{side}", cells, version, path)
         for side, cells in zip(("forward", "backward"), halves, strict=True)
     )
+    return bidirectional_of_stacks(name, forward, backward, weights, version, path)
+
+
+def bidirectional_of_stacks(name, forward, backward, weights, version, path) -> LayerRecord:
+    """The weights-only record of a Bidirectional over two stacks of cells."""
     backward.config["go_backwards"] = True
     backward.inferred["go_backwards"] = "the backward half of a Bidirectional"
     return LayerRecord(
