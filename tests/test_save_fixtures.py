@@ -36,6 +36,8 @@ WEIGHTS_ONLY = {  # no model config: load_keras refuses them (test_errors pins t
     "tests/fixtures/keras2/weights_only_keras224.h5",
     "tests/fixtures/keras2/gru_weights_only_keras224.h5",
     "tests/fixtures/keras2/cudnn_gru_weights_only_keras224.h5",
+    "tests/fixtures/keras2/stacked_cells_weights_only.h5",
+    "tests/fixtures/keras2/stacked_bidi_weights_only.h5",
 }
 NOT_LOADABLE = {  # load_keras refuses these on purpose (test_models pins that)
     "tests/fixtures/keras2_models/lambda_refused.h5",

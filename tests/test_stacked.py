@@ -458,3 +458,122 @@ def test_stateful_stacked_streams_as_keras3(tmp_path):
         np.concatenate(theirs, axis=1),
         atol=ATOL,
     )
+
+
+# --- what is refused, with what to do -------------------------------------------------------
+
+
+def test_stacked_rnn_module_errors():
+    from flax import nnx
+
+    import jaxlstm
+    import jaxlstm.linen as jl
+
+    rngs = nnx.Rngs(0)
+    lstm = jaxlstm.LSTM(F, 4, rngs=rngs)
+    err = jaxlstm.UnsupportedOptionError
+    with pytest.raises(err, match="received cells=LSTM; expected a list of cell modules"):
+        jaxlstm.StackedRNN(lstm)
+    with pytest.raises(err, match="received no cells; expected a list of one or more"):
+        jaxlstm.StackedRNN([])
+    with pytest.raises(err, match="cell 0 is a LSTM; expected one of jaxlstm.GRU / jaxlstm.LSTM"):
+        jaxlstm.StackedRNN([jl.LSTM(4)])  # a Linen cell in the NNX stack
+    with pytest.raises(err, match=r"cell 0 \(LSTM\) has return_sequences=True; .* pass "):
+        jaxlstm.StackedRNN([jaxlstm.LSTM(F, 4, return_sequences=True, rngs=rngs)])
+    with pytest.raises(ShapeError, match=r"cell 1 \(GRU\) has in_features=5; expected 4"):
+        jaxlstm.StackedRNN([lstm, jaxlstm.GRU(5, 3, rngs=rngs)])
+    stack = jaxlstm.StackedRNN([lstm, jaxlstm.GRU(4, 3, dropout=0.2, rngs=rngs)])
+    x = jnp.ones((B, T, F))
+    with pytest.raises(err, match="cell 1 has dropout=0.2.*dropout inside stacked cells is not"):
+        stack(x)  # modules start in training mode
+    stack.eval()
+    assert stack(x).shape == (B, 3)  # eval mode: dropout off, as in Keras
+    with pytest.raises(ShapeError, match="initial_state has 1 entries; expected 2, .* 3 arrays"):
+        stack(x, initial_state=[jnp.zeros((B, 4))])
+    twin = jl.StackedRNN(cells=(jl.LSTM(4), jl.GRU(3, dropout=0.5)))
+    with pytest.raises(err, match="jaxlstm.linen.StackedRNN called in training mode"):
+        twin.init(jax.random.key(0), x, deterministic=False)
+
+
+def _edited(tmp_path, edit, version=None):
+    """A copy of the tf-keras stacked-cells fixture with its model config edited."""
+    import json
+    import shutil
+
+    import h5py
+
+    src = os.path.join(os.path.dirname(__file__), "fixtures", "keras2", "stacked_cells.h5")
+    path = tmp_path / "stacked_cells.h5"
+    shutil.copy(src, path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        stk = next(e for e in config["config"]["layers"] if e["class_name"] == "RNN")
+        edit(stk["config"]["cell"]["config"]["cells"])
+        f.attrs["model_config"] = json.dumps(config)
+        if version is not None:
+            f.attrs["keras_version"] = version
+    return path
+
+
+def test_per_cell_keras_version_defaults(tmp_path):
+    """Each cell gets the defaults of the Keras that wrote the file, as a single cell does:
+    hard_sigmoid (clip(0.2x + 0.5)) before 2.3.0, a GRU's reset_after from its bias shape."""
+    import jaxlstm
+
+    def old(cells):
+        for c in cells:
+            del c["config"]["recurrent_activation"]
+            c["config"].pop("reset_after", None)
+
+    layer = jaxlstm.load_keras_layer(_edited(tmp_path, old, "2.2.4"), "stk")
+    assert [c.recurrent_activation for c in layer.cells] == ["hard_sigmoid_keras2"] * 2
+    assert layer.cells[1].reset_after is True  # bias (2, 3u)
+    report = jaxlstm.describe_keras_file(tmp_path / "stacked_cells.h5")
+    assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 2.2.4 default)" in report
+    assert "reset_after=True (inferred: bias (2, 3u))" in report
+
+
+def test_stacked_files_refused_with_what_to_do(tmp_path):
+    import jaxlstm
+
+    def no_bias(cells):
+        cells[0]["config"]["use_bias"] = False
+
+    with pytest.raises(
+        jaxlstm.KerasFileError, match=r"take 5 arrays \(\[2, 3\] per cell.*found 6"
+    ):
+        jaxlstm.load_keras(_edited(tmp_path, no_bias))
+
+    def foreign(cells):
+        cells[1]["module"] = "mypackage.cells"
+
+    with pytest.raises(jaxlstm.UnsupportedLayerError, match="from module 'mypackage.cells'"):
+        jaxlstm.load_keras(_edited(tmp_path, foreign))
+
+    def hard_sigmoid(cells):
+        cells[0]["config"]["recurrent_activation"] = "hard_sigmoid"
+
+    model = jaxlstm.load_keras(_edited(tmp_path, hard_sigmoid))
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="hard_sigmoid', which meant clip"):
+        jaxlstm.save_keras(model, tmp_path / "m.keras")  # inside a cell, as for a layer
+
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "keras2", "stacked_cells.h5")
+    with pytest.raises(
+        jaxlstm.UnsupportedOptionError,
+        match=r"unknown option\(s\) \['activation'\] for load_keras_layer of stacked cells",
+    ):
+        jaxlstm.load_keras_layer(path, "stk", activation="relu")
+
+
+def test_weights_only_stack_of_ambiguous_order_is_refused(tmp_path):
+    """Keras 3's .weights.h5 does not record the cells' order; when the sizes allow several
+    (here two cells of 4 units on 4 features), jaxlstm refuses rather than guesses."""
+    import jaxlstm
+
+    L = keras.layers
+    model = keras.Sequential(
+        [keras.Input((T, F)), L.RNN([L.GRUCell(F), L.LSTMCell(F)], name="stk")]
+    )
+    model.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(jaxlstm.KerasFileError, match="2 orders fit their sizes; jaxlstm will not"):
+        jaxlstm.load_keras_layer(tmp_path / "w.weights.h5")
