@@ -102,7 +102,8 @@ def loaded(name: str):
     ours = [np.asarray(o) for o in (ours if isinstance(ours, tuple) else (ours,))]
     whole = "layer" not in data.files or all(r.layer == str(data["layer"]) for r in model.outputs)
     stateful_mask = "mask" in data.files and any(
-        k.startswith("initial_") or k == "h0" for k in data.files  # h0: stacked cells' states
+        k.startswith("initial_") or k == "h0"
+        for k in data.files  # h0: stacked cells' states
     )
     return model, ins, recorded if whole else ours, stateful_mask
 

@@ -279,7 +279,10 @@ def _linen_twin(stack):
         if name == "GRU":
             opts["reset_after"] = c.reset_after
         twins.append(getattr(jl, name)(units=c.units, use_bias=c.bias is not None, **opts))
-        variables[f"cell_{k}"] = {"kernel": c.kernel[...], "recurrent_kernel": c.recurrent_kernel[...]}
+        variables[f"cell_{k}"] = {
+            "kernel": c.kernel[...],
+            "recurrent_kernel": c.recurrent_kernel[...],
+        }
         if c.bias is not None:
             variables[f"cell_{k}"]["bias"] = c.bias[...]
     options = {n: getattr(stack, n) for n in ("return_sequences", "return_state", "go_backwards")}
@@ -358,7 +361,9 @@ def test_stacked_layer_from_keras3_files(name, suffix, tmp_path):
         np.testing.assert_allclose(a, b, atol=ATOL)
     # the Linen twin, with the same weights
     twin, variables = _linen_twin(ours)
-    for a, b in zip(_flat(twin.apply(variables, x, mask=mask, initial_state=init)), theirs, strict=True):
+    for a, b in zip(
+        _flat(twin.apply(variables, x, mask=mask, initial_state=init)), theirs, strict=True
+    ):
         np.testing.assert_allclose(a, b, atol=ATOL)
     # predictor (jitted, eval mode)
     predicted = jaxlstm.predictor(ours)(x, mask=mask, initial_state=init)
@@ -395,10 +400,10 @@ def test_bidirectional_stacked_from_keras3_files(suffix, tmp_path):
     fw, fw_vars = _linen_twin(ours.forward)
     bw, bw_vars = _linen_twin(ours.backward)
     twin = jl.Bidirectional(fw, bw, merge_mode="sum")
-    variables = {"params": {"forward_layer": fw_vars["params"], "backward_layer": bw_vars["params"]}}
-    np.testing.assert_allclose(
-        np.asarray(twin.apply(variables, x, mask=mask)), expected, atol=ATOL
-    )
+    variables = {
+        "params": {"forward_layer": fw_vars["params"], "backward_layer": bw_vars["params"]}
+    }
+    np.testing.assert_allclose(np.asarray(twin.apply(variables, x, mask=mask)), expected, atol=ATOL)
     if suffix != ".weights.h5":
         np.testing.assert_allclose(np.asarray(jaxlstm.load_keras(path)(x)), expected, atol=ATOL)
 
@@ -476,7 +481,9 @@ def test_stacked_rnn_module_errors():
         jaxlstm.StackedRNN(lstm)
     with pytest.raises(err, match="received no cells; expected a list of one or more"):
         jaxlstm.StackedRNN([])
-    with pytest.raises(err, match="cell 0 is a LSTM; expected one of jaxlstm.GRU / jaxlstm.LSTM"):
+    with pytest.raises(
+        err, match=r"cell 0 is a LSTM; expected one of jaxlstm\.GRU / jaxlstm\.LSTM /"
+    ):
         jaxlstm.StackedRNN([jl.LSTM(4)])  # a Linen cell in the NNX stack
     with pytest.raises(err, match=r"cell 0 \(LSTM\) has return_sequences=True; .* pass "):
         jaxlstm.StackedRNN([jaxlstm.LSTM(F, 4, return_sequences=True, rngs=rngs)])
@@ -484,14 +491,14 @@ def test_stacked_rnn_module_errors():
         jaxlstm.StackedRNN([lstm, jaxlstm.GRU(5, 3, rngs=rngs)])
     stack = jaxlstm.StackedRNN([lstm, jaxlstm.GRU(4, 3, dropout=0.2, rngs=rngs)])
     x = jnp.ones((B, T, F))
-    with pytest.raises(err, match="cell 1 has dropout=0.2.*dropout inside stacked cells is not"):
+    with pytest.raises(err, match=r"cell 1 has dropout=0\.2.*dropout inside stacked cells is not"):
         stack(x)  # modules start in training mode
     stack.eval()
     assert stack(x).shape == (B, 3)  # eval mode: dropout off, as in Keras
-    with pytest.raises(ShapeError, match="initial_state has 1 entries; expected 2, .* 3 arrays"):
+    with pytest.raises(ShapeError, match=r"initial_state has 1 entries; expected 2, .* 3 arrays"):
         stack(x, initial_state=[jnp.zeros((B, 4))])
     twin = jl.StackedRNN(cells=(jl.LSTM(4), jl.GRU(3, dropout=0.5)))
-    with pytest.raises(err, match="jaxlstm.linen.StackedRNN called in training mode"):
+    with pytest.raises(err, match=r"jaxlstm\.linen\.StackedRNN called in training mode"):
         twin.init(jax.random.key(0), x, deterministic=False)
 
 
@@ -539,15 +546,13 @@ def test_stacked_files_refused_with_what_to_do(tmp_path):
     def no_bias(cells):
         cells[0]["config"]["use_bias"] = False
 
-    with pytest.raises(
-        jaxlstm.KerasFileError, match=r"take 5 arrays \(\[2, 3\] per cell.*found 6"
-    ):
+    with pytest.raises(jaxlstm.KerasFileError, match=r"take 5 arrays \(\[2, 3\] per cell.*found 6"):
         jaxlstm.load_keras(_edited(tmp_path, no_bias))
 
     def foreign(cells):
         cells[1]["module"] = "mypackage.cells"
 
-    with pytest.raises(jaxlstm.UnsupportedLayerError, match="from module 'mypackage.cells'"):
+    with pytest.raises(jaxlstm.UnsupportedLayerError, match=r"from module 'mypackage\.cells'"):
         jaxlstm.load_keras(_edited(tmp_path, foreign))
 
     def hard_sigmoid(cells):
@@ -577,3 +582,21 @@ def test_weights_only_stack_of_ambiguous_order_is_refused(tmp_path):
     model.save_weights(tmp_path / "w.weights.h5")
     with pytest.raises(jaxlstm.KerasFileError, match="2 orders fit their sizes; jaxlstm will not"):
         jaxlstm.load_keras_layer(tmp_path / "w.weights.h5")
+
+
+def test_inspect_lists_each_cell_with_its_gate_slices():
+    import jaxlstm
+    from jaxlstm._src.inspect import describe_model
+
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "keras2", "stacked_cells.h5")
+    report = jaxlstm.describe_keras_file(path)
+    assert "layer 'stk': RNN(StackedRNNCells)" in report
+    assert "stacked cells (2: LSTM -> GRU), cell k's h is cell k+1's input" in report
+    assert "RNN options: return_sequences=True, return_state=True, go_backwards=False" in report
+    cell0, cell1 = report.split("cell 0 (lstm_cell):")[1].split("cell 1 (gru_cell):")
+    assert "class LSTM, in_features=3, units=4" in cell0
+    assert "o (output)           kernel[:, 12:16]  recurrent_kernel[:, 12:16]  bias[12:16]" in cell0
+    assert "class GRU, in_features=4, units=3" in cell1
+    assert "h (candidate)        kernel[:, 6:9]  recurrent_kernel[:, 6:9]  bias[0, 6:9]" in cell1
+    table = describe_model(path)
+    assert "RNN([LSTMCell, GRUCell])" in table

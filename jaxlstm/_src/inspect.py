@@ -125,7 +125,8 @@ def describe_keras_file(path: str | os.PathLike) -> str:
         out.append("  no recurrent layers (LSTM, GRU, SimpleRNN)")
     for name, record in kf.layers.items():
         wrapped = f" (inside {record.wrapper})" if record.wrapper else ""
-        out.append(f"\nlayer {name!r}: {record.class_name}{wrapped}")
+        cls = "RNN(StackedRNNCells)" if record.cells is not None else record.class_name
+        out.append(f"\nlayer {name!r}: {cls}{wrapped}")
         if record.class_name == "Bidirectional":
             note = record.inferred.get("merge_mode")
             out.append(
@@ -139,6 +140,22 @@ def describe_keras_file(path: str | os.PathLike) -> str:
     if kf.other_layers:
         out.append(f"\nother layers: {', '.join(f'{n} ({c})' for n, c in kf.other_layers)}")
     return "\n".join(out)
+
+
+def _class_text(class_name: str, config: dict) -> str:
+    """A layer's class for the layer table: stacked cells named with their cells
+    (``RNN([LSTMCell, GRUCell])``), also inside a wrapper (``Bidirectional(RNN([...]))``)."""
+    from jaxlstm._src.readers.records import stacked_cells
+
+    cells = stacked_cells(class_name, config)
+    if cells is not None:
+        return f"RNN([{', '.join(f'{family}Cell' for family, _ in cells)}])"
+    inner = config.get("layer")
+    if class_name in ("Bidirectional", "TimeDistributed") and isinstance(inner, dict):
+        inner_config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
+        text = _class_text(str(inner.get("class_name")), inner_config)
+        return f"{class_name}({text})" if text.startswith("RNN([") else class_name
+    return class_name
 
 
 def _input_specs(config: dict, batch: int, length: int) -> list:
@@ -214,7 +231,7 @@ def layer_table(
         shape_text = ""
         if cl.class_name == "InputLayer" and isinstance(shape, list | tuple):
             shape_text = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-        rows[name] = [name, cl.class_name, shape_text, f"{params:,}", ""]
+        rows[name] = [name, _class_text(cl.class_name, cl.config), shape_text, f"{params:,}", ""]
         if support_of is not None:
             ok, why = support_of(cl, name)
             rows[name].append("yes" if ok else f"NO: {why}")

@@ -382,14 +382,16 @@ def load_keras_layer(
     sha256: str | None = None,
     nonfinite: str = "warn",
     **overrides,
-) -> LSTM | GRU | SimpleRNN | Bidirectional:
-    """Load one recurrent layer (LSTM, GRU, SimpleRNN, or a Bidirectional of one) from any Keras
-    file, ready to call.
+) -> LSTM | GRU | SimpleRNN | StackedRNN | Bidirectional:
+    """Load one recurrent layer (LSTM, GRU, SimpleRNN, stacked cells, or a Bidirectional of
+    one) from any Keras file, ready to call.
 
     Reads ``.keras`` archives, Keras 3 ``.weights.h5``, and legacy ``.h5`` files (full models
     and ``save_weights`` files) written by Keras 1, Keras 2, tf.keras or Keras 3, including
     CuDNNLSTM / CuDNNGRU weights, Keras 1's per-gate arrays, ``RNN(LSTMCell | GRUCell |
-    SimpleRNNCell)``, and layers wrapped in ``Bidirectional`` or ``TimeDistributed`` (returned
+    SimpleRNNCell)``, stacked cells (``RNN([cell, ...])``, as a :class:`jaxlstm.StackedRNN`:
+    overrides then apply to the RNN's own options only), and layers wrapped in
+    ``Bidirectional`` or ``TimeDistributed`` (returned
     as the inner layer: it accepts any number of leading batch axes). Nothing in the file is
     executed. ``hard_sigmoid`` means what it meant in the Keras version that wrote the file.
 
@@ -414,8 +416,9 @@ def load_keras_layer(
         the writing version's defaults apply, unless overridden.
 
     Returns:
-      :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN` or
-      :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).
+      :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN`,
+      :class:`jaxlstm.StackedRNN` or :class:`jaxlstm.Bidirectional`, in eval mode (dropout
+      off).
 
     Raises:
       KerasFileError: the file is unreadable, inconsistent, or refused for safety
@@ -439,9 +442,9 @@ def load_keras_layer(
 
 def module_from_record(
     record: LayerRecord, overrides: dict, streams: DropoutStreams, nonfinite: str = "warn"
-) -> LSTM | GRU | SimpleRNN | Bidirectional:
-    """The :class:`LSTM`, :class:`GRU`, :class:`SimpleRNN` or :class:`Bidirectional` for one
-    record (in training mode)."""
+) -> LSTM | GRU | SimpleRNN | StackedRNN | Bidirectional:
+    """The :class:`LSTM`, :class:`GRU`, :class:`SimpleRNN`, :class:`StackedRNN` or
+    :class:`Bidirectional` for one record (in training mode)."""
     if record.custom:
         raise UnsupportedLayerError(
             f"{record.path}: layer {record.name!r} ({record.class_name}) is a custom class "

@@ -207,9 +207,7 @@ def nest_state(cells, initial_state) -> list:
             out.append(state[i : i + n])
             i += n
         return out
-    names = ", ".join(
-        f"{f}{k}" for k, c in enumerate(cells) for f in c.state_type._fields
-    )
+    names = ", ".join(f"{f}{k}" for k, c in enumerate(cells) for f in c.state_type._fields)
     raise ShapeError(
         f"initial_state has {len(state)} entries; expected {len(cells)}, one state per cell, "
         f"cell 0 first (each [h] or [h, c]), as Keras nests them, or the {sum(sizes)} arrays "

@@ -427,9 +427,7 @@ def _weights_only_stack(node, base: str, name: str, version, path, budget) -> La
             "through Keras, then model.save('m.keras'))."
         )
     why = "cells under cell/cells; their order from the names' numbering and the kernel sizes"
-    return stacked_weights_only_record(
-        name, [cells[k] for k in orders[0]], version, path, why=why
-    )
+    return stacked_weights_only_record(name, [cells[k] for k in orders[0]], version, path, why=why)
 
 
 def _cell_orders(cells: dict, limit: int = 8) -> list[tuple[str, ...]]:
