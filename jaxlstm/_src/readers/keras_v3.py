@@ -420,17 +420,23 @@ def _weights_only_stack(node, base: str, name: str, version, path, budget) -> La
     orders = _cell_orders(cells)
     if len(orders) != 1:
         shapes = {k: [tuple(np.shape(a)) for _, a in w] for k, w in cells.items()}
+        found = f"{len(orders)} orders fit their sizes" if len(cells) <= _MAX_ORDERED else (
+            f"more than {_MAX_ORDERED} cells are not searched"
+        )  # fmt: skip
         raise KerasFileError(
             f"{path}: layer {name!r} holds stacked cells {shapes} in a weights-only file, which "
-            f"does not record their order, and {len(orders)} orders fit their sizes; jaxlstm "
-            "will not guess. Load the model's .keras file (or the .weights.h5 with its model "
-            "through Keras, then model.save('m.keras'))."
+            f"does not record their order, and {found}; jaxlstm will not guess. Load the "
+            "model's .keras file (or the .weights.h5 with its model through Keras, then "
+            "model.save('m.keras'))."
         )
     why = "cells under cell/cells; their order from the names' numbering and the kernel sizes"
     return stacked_weights_only_record(name, [cells[k] for k in orders[0]], version, path, why=why)
 
 
-def _cell_orders(cells: dict, limit: int = 8) -> list[tuple[str, ...]]:
+_MAX_ORDERED = 8  # stacked cells whose order a weights-only file is searched for
+
+
+def _cell_orders(cells: dict, limit: int = _MAX_ORDERED) -> list[tuple[str, ...]]:
     """Every order of the cells (by key) that Keras 3 could have saved: keys of one class in
     their numbering order (``gru_cell`` before ``gru_cell_1``), and each cell's kernel taking
     the previous cell's units. More than ``limit`` cells: none is tried."""
