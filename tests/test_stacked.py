@@ -499,7 +499,9 @@ def test_stacked_rnn_module_errors():
     with pytest.raises(err, match=r"cell 1 has dropout=0\.2.*dropout inside stacked cells is not"):
         stack(x)  # modules start in training mode
     stack.eval()
-    assert stack(x).shape == (B, 3)  # eval mode: dropout off, as in Keras
+    y = stack(x)  # eval mode: dropout off, as in Keras
+    assert y.shape == (B, 3)
+    np.testing.assert_allclose(np.asarray(jaxlstm.predictor(stack)(x)), np.asarray(y), atol=ATOL)
     with pytest.raises(ShapeError, match=r"initial_state has 1 entries; expected 2, .* 3 arrays"):
         stack(x, initial_state=[jnp.zeros((B, 4))])
     twin = jl.StackedRNN(cells=(jl.LSTM(4), jl.GRU(3, dropout=0.5)))
