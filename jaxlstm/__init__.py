@@ -7,7 +7,7 @@ The whole public API::
     get_activation, GRUParams, GRUState, gru_step, gru_scan, SimpleRNNParams, SimpleRNNState,
     simple_rnn_step, simple_rnn_scan
     # Flax NNX modules (Linen twins in jaxlstm.linen), and their jitted inference call
-    LSTM, GRU, SimpleRNN, Bidirectional, predictor
+    LSTM, GRU, SimpleRNN, StackedRNN, Bidirectional, predictor
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # JAX's persistent compilation cache, opt-in
@@ -63,6 +63,7 @@ _LAZY = {
     "Bidirectional": "jaxlstm._src.modules.nnx",
     "GRU": "jaxlstm._src.modules.nnx_rnn",
     "SimpleRNN": "jaxlstm._src.modules.nnx_rnn",
+    "StackedRNN": "jaxlstm._src.modules.nnx_rnn",
     "read_keras_file": "jaxlstm._src.readers",
     "save_keras": "jaxlstm._src.save",
 }
@@ -90,7 +91,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.models.graph import KerasModel, load_keras
     from jaxlstm._src.modules.inference import predictor
     from jaxlstm._src.modules.nnx import LSTM, Bidirectional
-    from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
+    from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
     from jaxlstm._src.readers import read_keras_file
     from jaxlstm._src.save import save_keras
 
@@ -130,6 +131,7 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNParams",
     "SimpleRNNState",
+    "StackedRNN",
     "UnknownActivationError",
     "UnsafeFileError",
     "UnsupportedLayerError",

@@ -16,7 +16,7 @@ def test_every_public_name_imports():
 def test_public_api_is_explicit():
     public = {n for n in dir(jaxlstm) if not n.startswith("_")} - {"linen", "train"}  # submodules
     assert public == set(jaxlstm.__all__)
-    assert set(jaxlstm.linen.__all__) == {"LSTM", "GRU", "SimpleRNN", "Bidirectional"}
+    assert set(jaxlstm.linen.__all__) == {"LSTM", "GRU", "SimpleRNN", "StackedRNN", "Bidirectional"}
 
 
 def test_core_imports_no_flax():
@@ -28,6 +28,7 @@ def test_core_imports_no_flax():
         "jaxlstm._src.core.fast",
         "jaxlstm._src.core.activations",
         "jaxlstm._src.core.layer",
+        "jaxlstm._src.core.stacked",
     ):
         with open(importlib.util.find_spec(mod).origin) as fh:
             imports = [line for line in fh if line.startswith(("import ", "from "))]

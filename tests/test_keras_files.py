@@ -15,13 +15,7 @@ from helpers import assert_matches_keras, recorded
 import jaxlstm
 
 FIXTURES = Path(__file__).parent / "fixtures"
-# stacked_cells.h5: checked by tests/test_stacked.py (load_keras_layer does not load stacked
-# cells yet).
-CASES = sorted(
-    p
-    for p in [*FIXTURES.glob("keras1/*.h5"), *FIXTURES.glob("keras2/*.h5")]
-    if p.stem != "stacked_cells"
-)
+CASES = sorted([*FIXTURES.glob("keras1/*.h5"), *FIXTURES.glob("keras2/*.h5")])
 
 
 def run_fixture(path: Path):
@@ -38,8 +32,11 @@ def run_fixture(path: Path):
         kwargs["initial_state"] = [
             expected[f"initial_{s}"] for s in ("h_fw", "c_fw", "h_bw", "c_bw")
         ]
+    if "h1" in expected:  # stacked cells: Keras's nested initial state, one entry per cell
+        kwargs["initial_state"] = [[expected["h0"], expected["c0"]], expected["h1"]]
     got = module(expected["x"], **kwargs)
     got = got if isinstance(got, tuple) else (got,)
+    got = tuple(a for out in got for a in (out if isinstance(out, tuple) else (out,)))
     return module, got, want, expected
 
 
@@ -54,6 +51,8 @@ def test_there_are_fixtures_of_every_family():
     assert {"cudnn", "chunked", "k1_lstm", "k1_bidi", "weights_only_keras224", "nested"} <= names
     assert {"gru_reset_after", "gru_reset_before", "gru_weights_only_keras224"} <= names
     assert {"cudnn_gru", "k1_gru", "k1_simple_rnn", "simple_rnn", "bidi_gru"} <= names
+    assert {"stacked_cells", "stacked_bidi", "stacked_cells_weights_only"} <= names
+    assert "stacked_bidi_weights_only" in names
 
 
 def test_keras_version_and_layout_are_read():

@@ -105,6 +105,20 @@ def _two_inputs():
     return keras.Model([a, b], L.Dense(1, name="a_dense")(h), name="two")
 
 
+def _stacked():
+    """Stacked cells (RNN([cell, cell]), RNN(StackedRNNCells), in Bidirectional): each cell's
+    weights in Keras's order, per cell under cell/cells in the .weights.h5 (two cells of one
+    class: lstm_cell, lstm_cell_1)."""
+    L = keras.layers
+    x = keras.Input((6, 2), name="x")
+    h = L.RNN([L.LSTMCell(4), L.LSTMCell(3)], return_sequences=True, name="z_stk")(x)
+    h = L.Bidirectional(
+        L.RNN(L.StackedRNNCells([L.SimpleRNNCell(3), L.GRUCell(2, reset_after=False)])),
+        name="a_bi",
+    )(h)
+    return keras.Model(x, L.Dense(1, name="m_dense")(h), name="stk")
+
+
 def _inputs(model, rng):
     shapes = [tuple(i.shape[1:]) for i in model.inputs]
     return [rng.normal(size=(16, *s)).astype("float32") for s in shapes]
@@ -112,8 +126,14 @@ def _inputs(model, rng):
 
 @pytest.mark.parametrize(
     "build, source",
-    [(_sequential, ".h5"), (_functional, ".keras"), (_nested, ".keras"), (_two_inputs, ".h5")],
-    ids=["sequential", "functional", "nested", "two_inputs"],
+    [
+        (_sequential, ".h5"),
+        (_functional, ".keras"),
+        (_nested, ".keras"),
+        (_two_inputs, ".h5"),
+        pytest.param(_stacked, ".keras", marks=pytest.mark.slow),  # ~15 s: Keras compiles
+    ],
+    ids=["sequential", "functional", "nested", "two_inputs", "stacked"],
 )
 def test_finetune_in_jax_then_back_to_keras(build, source, tmp_path):
     """nnx.jit training reorders the module's layer dicts (by name); every writer must follow

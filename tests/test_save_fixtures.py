@@ -36,10 +36,11 @@ WEIGHTS_ONLY = {  # no model config: load_keras refuses them (test_errors pins t
     "tests/fixtures/keras2/weights_only_keras224.h5",
     "tests/fixtures/keras2/gru_weights_only_keras224.h5",
     "tests/fixtures/keras2/cudnn_gru_weights_only_keras224.h5",
+    "tests/fixtures/keras2/stacked_cells_weights_only.h5",
+    "tests/fixtures/keras2/stacked_bidi_weights_only.h5",
 }
 NOT_LOADABLE = {  # load_keras refuses these on purpose (test_models pins that)
     "tests/fixtures/keras2_models/lambda_refused.h5",
-    "tests/fixtures/keras2/stacked_cells.h5",  # stacked cells: not loaded yet (test_stacked)
 }
 REFUSED = {  # what Keras 3 would compute differently: save_keras must refuse
     "jaxlstm/data/keras1_lstm.h5": r"recurrent_activation='hard_sigmoid', which meant clip",
@@ -72,6 +73,7 @@ DEFAULT = {  # one of each family, and every rewrite: Keras 1 names, CuDNN, cons
     "tests/fixtures/keras2/time_distributed.h5",
     "tests/fixtures/keras2_models/nested.h5",
     "tests/fixtures/keras2_models/seq2seq.h5",
+    "tests/fixtures/keras2/stacked_cells.h5",  # nested initial-state inbound nodes
 }
 
 
@@ -99,7 +101,10 @@ def loaded(name: str):
     ours = model(*ins)
     ours = [np.asarray(o) for o in (ours if isinstance(ours, tuple) else (ours,))]
     whole = "layer" not in data.files or all(r.layer == str(data["layer"]) for r in model.outputs)
-    stateful_mask = "mask" in data.files and any(k.startswith("initial_") for k in data.files)
+    stateful_mask = "mask" in data.files and any(
+        k.startswith("initial_") or k == "h0"
+        for k in data.files  # h0: stacked cells' states
+    )
     return model, ins, recorded if whole else ours, stateful_mask
 
 
@@ -107,7 +112,9 @@ def _unrolled(kmodel) -> None:
     """Keras's JAX backend, on its lax.scan path, outputs h0 at masked steps before the first
     unmasked one when the initial state is not zero; its TensorFlow backend (which wrote these
     fixtures), NumPy, PyTorch and JAX's unrolled path output zeros (test_keras3_parity pins
-    both). Ask Keras-on-JAX for the latter."""
+    both). Ask Keras-on-JAX for the latter. (Its lax.scan path also repeats ``states[-1][0]``
+    at masked steps of stacked cells, which for a last cell's state fed as a bare tensor is a
+    row of it, not the previous output; the unrolled path repeats the output.)"""
     for layer in kmodel.layers:
         for part in (
             layer,

@@ -168,31 +168,31 @@ def test_stacked_shapes_are_checked():
         )
 
 
-@pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_loading_stacked_cells_is_refused_by_name(tmp_path, suffix):
-    """Until they load, a file with stacked cells is refused naming them, not run wrongly."""
+def test_unsupported_cells_in_a_stack_are_refused_by_name(tmp_path):
+    """A stack with a cell class jaxlstm does not implement is refused naming the cells, not
+    run without it (the config is edited: Keras 3 has no other built-in cell to save)."""
+    import json
+
+    import h5py
+
     import jaxlstm
     from jaxlstm._src.errors import UnsupportedLayerError
 
+    path = tmp_path / "m.h5"
     cells = [keras.layers.LSTMCell(3), keras.layers.GRUCell(2)]
-    bi = keras.layers.Bidirectional(
-        keras.layers.RNN(keras.layers.StackedRNNCells([keras.layers.SimpleRNNCell(2)])),
-        name="bi",
-    )
-    for layer, shown in [
-        (
-            keras.layers.RNN(cells, name="r"),
-            r"'r' is RNN\(StackedRNNCells\(\[LSTMCell, GRUCell\]\)\)",
-        ),
-        (bi, r"'bi' is Bidirectional\(RNN\(StackedRNNCells\(\[SimpleRNNCell\]\)\)\)"),
-    ]:
-        path = tmp_path / f"{layer.name}{suffix}"
-        keras.Sequential([keras.Input((5, 4)), layer]).save(path)
-        with pytest.raises(
-            UnsupportedLayerError,
-            match=shown + ": .*stacked recurrent cells, which jaxlstm does not load from files yet",
-        ):
-            jaxlstm.load_keras(path)
+    keras.Sequential([keras.Input((5, 4)), keras.layers.RNN(cells, name="r")]).save(path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        config["config"]["layers"][1]["config"]["cell"]["config"]["cells"][1]["class_name"] = (
+            "PeepholeLSTMCell"
+        )
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(
+        UnsupportedLayerError,
+        match=r"'r' is RNN\(StackedRNNCells\(\[LSTMCell, PeepholeLSTMCell\]\)\): stacked "
+        "recurrent cells of which jaxlstm loads LSTMCell, GRUCell and SimpleRNNCell only",
+    ):
+        jaxlstm.load_keras(path)
 
 
 def test_stacked_matches_tf_keras_fixture():
@@ -221,7 +221,389 @@ def test_stacked_matches_tf_keras_fixture():
     np.testing.assert_allclose(np.asarray(ys), d["out0"], atol=ATOL)
     for i, a in enumerate([a for s in states for a in s], start=1):
         np.testing.assert_allclose(np.asarray(a), d[f"out{i}"], atol=ATOL)
-    # Refused, not run (the nested initial-state inbound nodes are refused first, before
-    # the stacked cells: see test_loading_stacked_cells_is_refused_by_name for the naming).
-    with pytest.raises(jaxlstm.JaxLSTMError):
-        jaxlstm.load_keras(path)
+    # The whole model through load_keras: the inbound node nests the initial states per cell
+    # ([x, [h0, c0], h1], each with the mask), and the outputs are the sequence then each
+    # cell's final state, flat, as Keras numbers them.
+    model = jaxlstm.load_keras(path)
+    assert model.input_names == ("x", "mask", "h0", "c0", "h1")
+    outs = model(*(d[n] for n in model.input_names))
+    assert len(outs) == 4
+    for i, out in enumerate(outs):
+        np.testing.assert_allclose(np.asarray(out), d[f"out{i}"], atol=ATOL)
+    # one layer: jaxlstm.StackedRNN over an LSTM and a GRU, Keras's nested initial state
+    layer = jaxlstm.load_keras_layer(path, "stk")
+    assert isinstance(layer, jaxlstm.StackedRNN)
+    assert [type(c).__name__ for c in layer.cells] == ["LSTM", "GRU"]
+    y, s0, s1 = layer(d["x"], mask=d["mask"], initial_state=[[d["h0"], d["c0"]], d["h1"]])
+    for i, a in enumerate([y, *s0, *s1]):
+        np.testing.assert_allclose(np.asarray(a), d[f"out{i}"], atol=ATOL)
+
+
+# --- stacked cells from Keras 3 files, as jaxlstm.StackedRNN (NNX) and its Linen twin ------
+
+
+def _save(model, path):
+    if str(path).endswith(".weights.h5"):
+        model.save_weights(path)  # no config: the cells and their order come from the arrays
+    else:
+        model.save(path)
+
+
+def _randomize(layer, rng):
+    for w in layer.weights:  # non-trivial biases
+        w.assign(rng.normal(size=w.shape).astype(np.float32) * 0.5)
+
+
+def _mask(rng, go_backwards=False):
+    mask = rng.random((B, T)) > 0.3
+    mask[0, :2] = False  # left padding
+    mask[1, 3] = False  # a gap
+    mask[:, -1 if go_backwards else 0] = True  # see test_stacked_matches_keras3
+    return mask
+
+
+def _flat(out):
+    return [np.asarray(a) for a in jax.tree.leaves(out)]
+
+
+def _linen_twin(stack):
+    """jaxlstm.linen.StackedRNN with the NNX stack's cells and weights."""
+    import jaxlstm.linen as jl
+
+    twins, variables = [], {}
+    for k, c in enumerate(stack.cells):
+        name = type(c).__name__
+        opts = {"activation": c.activation}
+        if name != "SimpleRNN":
+            opts["recurrent_activation"] = c.recurrent_activation
+        if name == "GRU":
+            opts["reset_after"] = c.reset_after
+        twins.append(getattr(jl, name)(units=c.units, use_bias=c.bias is not None, **opts))
+        variables[f"cell_{k}"] = {
+            "kernel": c.kernel[...],
+            "recurrent_kernel": c.recurrent_kernel[...],
+        }
+        if c.bias is not None:
+            variables[f"cell_{k}"]["bias"] = c.bias[...]
+    options = {n: getattr(stack, n) for n in ("return_sequences", "return_state", "go_backwards")}
+    return jl.StackedRNN(cells=tuple(twins), **options), {"params": variables}
+
+
+FILE_CASES = {
+    # RNN([cell, cell]): returns the sequence and each cell's state
+    "list_lstm_gru": lambda act: keras.layers.RNN(
+        [keras.layers.LSTMCell(5), keras.layers.GRUCell(3)],
+        return_sequences=True,
+        return_state=True,
+        name="stk",
+    ),
+    # RNN(StackedRNNCells([...])), backwards, the last output only
+    "stacked_srnn_lstm": lambda act: keras.layers.RNN(
+        keras.layers.StackedRNNCells(
+            [keras.layers.SimpleRNNCell(5, activation=act), keras.layers.LSTMCell(2)]
+        ),
+        return_state=True,
+        go_backwards=True,
+        name="stk",
+    ),
+}
+
+
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "name, suffix",
+    [
+        ("list_lstm_gru", ".keras"),
+        ("stacked_srnn_lstm", ".h5"),
+        ("list_lstm_gru", ".weights.h5"),
+        pytest.param("stacked_srnn_lstm", ".keras", marks=SLOW),
+        pytest.param("list_lstm_gru", ".h5", marks=SLOW),
+        pytest.param("stacked_srnn_lstm", ".weights.h5", marks=SLOW),
+    ],
+)
+def test_stacked_layer_from_keras3_files(name, suffix, tmp_path):
+    """load_keras_layer on each Keras 3 format gives a jaxlstm.StackedRNN with Keras's numbers:
+    masks, Keras's nested initial_state, go_backwards, return_state; the Linen twin too."""
+    import jaxlstm
+
+    rng = np.random.default_rng(len(name) + len(suffix))
+    act = "tanh" if suffix == ".weights.h5" else "relu"  # a weights-only file has no activations
+    layer = FILE_CASES[name](act)
+    model = keras.Sequential([keras.Input((T, F)), layer])
+    _randomize(layer, rng)
+    path = tmp_path / f"m{suffix}"
+    _save(model, path)
+    go_backwards = layer.go_backwards
+    overrides = {}
+    if suffix == ".weights.h5":  # the RNN's own options are not in the arrays
+        overrides = dict(return_sequences=layer.return_sequences, return_state=True)
+        overrides["go_backwards"] = go_backwards
+    ours = jaxlstm.load_keras_layer(path, "stk", **overrides)
+    assert isinstance(ours, jaxlstm.StackedRNN)
+
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    mask = _mask(rng, go_backwards)
+    # one entry per cell, each a list: [[h0, c0], [h1]]
+    init = [
+        [rng.normal(size=(B, n)).astype(np.float32) for n in np.atleast_1d(c.state_size)]
+        for c in layer.cell.cells
+    ]
+    theirs = _flat(layer(x, mask=mask, initial_state=init))
+    got = ours(x, mask=mask, initial_state=init)
+    assert len(got) == 1 + len(layer.cell.cells)  # output, then one state tuple per cell
+    for a, b in zip(_flat(got), theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+    # flat initial state ([h0, c0, h1]) is the same call
+    flat_init = [a for s in init for a in s]
+    for a, b in zip(_flat(ours(x, mask=mask, initial_state=flat_init)), theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+    # the Linen twin, with the same weights
+    twin, variables = _linen_twin(ours)
+    for a, b in zip(
+        _flat(twin.apply(variables, x, mask=mask, initial_state=init)), theirs, strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "suffix", [".keras", pytest.param(".h5", marks=SLOW), pytest.param(".weights.h5", marks=SLOW)]
+)
+def test_bidirectional_stacked_from_keras3_files(suffix, tmp_path):
+    """Bidirectional(RNN([GRUCell, LSTMCell])) with a mask, through load_keras (whole model)
+    and load_keras_layer, and its Linen twin; save_keras's .weights.h5 back into Keras."""
+    import jaxlstm
+    import jaxlstm.linen as jl
+
+    rng = np.random.default_rng(7 + len(suffix))
+    L = keras.layers
+    bi = L.Bidirectional(
+        L.RNN([L.GRUCell(3), L.LSTMCell(2)], return_sequences=True), merge_mode="sum", name="bi"
+    )
+    model = keras.Sequential([keras.Input((T, F)), L.Masking(0.0), bi])
+    _randomize(bi, rng)
+    path = tmp_path / f"m{suffix}"
+    _save(model, path)
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    x[0, :2] = 0.0  # masked by Masking: left padding
+    x[1, 3] = 0.0  # a gap
+    mask = np.any(x != 0.0, axis=-1)
+    expected = np.asarray(model(x))
+    overrides = {} if suffix != ".weights.h5" else dict(return_sequences=True, merge_mode="sum")
+    ours = jaxlstm.load_keras_layer(path, "bi", **overrides)
+    assert isinstance(ours.forward, jaxlstm.StackedRNN) and ours.backward.go_backwards
+    np.testing.assert_allclose(np.asarray(ours(x, mask=mask)), expected, atol=ATOL)
+    fw, fw_vars = _linen_twin(ours.forward)
+    bw, bw_vars = _linen_twin(ours.backward)
+    twin = jl.Bidirectional(fw, bw, merge_mode="sum")
+    variables = {
+        "params": {"forward_layer": fw_vars["params"], "backward_layer": bw_vars["params"]}
+    }
+    np.testing.assert_allclose(np.asarray(twin.apply(variables, x, mask=mask)), expected, atol=ATOL)
+    if suffix == ".weights.h5":
+        return
+    loaded = jaxlstm.load_keras(path)
+    np.testing.assert_allclose(np.asarray(loaded(x)), expected, atol=ATOL)
+    # and back: the Keras 3 weights file (each direction's cells under cell/cells)
+    jaxlstm.save_keras(loaded, tmp_path / "back.weights.h5")
+    for w in bi.weights:
+        w.assign(np.zeros(w.shape, np.float32))
+    model.load_weights(tmp_path / "back.weights.h5")
+    np.testing.assert_allclose(np.asarray(model(x)), expected, atol=ATOL)
+
+
+@pytest.mark.parametrize("suffix", [".keras", pytest.param(".h5", marks=SLOW)])
+def test_functional_stacked_with_nested_initial_state(suffix, tmp_path):
+    """A Keras 3 Functional model feeding a stack its mask and nested initial states
+    ([[h0, c0], [h1]]) and returning every state: Keras 3 nests the outputs too."""
+    import jaxlstm
+
+    rng = np.random.default_rng(11)
+    L = keras.layers
+    x, m = keras.Input((T, F), name="x"), keras.Input((T,), dtype="bool", name="m")
+    h0, c0, h1 = (keras.Input((n,), name=s) for s, n in (("h0", 4), ("c0", 4), ("h1", 3)))
+    rnn = L.RNN([L.LSTMCell(4), L.GRUCell(3)], return_sequences=True, return_state=True, name="r")
+    model = keras.Model([x, m, h0, c0, h1], rnn(x, mask=m, initial_state=[[h0, c0], [h1]]))
+    _randomize(rnn, rng)
+    path = tmp_path / f"f{suffix}"
+    model.save(path)
+    ins = [
+        rng.normal(size=(B, T, F)).astype(np.float32),
+        _mask(rng),
+        *(rng.normal(size=(B, n)).astype(np.float32) for n in (4, 4, 3)),
+    ]
+    theirs = _flat(model(ins))
+    ours = jaxlstm.load_keras(path)
+    got = ours(*ins)
+    assert len(got) == 4  # y, h0, c0, h1: flat, in Keras's order
+    for a, b in zip(_flat(got), theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+
+
+def test_stateful_stacked_streams_as_keras3(tmp_path):
+    """A stateful RNN([LSTMCell, GRUCell]) streamed chunk by chunk: Keras 3 carrying its
+    state, jaxlstm's call_with_state (each cell's state, in a tuple), and one call on the
+    whole sequence agree."""
+    import jaxlstm
+
+    rng = np.random.default_rng(3)
+    L = keras.layers
+    rnn = L.RNN([L.LSTMCell(4), L.GRUCell(3)], return_sequences=True, stateful=True, name="s")
+    model = keras.Sequential([keras.Input(batch_shape=(B, 4, F)), rnn])
+    _randomize(rnn, rng)
+    model.save(tmp_path / "s.keras")
+    chunks = [rng.normal(size=(B, 4, F)).astype(np.float32) for _ in range(3)]
+    theirs = [np.asarray(model(c)) for c in chunks]  # Keras carries the state between calls
+    ours = jaxlstm.load_keras(tmp_path / "s.keras")
+    step = jaxlstm.predictor(ours, "call_with_state")
+    states = None
+    for chunk, expected in zip(chunks, theirs, strict=True):
+        y, states = step(chunk, states=states)
+        np.testing.assert_allclose(np.asarray(y), expected, atol=ATOL)
+    lstm_state, gru_state = states["s"]
+    assert lstm_state.c.shape == (B, 4) and gru_state.h.shape == (B, 3)
+    np.testing.assert_allclose(
+        np.asarray(ours(np.concatenate(chunks, axis=1))),
+        np.concatenate(theirs, axis=1),
+        atol=ATOL,
+    )
+
+
+# --- what is refused, with what to do -------------------------------------------------------
+
+
+def test_stacked_rnn_module_errors():
+    from flax import nnx
+
+    import jaxlstm
+    import jaxlstm.linen as jl
+
+    rngs = nnx.Rngs(0)
+    lstm = jaxlstm.LSTM(F, 4, rngs=rngs)
+    err = jaxlstm.UnsupportedOptionError
+    with pytest.raises(err, match="received cells=LSTM; expected a list of cell modules"):
+        jaxlstm.StackedRNN(lstm)
+    with pytest.raises(err, match="received no cells; expected a list of one or more"):
+        jaxlstm.StackedRNN([])
+    with pytest.raises(
+        err, match=r"cell 0 is a LSTM; expected one of jaxlstm\.GRU / jaxlstm\.LSTM /"
+    ):
+        jaxlstm.StackedRNN([jl.LSTM(4)])  # a Linen cell in the NNX stack
+    with pytest.raises(err, match=r"cell 0 \(LSTM\) has return_sequences=True; .* pass "):
+        jaxlstm.StackedRNN([jaxlstm.LSTM(F, 4, return_sequences=True, rngs=rngs)])
+    with pytest.raises(ShapeError, match=r"cell 1 \(GRU\) has in_features=5; expected 4"):
+        jaxlstm.StackedRNN([lstm, jaxlstm.GRU(5, 3, rngs=rngs)])
+    stack = jaxlstm.StackedRNN([lstm, jaxlstm.GRU(4, 3, dropout=0.2, rngs=rngs)])
+    x = jnp.ones((B, T, F))
+    with pytest.raises(err, match=r"cell 1 has dropout=0\.2.*dropout inside stacked cells is not"):
+        stack(x)  # modules start in training mode
+    stack.eval()
+    y = stack(x)  # eval mode: dropout off, as in Keras
+    assert y.shape == (B, 3)
+    np.testing.assert_allclose(np.asarray(jaxlstm.predictor(stack)(x)), np.asarray(y), atol=ATOL)
+    with pytest.raises(ShapeError, match=r"initial_state has 1 entries; expected 2, .* 3 arrays"):
+        stack(x, initial_state=[jnp.zeros((B, 4))])
+    twin = jl.StackedRNN(cells=(jl.LSTM(4), jl.GRU(3, dropout=0.5)))
+    with pytest.raises(err, match=r"jaxlstm\.linen\.StackedRNN called in training mode"):
+        twin.init(jax.random.key(0), x, deterministic=False)
+
+
+def _edited(tmp_path, edit, version=None):
+    """A copy of the tf-keras stacked-cells fixture with its model config edited."""
+    import json
+    import shutil
+
+    import h5py
+
+    src = os.path.join(os.path.dirname(__file__), "fixtures", "keras2", "stacked_cells.h5")
+    path = tmp_path / "stacked_cells.h5"
+    shutil.copy(src, path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        stk = next(e for e in config["config"]["layers"] if e["class_name"] == "RNN")
+        edit(stk["config"]["cell"]["config"]["cells"])
+        f.attrs["model_config"] = json.dumps(config)
+        if version is not None:
+            f.attrs["keras_version"] = version
+    return path
+
+
+def test_per_cell_keras_version_defaults(tmp_path):
+    """Each cell gets the defaults of the Keras that wrote the file, as a single cell does:
+    hard_sigmoid (clip(0.2x + 0.5)) before 2.3.0, a GRU's reset_after from its bias shape."""
+    import jaxlstm
+
+    def old(cells):
+        for c in cells:
+            del c["config"]["recurrent_activation"]
+            c["config"].pop("reset_after", None)
+
+    layer = jaxlstm.load_keras_layer(_edited(tmp_path, old, "2.2.4"), "stk")
+    assert [c.recurrent_activation for c in layer.cells] == ["hard_sigmoid_keras2"] * 2
+    assert layer.cells[1].reset_after is True  # bias (2, 3u)
+    report = jaxlstm.describe_keras_file(tmp_path / "stacked_cells.h5")
+    assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 2.2.4 default)" in report
+    assert "reset_after=True (inferred: bias (2, 3u))" in report
+
+
+def test_stacked_files_refused_with_what_to_do(tmp_path):
+    import jaxlstm
+
+    def no_bias(cells):
+        cells[0]["config"]["use_bias"] = False
+
+    with pytest.raises(jaxlstm.KerasFileError, match=r"take 5 arrays \(\[2, 3\] per cell.*found 6"):
+        jaxlstm.load_keras(_edited(tmp_path, no_bias))
+
+    def foreign(cells):
+        cells[1]["module"] = "mypackage.cells"
+
+    with pytest.raises(jaxlstm.UnsupportedLayerError, match=r"from module 'mypackage\.cells'"):
+        jaxlstm.load_keras(_edited(tmp_path, foreign))
+
+    def hard_sigmoid(cells):
+        cells[0]["config"]["recurrent_activation"] = "hard_sigmoid"
+
+    model = jaxlstm.load_keras(_edited(tmp_path, hard_sigmoid))
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match="hard_sigmoid', which meant clip"):
+        jaxlstm.save_keras(model, tmp_path / "m.keras")  # inside a cell, as for a layer
+
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "keras2", "stacked_cells.h5")
+    with pytest.raises(
+        jaxlstm.UnsupportedOptionError,
+        match=r"unknown option\(s\) \['activation'\] for load_keras_layer of stacked cells",
+    ):
+        jaxlstm.load_keras_layer(path, "stk", activation="relu")
+
+
+def test_weights_only_stack_of_ambiguous_order_is_refused(tmp_path):
+    """Keras 3's .weights.h5 does not record the cells' order; when the sizes allow several
+    (here two cells of 4 units on 4 features), jaxlstm refuses rather than guesses."""
+    import jaxlstm
+
+    L = keras.layers
+    model = keras.Sequential(
+        [keras.Input((T, F)), L.RNN([L.GRUCell(F), L.LSTMCell(F)], name="stk")]
+    )
+    model.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(jaxlstm.KerasFileError, match="2 orders fit their sizes; jaxlstm will not"):
+        jaxlstm.load_keras_layer(tmp_path / "w.weights.h5")
+
+
+def test_inspect_lists_each_cell_with_its_gate_slices():
+    import jaxlstm
+    from jaxlstm._src.inspect import describe_model
+
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "keras2", "stacked_cells.h5")
+    report = jaxlstm.describe_keras_file(path)
+    assert "layer 'stk': RNN(StackedRNNCells)" in report
+    assert "stacked cells (2: LSTM -> GRU), cell k's h is cell k+1's input" in report
+    assert "RNN options: return_sequences=True, return_state=True, go_backwards=False" in report
+    cell0, cell1 = report.split("cell 0 (lstm_cell):")[1].split("cell 1 (gru_cell):")
+    assert "class LSTM, in_features=3, units=4" in cell0
+    assert "o (output)           kernel[:, 12:16]  recurrent_kernel[:, 12:16]  bias[12:16]" in cell0
+    assert "class GRU, in_features=4, units=3" in cell1
+    assert "h (candidate)        kernel[:, 6:9]  recurrent_kernel[:, 6:9]  bias[0, 6:9]" in cell1
+    table = describe_model(path)
+    assert "RNN([LSTMCell, GRUCell])" in table

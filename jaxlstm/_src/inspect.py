@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from jaxlstm._src.converters import params_from_arrays
-from jaxlstm._src.load import options_and_sources
+from jaxlstm._src.load import options_and_sources, stacked_options
 from jaxlstm._src.readers import LayerRecord, read_keras_file
 
 _GATE_NAMES = {
@@ -93,19 +93,40 @@ def _describe_lstm(record: LayerRecord, indent: str = "  ") -> list[str]:
     return [*lines, *(indent + line[2:] for line in _gate_lines(record))]
 
 
+def _describe(record: LayerRecord, indent: str = "  ") -> list[str]:
+    """One recurrent layer (or one direction): its options and arrays; for stacked cells the
+    RNN's own options, then each cell's, with its gate slices."""
+    if record.cells is None:
+        return _describe_lstm(record, indent)
+    opts = {"return_sequences": False, "return_state": False, "go_backwards": False}
+    opts.update(stacked_options(record))
+    text = ", ".join(f"{k}={v}" for k, v in opts.items())
+    cls = " -> ".join(c.class_name for c in record.cells)
+    lines = [f"{indent}stacked cells ({len(record.cells)}: {cls}), cell k's h is cell k+1's input"]
+    if "class_name" in record.inferred:
+        lines[-1] += f" (inferred: {record.inferred['class_name']})"
+    lines.append(f"{indent}RNN options: {text}")
+    for k, cell in enumerate(record.cells):
+        lines.append(f"{indent}cell {k} ({cell.name.rsplit('/', 1)[-1]}):")
+        lines.extend(_describe_lstm(cell, indent + "  "))
+    return lines
+
+
 def describe_keras_file(path: str | os.PathLike) -> str:
     """A readable report on every recurrent layer (LSTM, GRU, SimpleRNN) of a Keras file:
     format, Keras version, options as they will be used (each one the file does not state
     marked ``(inferred: ...)`` with its evidence, e.g. ``recurrent_activation=sigmoid
     (inferred: CuDNN layout, bias 8u)``), array shapes and the column ranges of each gate
-    (which bias row is which for a GRU)."""
+    (which bias row is which for a GRU); for stacked cells (``RNN([cell, ...])``) each cell in
+    turn, cell 0 first."""
     kf = read_keras_file(path)
     out = [f"{kf.path}", f"  format: {kf.format}, keras_version: {kf.keras_version}"]
     if not kf.layers:
         out.append("  no recurrent layers (LSTM, GRU, SimpleRNN)")
     for name, record in kf.layers.items():
         wrapped = f" (inside {record.wrapper})" if record.wrapper else ""
-        out.append(f"\nlayer {name!r}: {record.class_name}{wrapped}")
+        cls = "RNN(StackedRNNCells)" if record.cells is not None else record.class_name
+        out.append(f"\nlayer {name!r}: {cls}{wrapped}")
         if record.class_name == "Bidirectional":
             note = record.inferred.get("merge_mode")
             out.append(
@@ -113,12 +134,26 @@ def describe_keras_file(path: str | os.PathLike) -> str:
             )
             for direction in (record.forward, record.backward):
                 out.append(f"  {direction.name.rsplit('/', 1)[-1]}:")
-                out.extend(_describe_lstm(direction, "    "))
+                out.extend(_describe(direction, "    "))
         else:
-            out.extend(_describe_lstm(record))
+            out.extend(_describe(record))
     if kf.other_layers:
         out.append(f"\nother layers: {', '.join(f'{n} ({c})' for n, c in kf.other_layers)}")
     return "\n".join(out)
+
+
+def _class_text(node) -> str:
+    """A layer's class for the layer table: stacked cells named with their cells
+    (``RNN([LSTMCell, GRUCell])``), also inside a wrapper (``Bidirectional(RNN([...]))``)."""
+    from jaxlstm._src.vocabulary import stacked_cells
+
+    cells = stacked_cells(node.class_name, node.config)
+    if cells is not None:
+        return f"RNN([{', '.join(f'{family}Cell' for family, _ in cells)}])"
+    if node.class_name in ("Bidirectional", "TimeDistributed") and node.inner is not None:
+        text = _class_text(node.inner)
+        return f"{node.class_name}({text})" if text.startswith("RNN([") else node.class_name
+    return node.class_name
 
 
 def _input_specs(tree, batch: int, length: int) -> list:
@@ -194,7 +229,7 @@ def layer_table(
         shape_text = ""
         if cl.class_name == "InputLayer" and isinstance(shape, list | tuple):
             shape_text = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-        rows[name] = [name, cl.class_name, shape_text, f"{params:,}", ""]
+        rows[name] = [name, _class_text(cl), shape_text, f"{params:,}", ""]
         if support_of is not None:
             ok, why = support_of(cl, name)
             rows[name].append("yes" if ok else f"NO: {why}")

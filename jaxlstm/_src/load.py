@@ -19,7 +19,7 @@ from jaxlstm._src.errors import (
     UnsupportedOptionError,
 )
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional, DropoutStreams, needs_dropout_rng
-from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
+from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
 from jaxlstm._src.readers.records import resolve_activation
 from jaxlstm._src.vocabulary import default_recurrent_activation, default_reset_after
@@ -211,10 +211,24 @@ def _rate_option(key: str, value, where: str) -> float:
     raise KerasFileError(f"{where}: option {key}={value!r:.80}; expected a rate in [0, 1].")
 
 
+# What an RNN over stacked cells takes from its own config (the cells' options are theirs).
+_STACKED_OPTIONS = ("return_sequences", "return_state", "go_backwards", "zero_output_for_mask",
+                    "time_major")  # fmt: skip
+_STACKED_OVERRIDABLE = (*_STACKED_OPTIONS, "unroll", "compute_dtype")
+
+
 def _check_overrides(overrides: dict, bidirectional: bool, family: str = "LSTM"):
-    allowed = (*OVERRIDABLE, "merge_mode") if bidirectional else OVERRIDABLE
+    allowed = OVERRIDABLE if family != "StackedRNNCells" else _STACKED_OVERRIDABLE
+    allowed = (*allowed, "merge_mode") if bidirectional else allowed
     if family == "SimpleRNN":
         allowed = tuple(n for n in allowed if n != "recurrent_activation")
+    if family == "StackedRNNCells" and set(overrides) - set(allowed):
+        raise UnsupportedOptionError(
+            f"unknown option(s) {sorted(set(overrides) - set(allowed))} for load_keras_layer "
+            f"of stacked cells; options that can be overridden: {sorted(allowed)} (each cell's "
+            "activations, dropout and sizes are its own: build a jaxlstm.StackedRNN from "
+            "cells with the options you want to change them)."
+        )
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise UnsupportedOptionError(
@@ -295,6 +309,40 @@ def build_recurrent(
     )
 
 
+def stacked_options(record: LayerRecord) -> dict:
+    """The options of an RNN over stacked cells that its config states (``return_sequences``,
+    ``return_state``, ``go_backwards``, ``zero_output_for_mask``, ``time_major``); the cells'
+    own options are read per cell (:func:`layer_options`)."""
+    where = f"{record.path}: layer {record.name!r}"
+    options = {}
+    for key, value in record.config.items():
+        if key in _STACKED_OPTIONS:
+            options[key] = _bool_option(key, value, where)
+        elif not _IGNORED.match(key) and key not in ("num_constants", "input_spec"):
+            warnings.warn(f"{where}: ignoring unknown RNN option {key}={value!r}.", stacklevel=3)
+    return options
+
+
+def build_stacked(
+    record: LayerRecord, overrides: dict, streams: DropoutStreams, nonfinite: str = "warn"
+) -> StackedRNN:
+    """The :class:`StackedRNN` of a stacked-cells record: each cell built by
+    :func:`build_recurrent` from its own config and arrays (with the defaults of the Keras
+    version that wrote the file, as a single cell gets them), the RNN's options from its
+    config (``overrides`` win)."""
+    where = f"{record.path}: layer {record.name!r}"
+    cells = [build_recurrent(cell, {}, streams, nonfinite) for cell in record.cells]
+    options = stacked_options(record)
+    for k in range(1, len(cells)):
+        if cells[k].in_features != cells[k - 1].units:
+            raise KerasFileError(
+                f"{where}: stacked cell {k} ({record.cells[k].name!r}) has a kernel for "
+                f"in_features={cells[k].in_features}, but cell {k - 1} outputs "
+                f"{cells[k - 1].units} units; the file is inconsistent."
+            )
+    return StackedRNN(cells, **{**options, **overrides})
+
+
 def find_layer(kf: KerasFile, name: str | None) -> LayerRecord:
     """The record named ``name`` (or the only recurrent layer when ``name`` is None)."""
     available = sorted(kf.layers)
@@ -331,14 +379,16 @@ def load_keras_layer(
     sha256: str | None = None,
     nonfinite: str = "warn",
     **overrides,
-) -> LSTM | GRU | SimpleRNN | Bidirectional:
-    """Load one recurrent layer (LSTM, GRU, SimpleRNN, or a Bidirectional of one) from any Keras
-    file, ready to call.
+) -> LSTM | GRU | SimpleRNN | StackedRNN | Bidirectional:
+    """Load one recurrent layer (LSTM, GRU, SimpleRNN, stacked cells, or a Bidirectional of
+    one) from any Keras file, ready to call.
 
     Reads ``.keras`` archives, Keras 3 ``.weights.h5``, and legacy ``.h5`` files (full models
     and ``save_weights`` files) written by Keras 1, Keras 2, tf.keras or Keras 3, including
     CuDNNLSTM / CuDNNGRU weights, Keras 1's per-gate arrays, ``RNN(LSTMCell | GRUCell |
-    SimpleRNNCell)``, and layers wrapped in ``Bidirectional`` or ``TimeDistributed`` (returned
+    SimpleRNNCell)``, stacked cells (``RNN([cell, ...])``, as a :class:`jaxlstm.StackedRNN`:
+    overrides then apply to the RNN's own options only), and layers wrapped in
+    ``Bidirectional`` or ``TimeDistributed`` (returned
     as the inner layer: it accepts any number of leading batch axes). Nothing in the file is
     executed. ``hard_sigmoid`` means what it meant in the Keras version that wrote the file.
 
@@ -363,8 +413,9 @@ def load_keras_layer(
         the writing version's defaults apply, unless overridden.
 
     Returns:
-      :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN` or
-      :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).
+      :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN`,
+      :class:`jaxlstm.StackedRNN` or :class:`jaxlstm.Bidirectional`, in eval mode (dropout
+      off).
 
     Raises:
       KerasFileError: the file is unreadable, inconsistent, or refused for safety
@@ -388,9 +439,9 @@ def load_keras_layer(
 
 def module_from_record(
     record: LayerRecord, overrides: dict, streams: DropoutStreams, nonfinite: str = "warn"
-) -> LSTM | GRU | SimpleRNN | Bidirectional:
-    """The :class:`LSTM`, :class:`GRU`, :class:`SimpleRNN` or :class:`Bidirectional` for one
-    record (in training mode)."""
+) -> LSTM | GRU | SimpleRNN | StackedRNN | Bidirectional:
+    """The :class:`LSTM`, :class:`GRU`, :class:`SimpleRNN`, :class:`StackedRNN` or
+    :class:`Bidirectional` for one record (in training mode)."""
     if record.custom:
         raise UnsupportedLayerError(
             f"{record.path}: layer {record.name!r} ({record.class_name}) is a custom class "
@@ -399,9 +450,10 @@ def module_from_record(
         )
     bidirectional = record.class_name == "Bidirectional"
     _check_overrides(overrides, bidirectional, record.kind.family)
+    build = build_stacked if record.kind.family == "StackedRNNCells" else build_recurrent
     if bidirectional:
         merge_mode = overrides.pop("merge_mode", record.merge_mode)
-        fw = build_recurrent(record.forward, overrides, streams, nonfinite)
-        bw = build_recurrent(record.backward, overrides, streams, nonfinite)
+        fw = build(record.forward, overrides, streams, nonfinite)
+        bw = build(record.backward, overrides, streams, nonfinite)
         return Bidirectional(fw, bw, merge_mode=merge_mode)
-    return build_recurrent(record, overrides, streams, nonfinite)
+    return build(record, overrides, streams, nonfinite)

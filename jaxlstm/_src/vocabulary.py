@@ -118,9 +118,12 @@ class RecurrentClass:
 
     @property
     def gate_order(self) -> tuple[str, ...]:
-        return {"LSTM": ("i", "f", "c", "o"), "GRU": ("z", "r", "h"), "SimpleRNN": ("h",)}[
-            self.family
-        ]
+        return {
+            "LSTM": ("i", "f", "c", "o"),
+            "GRU": ("z", "r", "h"),
+            "SimpleRNN": ("h",),
+            "StackedRNNCells": (),
+        }[self.family]
 
 
 _LSTM, _GRU, _SIMPLE = (
@@ -147,6 +150,9 @@ RECURRENT_CLASSES = {
 
 # Cells of Keras's generic ``RNN(cell=...)`` layer, and the layer class each one makes.
 RECURRENT_CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
+# ``RNN([cell, ...])`` / ``RNN(StackedRNNCells([...]))``: a record of class "StackedRNNCells"
+# whose ``cells`` are one record per cell (each a RECURRENT_CELLS layer class).
+STACKED = RecurrentClass("StackedRNNCells", 0)
 
 
 LSTM_CLASSES = tuple(k for k, v in RECURRENT_CLASSES.items() if v.family == "LSTM")
@@ -174,7 +180,30 @@ def rnn_config(class_name: str, config: dict) -> tuple[str, dict] | None:
         merged.update(cell.get("config", {}))
         merged["name"] = config.get("name", merged.get("name"))
         return RECURRENT_CELLS[cell["class_name"]], merged
+    if stacked_cells(class_name, config) is not None:
+        return STACKED.family, {k: v for k, v in config.items() if k != "cell"}
     return None
+
+
+def stacked_cells(class_name: str, config: dict) -> list[tuple[str, dict]] | None:
+    """``[(layer class, cell config), ...]`` (cell 0 first) for an ``RNN`` over stacked cells
+    (Keras writes ``RNN([cell, cell])`` as ``RNN(StackedRNNCells([...]))``) whose cells are all
+    ``LSTMCell``, ``GRUCell`` or ``SimpleRNNCell`` (:data:`RECURRENT_CELLS`), else ``None``."""
+    cell = config.get("cell") if class_name == "RNN" else None
+    if not isinstance(cell, dict) or cell.get("class_name") != "StackedRNNCells":
+        return None
+    inner = cell.get("config")
+    cells = inner.get("cells") if isinstance(inner, dict) else None
+    if not isinstance(cells, list) or not cells:
+        return None
+    found = []
+    for c in cells:
+        if not isinstance(c, dict) or c.get("class_name") not in RECURRENT_CELLS:
+            return None
+        if not isinstance(c.get("config", {}), dict):
+            return None
+        found.append((RECURRENT_CELLS[c["class_name"]], c.get("config", {})))
+    return found
 
 
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
@@ -220,6 +249,11 @@ def foreign_origin(entry) -> str | None:
             found = foreign_origin(config.get(key))
             if found:
                 return found
+        cells = config.get("cells")  # a StackedRNNCells' cells
+        for cell in cells if isinstance(cells, list) else ():
+            found = foreign_origin(cell)
+            if found:
+                return found
     return None
 
 
@@ -256,13 +290,13 @@ def snake_case(name: str) -> str:
 def split_directions(weights, what: str):
     """Split a Bidirectional layer's arrays into (forward, backward) by their names
     (``forward_*`` / ``backward_*`` path components), else in half as Keras saves them."""
-    fw = [w for w in weights if _has_component(w[0], "forward")]
-    bw = [w for w in weights if _has_component(w[0], "backward")]
+    fw = [w for w in weights if has_component(w[0], "forward")]
+    bw = [w for w in weights if has_component(w[0], "backward")]
     if fw and bw and len(fw) + len(bw) == len(weights):
         return fw, bw
     half = len(weights) // 2
     return weights[:half], weights[half:]
 
 
-def _has_component(name: str, prefix: str) -> bool:
+def has_component(name: str, prefix: str) -> bool:
     return any(part.startswith(prefix) for part in re.split(r"[/]", strip_suffix(name)))

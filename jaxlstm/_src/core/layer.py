@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxlstm._src.core.gru import gru_scan
 from jaxlstm._src.core.lstm import LSTMParams, lstm_scan
 from jaxlstm._src.core.simple_rnn import simple_rnn_scan
+from jaxlstm._src.core.stacked import stacked_scan
 from jaxlstm._src.errors import UnsupportedOptionError
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -54,6 +55,17 @@ LAYER_OPTIONS = (
 # The same for a GRU (plus Keras's reset_after) and a SimpleRNN (no recurrent activation).
 GRU_OPTIONS = (*LAYER_OPTIONS, "reset_after")
 SIMPLE_RNN_OPTIONS = tuple(name for name in LAYER_OPTIONS if name != "recurrent_activation")
+# A stacked-cells RNN's own options (the cells' activations and sizes come from the cells).
+STACKED_OPTIONS = (
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "zero_output_for_mask",
+    "time_major",
+    "unroll",
+    "compute_dtype",
+    "remat_chunk",
+)
 
 
 def layer_options(layer, names=LAYER_OPTIONS, **per_call) -> dict:
@@ -80,14 +92,14 @@ def check_bidirectional_pair(forward, backward, merge_mode) -> None:
     if merge_mode not in MERGE_MODES:
         raise UnsupportedOptionError(f"merge_mode={merge_mode!r}; expected one of {MERGE_MODES}.")
     for name, layer in (("forward", forward), ("backward", backward)):
-        needed = ("state_fields", "go_backwards", *SIMPLE_RNN_OPTIONS)  # what every cell has
+        needed = ("state_fields", *STACKED_OPTIONS)  # what every recurrent layer has
         missing = [a for a in needed if not hasattr(layer, a)]
         if missing:
             raise UnsupportedOptionError(
                 f"Bidirectional's {name} layer is a {type(layer).__name__}, not a jaxlstm "
-                f"recurrent layer (it has no {missing[0]!r}); pass two LSTM, GRU or SimpleRNN "
-                "modules of the same family (jaxlstm.LSTM with jaxlstm.Bidirectional, "
-                "jaxlstm.linen.LSTM with jaxlstm.linen.Bidirectional)."
+                f"recurrent layer (it has no {missing[0]!r}); pass two LSTM, GRU, SimpleRNN or "
+                "StackedRNN modules of the same family (jaxlstm.LSTM with "
+                "jaxlstm.Bidirectional, jaxlstm.linen.LSTM with jaxlstm.linen.Bidirectional)."
             )
     if forward.go_backwards == backward.go_backwards:
         raise UnsupportedOptionError(
@@ -170,16 +182,81 @@ def lstm_layer(params: LSTMParams, x, **options):
     return rnn_layer(lstm_scan, params, x, **options)
 
 
+# A cell's own layer options, which a stacked RNN does not use: they must keep their defaults.
+_CELL_LAYER_OPTIONS = ("return_sequences", "return_state", "go_backwards", "time_major")
+
+
+def check_stacked_cells(cells, families: dict, owner: str = "StackedRNN") -> tuple[str, ...]:
+    """What a stacked RNN (NNX or Linen) requires of its cells: at least one, each a module of
+    ``families`` (``{module class: "LSTM" | "GRU" | "SimpleRNN"}``) whose own layer options
+    (``return_sequences``, ``return_state``, ``go_backwards``, ``time_major``) keep their
+    defaults, as they are the stacked RNN's. Returns each cell's family."""
+    names = " / ".join(sorted({f"jaxlstm.{c.__name__}" for c in families}))
+    if not isinstance(cells, list | tuple):
+        raise UnsupportedOptionError(
+            f"{owner} received cells={type(cells).__name__}; expected a list of cell modules "
+            f"({names}), cell 0 first, as keras.layers.RNN([cell, ...])."
+        )
+    if not cells:
+        raise UnsupportedOptionError(
+            f"{owner} received no cells; expected a list of one or more ({names}), cell 0 first."
+        )
+    out = []
+    for k, cell in enumerate(cells):
+        family = next((f for cls, f in families.items() if isinstance(cell, cls)), None)
+        if family is None:
+            raise UnsupportedOptionError(
+                f"{owner}'s cell {k} is a {type(cell).__name__}; expected one of {names} (of "
+                f"the same family as the {owner}: NNX cells in jaxlstm.StackedRNN, Linen cells "
+                "in jaxlstm.linen.StackedRNN)."
+            )
+        for option in _CELL_LAYER_OPTIONS:
+            if getattr(cell, option):
+                raise UnsupportedOptionError(
+                    f"{owner}'s cell {k} ({type(cell).__name__}) has {option}=True; a cell's "
+                    f"layer options are not used in a stack: build the cell without it and pass "
+                    f"{option}=True to the {owner}."
+                )
+        out.append(family)
+    return tuple(out)
+
+
+def stacked_layer(
+    cells,
+    params,
+    x: jax.Array,
+    *,
+    mask=None,
+    initial_state=None,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    **scan_options,
+):
+    """A Keras ``RNN`` over stacked cells (``RNN([cell, ...])``, ``RNN(StackedRNNCells(...))``):
+    ``outputs`` (the last cell's ``h``), or with ``return_state`` ``(outputs, *states)``, one
+    state NamedTuple per cell, cell 0 first (Keras's nested order). ``scan_options`` go to
+    :func:`~jaxlstm._src.core.stacked.stacked_scan`."""
+    y, states = stacked_scan(
+        cells,
+        params,
+        x,
+        mask=mask,
+        initial_state=initial_state,
+        return_sequences=return_sequences,
+        **scan_options,
+    )
+    return (y, *states) if return_state else y
+
+
 def split_bidirectional_state(initial_state, fields=("h", "c")):
     """Keras's ``initial_state`` for Bidirectional is the forward layer's states then the
     backward layer's: ``[h_fw, c_fw, h_bw, c_bw]`` for LSTMs (``fields=("h", "c")``),
     ``[h_fw, h_bw]`` for GRUs and SimpleRNNs (``fields=("h",)``); a pair of state NamedTuples
-    is accepted too. Returns ``(forward_state, backward_state)`` as lists."""
+    is accepted too (for stacked cells, the arrays of all cells of a direction, nested or
+    flat). Returns ``(forward_state, backward_state)`` as lists."""
     if initial_state is None:
         return None, None
-    flat = []
-    for s in initial_state:
-        flat.extend(s if isinstance(s, tuple) else [s])
+    flat = jax.tree.leaves(list(initial_state))
     n = len(fields)
     if len(flat) != 2 * n:
         names = ", ".join([f"{f}_forward" for f in fields] + [f"{f}_backward" for f in fields])

@@ -21,7 +21,27 @@ from typing import NamedTuple
 import jax
 
 from jaxlstm._src.core import rnn
+from jaxlstm._src.core.activations import get_activation
+from jaxlstm._src.core.gru import GRUCell
+from jaxlstm._src.core.lstm import LSTMCell
+from jaxlstm._src.core.simple_rnn import SimpleRNNCell
 from jaxlstm._src.errors import ShapeError, UnsupportedOptionError
+
+FAMILIES = ("LSTM", "GRU", "SimpleRNN")
+
+
+def cell_of(family: str, options) -> LSTMCell | GRUCell | SimpleRNNCell:
+    """The core cell of one recurrent layer: ``family`` ``"LSTM"``, ``"GRU"`` or
+    ``"SimpleRNN"`` and ``options`` with its ``activation`` (and ``recurrent_activation``,
+    a GRU's ``reset_after``) as attributes, e.g. a ``jaxlstm.LSTM`` module (NNX or Linen)."""
+    act = get_activation(options.activation)
+    if family == "LSTM":
+        return LSTMCell(act, get_activation(options.recurrent_activation))
+    if family == "GRU":
+        return GRUCell(act, get_activation(options.recurrent_activation), bool(options.reset_after))
+    if family == "SimpleRNN":
+        return SimpleRNNCell(act)
+    raise UnsupportedOptionError(f"a cell of family {family!r}; expected one of {FAMILIES}.")
 
 
 @functools.cache
@@ -132,7 +152,9 @@ def stacked_scan(
         ``simple_rnn.SimpleRNNCell`` instances).
       params: one params NamedTuple per cell, same order, each in Keras's layout.
       initial_state: ``None`` (zeros) or one state per cell, cell 0 first, each the cell's
-        state NamedTuple or a list (``[h, c]``, ``[h]`` or a lone ``h``), Keras's nested order.
+        state NamedTuple or a list (``[h, c]``, ``[h]`` or a lone ``h``), Keras's nested order;
+        or all those arrays flat in the same order (``[h0, c0, h1]``, as ``Bidirectional``
+        hands each direction its half).
       mask, go_backwards, return_sequences, zero_output_for_mask, dropout_mask (applied to the
         inputs of cell 0), time_major, unroll, compute_dtype, remat_chunk: as for
         :func:`jaxlstm.lstm_scan`.
@@ -145,11 +167,7 @@ def stacked_scan(
     params = tuple(params)
     flat = None
     if initial_state is not None:
-        if len(initial_state) != len(cell.cells):
-            raise ShapeError(
-                f"initial_state has {len(initial_state)} entries; expected {len(cell.cells)}, "
-                "one state per cell, cell 0 first (each [h] or [h, c]), as Keras nests them."
-            )
+        initial_state = nest_state(cell.cells, initial_state)
         flat = cell.state_type(
             *cell.join(
                 [tuple(rnn.as_state(c, s)) for c, s in zip(cell.cells, initial_state, strict=True)]
@@ -173,3 +191,25 @@ def stacked_scan(
     )
     states = [c.state_type(*s) for c, s in zip(cell.cells, cell.split(tuple(final)), strict=True)]
     return ys, states
+
+
+def nest_state(cells, initial_state) -> list:
+    """``initial_state`` as one entry per cell (cell 0 first): Keras's nested list as it is, or
+    a flat list of every cell's arrays (``[h0, c0, h1]``) grouped per cell. Raises
+    :class:`ShapeError` for any other length."""
+    sizes = [len(c.state_type._fields) for c in cells]
+    state = list(initial_state)
+    if len(state) == len(cells):
+        return state
+    if len(state) == sum(sizes) and all(hasattr(a, "shape") for a in state):
+        out, i = [], 0
+        for n in sizes:
+            out.append(state[i : i + n])
+            i += n
+        return out
+    names = ", ".join(f"{f}{k}" for k, c in enumerate(cells) for f in c.state_type._fields)
+    raise ShapeError(
+        f"initial_state has {len(state)} entries; expected {len(cells)}, one state per cell, "
+        f"cell 0 first (each [h] or [h, c]), as Keras nests them, or the {sum(sizes)} arrays "
+        f"[{names}] flat."
+    )

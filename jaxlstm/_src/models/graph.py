@@ -49,7 +49,8 @@ from jaxlstm._src.vocabulary import (
 _WHY = {
     "Lambda": "a Lambda layer holds Python code (bytecode) and jaxlstm never executes code "
     "from a file",
-    "StackedRNNCells": "stacked recurrent cells, which jaxlstm does not load from files yet",
+    "StackedRNNCells": "stacked recurrent cells of which jaxlstm loads LSTMCell, GRUCell and "
+    "SimpleRNNCell only",
 }
 
 
@@ -113,7 +114,19 @@ def _io_refs(spec, where: str) -> tuple[Ref, ...]:
         raise KerasFileError(f"{where}: {spec!r:.80}; expected a list of [layer, node, index].")
     if spec and isinstance(spec[0], str):  # a single [name, node, index]
         spec = [spec]
-    return tuple(_history(s, where) for s in spec)
+    return tuple(_history(s, where) for s in _flat_histories(spec))
+
+
+def _flat_histories(entries) -> list:
+    """``entries`` with nested lists of tensor references flattened, in order: Keras nests the
+    tensors of a nested structure (stacked cells' states, ``[[h0, c0], h1]``) where it lists a
+    call's inputs, an RNN's ``initial_state`` or a model's outputs; each is one tensor to
+    jaxlstm, as Keras numbers them."""
+    out = []
+    for e in entries:
+        nested = isinstance(e, list | tuple) and e and all(isinstance(v, list | tuple) for v in e)
+        out.extend(_flat_histories(e) if nested else [e])
+    return out
 
 
 def _kwargs(value, where: str) -> dict:
@@ -122,8 +135,10 @@ def _kwargs(value, where: str) -> dict:
     kwargs = dict(_refs(value, where))
     state = kwargs.get("initial_state")
     if isinstance(state, Ref):
-        kwargs["initial_state"] = (state,)
-    elif state is not None and not (
+        kwargs["initial_state"] = state = (state,)
+    if isinstance(state, tuple):  # stacked cells' states come nested: [[h0, c0], h1]
+        kwargs["initial_state"] = state = tuple(jax.tree.leaves(state, is_leaf=_is_ref))
+    if state is not None and not (
         isinstance(state, tuple) and all(isinstance(r, Ref) for r in state)
     ):
         raise KerasFileError(
@@ -152,9 +167,11 @@ def _parse_nodes(
             args = _refs(args, where)
             kwargs = _kwargs(node.get("kwargs", {}), where)
         elif isinstance(node, list) and node and all(isinstance(e, list) for e in node):
-            # Keras 1/2: [[name, node, index, kwargs], ...]
-            entries = [_history(e, where) for e in node]
-            extra = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
+            # Keras 1/2: [[name, node, index, kwargs], ...]; stacked cells' initial states
+            # nested per cell: [x, [h0, c0], h1]
+            flat = _flat_histories(node)
+            entries = [_history(e, where) for e in flat]
+            extra = flat[0][3] if len(flat[0]) > 3 and isinstance(flat[0][3], dict) else {}
             kwargs = _kwargs(extra, where)
             if class_name in RNN_CLASSES and len(entries) > 1:
                 args, kwargs["initial_state"] = (entries[0],), tuple(entries[1:])
@@ -193,10 +210,13 @@ _STATE_TYPES = {"LSTM": LSTMState, "GRU": GRUState, "SimpleRNN": SimpleRNNState}
 
 
 class RNNLayer(KerasLayer):
-    """An imported LSTM / GRU / SimpleRNN / Bidirectional inside a model: Keras's outputs,
-    masks and, for ``stateful=True`` layers, the carried state (an ``LSTMState``,
-    ``GRUState`` or ``SimpleRNNState``, a pair for Bidirectional; chosen against a fed
-    ``initial_state`` as the writing Keras did: :func:`carried_state_wins`)."""
+    """An imported LSTM / GRU / SimpleRNN / StackedRNN / Bidirectional inside a model: Keras's
+    outputs (with ``return_state``, every state array flat after the output, as Keras numbers
+    a call's tensors: ``h, c`` for an LSTM, ``h0, c0, h1`` for stacked LSTM and GRU cells),
+    masks and, for ``stateful=True`` layers, the carried state (an ``LSTMState``, ``GRUState``
+    or ``SimpleRNNState``, a tuple of them per cell for stacked cells, a pair for
+    Bidirectional; chosen against a fed ``initial_state`` as the writing Keras did:
+    :func:`carried_state_wins`)."""
 
     def __init__(self, module, stateful: bool, carried_wins: bool = False):
         self.module, self.stateful, self.carried_wins = module, stateful, carried_wins
@@ -204,19 +224,30 @@ class RNNLayer(KerasLayer):
         self.return_state = module.return_state
         self.merge_none = getattr(module, "merge_mode", "x") is None
         self.n_out = 2 if self.merge_none else 1
-        cell = _lstms(module)[0]
-        self.n_fields = len(cell.state_fields)  # states per direction: [h, c] or [h]
-        self.state_type = _STATE_TYPES[type(cell).__name__]
+        layer = _lstms(module)[0]
+        self.n_fields = len(layer.state_fields)  # states per direction: [h, c], [h], [h0, ...]
+        self.cell_types = tuple(
+            _STATE_TYPES[type(c).__name__] for c in getattr(layer, "cells", [layer])
+        )
+
+    def _direction_state(self, flat):
+        """One direction's flat state arrays as its state: a NamedTuple, or one per cell."""
+        states, i = [], 0
+        for state_type in self.cell_types:
+            n = len(state_type._fields)
+            states.append(state_type(*flat[i : i + n]))
+            i += n
+        return tuple(states) if hasattr(_lstms(self.module)[0], "cells") else states[0]
 
     def __call__(self, x, mask=None, initial_state=None):
         # Always take the final state (it is free), asked per call: the module keeps its options.
         outs = self.module(x, mask=mask, initial_state=initial_state, return_state=True)
-        keras_outs = outs if self.return_state else outs[: self.n_out]
-        states = outs[self.n_out :]
+        states = jax.tree.leaves(outs[self.n_out :])
+        keras_outs = (*outs[: self.n_out], *states) if self.return_state else outs[: self.n_out]
         keras_outs = keras_outs[0] if len(keras_outs) == 1 else tuple(keras_outs)
         n = self.n_fields
         return keras_outs, tuple(
-            self.state_type(*states[i : i + n]) for i in range(0, len(states), n)
+            self._direction_state(states[i : i + n]) for i in range(0, len(states), n)
         )
 
     def start_state(self, fed, carried):
@@ -238,7 +269,7 @@ class RNNLayer(KerasLayer):
         return out
 
     def keras_weights(self):
-        return [(p, True) for lstm in _lstms(self.module) for p in lstm.params if p is not None]
+        return [(p, True) for cell in _cells(self.module) for p in cell.params if p is not None]
 
     def output_mask(self, inputs, mask):
         seq_mask = mask if self.return_sequences else None
@@ -250,6 +281,12 @@ class RNNLayer(KerasLayer):
 
 def _lstms(module):
     return [module.forward, module.backward] if hasattr(module, "forward") else [module]
+
+
+def _cells(module):
+    """The single-cell modules (LSTM, GRU, SimpleRNN) of a layer, in Keras's weight order:
+    per direction, and per stacked cell."""
+    return [c for layer in _lstms(module) for c in getattr(layer, "cells", [layer])]
 
 
 class CustomLayer(KerasLayer):
@@ -511,11 +548,9 @@ def _resolve(tree, values, i: int):
 
 
 def _flat_state(state):
-    if state is None:
-        return None
-    if hasattr(state, "_fields"):  # one state NamedTuple (LSTMState, GRUState, ...)
-        return list(state)
-    return [a for s in state for a in s]
+    """A stateful layer's carried state (a state NamedTuple, a tuple of them per stacked cell,
+    a pair per Bidirectional) as its arrays, flat, in Keras's order."""
+    return None if state is None else jax.tree.leaves(state)
 
 
 def _topological(nodes: list[Node], inputs, path: str) -> tuple[Node, ...]:

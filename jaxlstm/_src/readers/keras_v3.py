@@ -34,7 +34,12 @@ from jaxlstm._src.readers.h5attrs import (
     scan_hdf5,
     text,
 )
-from jaxlstm._src.readers.legacy_h5 import looks_like_rnn, weights_only_record
+from jaxlstm._src.readers.legacy_h5 import (
+    bidirectional_of_stacks,
+    looks_like_rnn,
+    stacked_weights_only_record,
+    weights_only_record,
+)
 from jaxlstm._src.readers.limits import Budget, human
 from jaxlstm._src.readers.records import (
     KerasFile,
@@ -46,7 +51,7 @@ from jaxlstm._src.readers.records import (
     record_from_config,
 )
 from jaxlstm._src.readers.translate import parse_errors
-from jaxlstm._src.vocabulary import MODEL_CLASSES, clean_version
+from jaxlstm._src.vocabulary import MODEL_CLASSES, clean_version, snake_case
 
 # What zipfile raises on damaged archives and members.
 ZIP_ERRORS = (
@@ -260,8 +265,25 @@ def _cell_vars(
     layer: h5py.Group, direction, path: str, name: str, budget: Budget, record: LayerRecord
 ) -> list[tuple[str, np.ndarray]]:
     """An LSTM layer's variables (on its cell), named kernel/recurrent_kernel/bias by position;
-    their shapes are checked against the layer's config before any is read."""
-    rel = f"{direction}/cell/vars" if direction else "cell/vars"
+    their shapes are checked against the layer's config before any is read. Stacked cells keep
+    theirs per cell (``cell/cells/<snake_case class>[_n]/vars``, numbered per class in the
+    cells' order, as Keras 3's saver names a list's objects); each cell record gets its own."""
+    base = f"{direction}/cell" if direction else "cell"
+    if record.cells is None:
+        return _vars_at(layer, f"{base}/vars", path, name, budget, record)
+    out, used = [], {}
+    for cell in record.cells:
+        snake = snake_case(f"{cell.class_name}Cell")
+        used[snake] = used.get(snake, -1) + 1
+        key = snake + (f"_{used[snake]}" if used[snake] else "")
+        cell.weights = _vars_at(layer, f"{base}/cells/{key}/vars", path, name, budget, cell)
+        out += cell.weights
+    return out
+
+
+def _vars_at(
+    layer: h5py.Group, rel: str, path: str, name: str, budget: Budget, record: LayerRecord
+) -> list[tuple[str, np.ndarray]]:
     vars_path = f"{text(layer.name)}/{rel}"
     group = child(layer, rel, path, f"layer {name!r}: {vars_path!r}")
     if not isinstance(group, h5py.Group):
@@ -343,6 +365,23 @@ def _walk_groups(
         if isinstance(inner, h5py.Group):
             wrapper, node = "TimeDistributed", inner
         name = _recorded_name(top, rel, path)
+        if isinstance(child(node, "cell/cells", path, f"{name}: cell/cells"), h5py.Group):
+            stack = _weights_only_stack(node, "cell", name, version, path, budget)
+            if stack is not None:
+                kf.layers[name] = stack
+            continue
+        sides = [f"{side}_layer/cell/cells" for side in ("forward", "backward")]
+        if all(isinstance(child(node, s, path, f"{name}: {s}"), h5py.Group) for s in sides):
+            fw, bw = (
+                _weights_only_stack(node, s.removesuffix("/cells"), f"{name}/{d}", version, path,
+                                    budget)
+                for s, d in zip(sides, ("forward", "backward"), strict=True)
+            )  # fmt: skip
+            if fw is not None and bw is not None:
+                kf.layers[name] = bidirectional_of_stacks(
+                    name, fw, bw, fw.weights + bw.weights, version, path
+                )
+            continue
         if isinstance(child(node, "forward_layer", path, name), h5py.Group) and isinstance(
             child(node, "backward_layer", path, name), h5py.Group
         ):
@@ -361,6 +400,68 @@ def _walk_groups(
                 kf.layers[name] = weights_only_record(name, weights, version, path, wrapper)
             continue
         _walk_groups(kf, node, f"{rel}/", version, path, budget, seen, depth + 1)
+
+
+def _weights_only_stack(node, base: str, name: str, version, path, budget) -> LayerRecord | None:
+    """Stacked cells in a ``.weights.h5`` without a config (``<base>/cells/<cell>/vars``), or
+    ``None`` when a cell's arrays are not one recurrent cell's. The file does not record the
+    cells' order, only names numbered per class (``lstm_cell``, ``lstm_cell_1``, ...): it is
+    recovered from that numbering and the sizes (cell k+1's kernel takes cell k's units), and
+    refused when more than one order fits."""
+    group = child(node, f"{base}/cells", path, f"{name}: {base}/cells")
+    cells = {}
+    for key in _var_keys(group, path, f"layer {name!r}: {base}/cells"):
+        record = LayerRecord(f"{name}/{key}", "LSTM", {}, [], version, path)
+        weights = _vars_at(node, f"{base}/cells/{key}/vars", path, name, budget, record)
+        if not looks_like_rnn(weights):
+            return None
+        cells[key] = weights
+    orders = _cell_orders(cells)
+    if len(orders) != 1:
+        shapes = {k: [tuple(np.shape(a)) for _, a in w] for k, w in cells.items()}
+        found = f"{len(orders)} orders fit their sizes" if len(cells) <= _MAX_ORDERED else (
+            f"more than {_MAX_ORDERED} cells are not searched"
+        )  # fmt: skip
+        raise KerasFileError(
+            f"{path}: layer {name!r} holds stacked cells {shapes} in a weights-only file, which "
+            f"does not record their order, and {found}; jaxlstm will not guess. Load the "
+            "model's .keras file (or the .weights.h5 with its model through Keras, then "
+            "model.save('m.keras'))."
+        )
+    why = "cells under cell/cells; their order from the names' numbering and the kernel sizes"
+    return stacked_weights_only_record(name, [cells[k] for k in orders[0]], version, path, why=why)
+
+
+_MAX_ORDERED = 8  # stacked cells whose order a weights-only file is searched for
+
+
+def _cell_orders(cells: dict, limit: int = _MAX_ORDERED) -> list[tuple[str, ...]]:
+    """Every order of the cells (by key) that Keras 3 could have saved: keys of one class in
+    their numbering order (``gru_cell`` before ``gru_cell_1``), and each cell's kernel taking
+    the previous cell's units. More than ``limit`` cells: none is tried."""
+    import itertools
+    import re
+
+    if len(cells) > limit:
+        return []
+
+    def rank(key):
+        m = re.fullmatch(r"(.*?)(?:_(\d+))?", key)
+        return m.group(1), int(m.group(2) or 0)
+
+    found = []
+    for order in itertools.permutations(cells):
+        ranks = [rank(k) for k in order]
+        numbered = all(
+            a[1] < b[1] for i, a in enumerate(ranks) for b in ranks[i + 1 :] if a[0] == b[0]
+        )
+        chained = all(
+            np.shape(cells[b][0][1])[0] == np.shape(cells[a][1][1])[0]
+            for a, b in itertools.pairwise(order)
+        )
+        if numbered and chained:
+            found.append(order)
+    return found
 
 
 def _recorded_name(group: h5py.Group, fallback: str, path: str) -> str:

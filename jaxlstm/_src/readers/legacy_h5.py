@@ -42,6 +42,7 @@ from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
     RECURRENT_CLASSES,
     clean_version,
+    has_component,
     keras_major,
     split_directions,
     strip_suffix,
@@ -252,11 +253,85 @@ def weights_only_record(name, weights, version, path, wrapper=None, directions=N
     )
 
 
+def _stacked_groups(weights) -> list[list] | None:
+    """A weights-only layer's arrays per stacked cell, cell 0 first, when their names say they
+    are stacked cells (a ``stacked_rnn_cells`` path component, then one component per cell:
+    ``stk/stacked_rnn_cells/lstm_cell/kernel:0``, in Keras's order) and each cell's arrays are
+    one recurrent cell's; else ``None``."""
+    groups: dict[str, list] = {}
+    for wname, array in weights:
+        parts = strip_suffix(wname).split("/")
+        if len(parts) < 3 or not parts[-3].startswith("stacked_rnn_cells"):
+            return None
+        groups.setdefault("/".join(parts[:-1]), []).append((wname, array))
+    cells = list(groups.values())
+    return cells if cells and all(looks_like_rnn(c) for c in cells) else None
+
+
+def stacked_weights_only_record(
+    name, cells, version, path, why="array names under stacked_rnn_cells, in Keras's order"
+) -> LayerRecord:
+    """The record of stacked cells found in a file without a model config (``cells``: each
+    cell's arrays, cell 0 first): each cell's class and options inferred from its arrays
+    (:func:`weights_only_record`); ``why`` says how the cells and their order were found."""
+    return LayerRecord(
+        name,
+        "StackedRNNCells",
+        {},
+        [w for c in cells for w in c],
+        version,
+        path,
+        cells=[
+            weights_only_record(f"{name}/{strip_suffix(c[0][0]).split('/')[-2]}", c, version, path)
+            for c in cells
+        ],
+        inferred={"class_name": why},
+    )
+
+
+def _stacked_weights_only(name, weights, stacked, version, path) -> LayerRecord:
+    """Stacked cells, or a Bidirectional of two stacks when the array names say which half is
+    which (``forward_*`` / ``backward_*`` components, as Keras names them)."""
+    fw = [w for w in weights if has_component(w[0], "forward")]
+    bw = [w for w in weights if has_component(w[0], "backward")]
+    halves = [_stacked_groups(part) for part in (fw, bw)]
+    if not (fw and bw and len(fw) + len(bw) == len(weights) and all(halves)):
+        return stacked_weights_only_record(name, stacked, version, path)
+    forward, backward = (
+        stacked_weights_only_record(f"{name}/{side}", cells, version, path)
+        for side, cells in zip(("forward", "backward"), halves, strict=True)
+    )
+    return bidirectional_of_stacks(name, forward, backward, weights, version, path)
+
+
+def bidirectional_of_stacks(name, forward, backward, weights, version, path) -> LayerRecord:
+    """The weights-only record of a Bidirectional over two stacks of cells."""
+    backward.config["go_backwards"] = True
+    backward.inferred["go_backwards"] = "the backward half of a Bidirectional"
+    return LayerRecord(
+        name,
+        "Bidirectional",
+        {},
+        weights,
+        version,
+        path,
+        forward=forward,
+        backward=backward,
+        inferred={
+            "class_name": "two stacks of cells' arrays in one layer",
+            "merge_mode": "Keras default",
+        },
+    )
+
+
 def _from_weights_only(kf, layer_names, arrays, version, path):
     for name in layer_names:
         weights = arrays(name)
         half = len(weights) // 2
-        if looks_like_rnn(weights):
+        stacked = _stacked_groups(weights)
+        if stacked is not None:
+            kf.layers[name] = _stacked_weights_only(name, weights, stacked, version, path)
+        elif looks_like_rnn(weights):
             kf.layers[name] = weights_only_record(name, weights, version, path)
         elif len(weights) in (4, 6, 18, 24) and looks_like_rnn(weights[:half]):
             fw, bw = split_directions(weights, name)

@@ -24,6 +24,7 @@ from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
     NESTED_KEYS,
     RECURRENT_CLASSES,
+    STACKED,
     RecurrentClass,
     builtin_function_name,
     foreign_origin,
@@ -31,6 +32,7 @@ from jaxlstm._src.vocabulary import (
     rnn_config,
     snake_case,
     split_directions,
+    stacked_cells,
 )
 
 
@@ -54,6 +56,9 @@ class LayerRecord:
       inferred: for a weights-only file (no config), what the reader inferred and from what:
         ``{"class_name": "CuDNN layout, bias 8u", "go_backwards": "backward half of a
         Bidirectional"}``; empty when a config says it all.
+      cells: for stacked cells (class ``"StackedRNNCells"``: ``RNN([cell, ...])``), one record
+        per cell, cell 0 first (class ``"LSTM"``, ``"GRU"`` or ``"SimpleRNN"``, the cell's own
+        config and arrays); ``config`` is then the ``RNN`` layer's, without its cell.
     """
 
     name: str
@@ -68,11 +73,14 @@ class LayerRecord:
     merge_mode: str | None = "concat"
     custom: str | None = None
     inferred: dict[str, str] = field(default_factory=dict)
+    cells: list[LayerRecord] | None = None
 
     @property
     def kind(self) -> RecurrentClass:
-        """The :class:`RecurrentClass` of this layer (of its forward layer for Bidirectional)."""
-        return RECURRENT_CLASSES[(self.forward or self).class_name]
+        """The :class:`RecurrentClass` of this layer (of its forward layer for Bidirectional;
+        ``STACKED`` for stacked cells, whose cells have their own)."""
+        layer = self.forward or self
+        return STACKED if layer.cells is not None else RECURRENT_CLASSES[layer.class_name]
 
     @property
     def weights_only(self) -> bool:
@@ -320,11 +328,41 @@ def _entry(entry, where: str, label: str, depth: int, path: str, names: tuple) -
     )
 
 
+def stacked_record(name, config, version, path, wrapper=None) -> LayerRecord:
+    """The weightless record of an ``RNN`` over stacked cells (``config``: the RNN's config,
+    its ``cell`` a ``StackedRNNCells`` of supported cells)."""
+    cells = [
+        LayerRecord(f"{name}/{c.get('name', f'cell_{k}')}", cls, c, [], version, path)
+        for k, (cls, c) in enumerate(stacked_cells("RNN", config))
+    ]
+    own = {k: v for k, v in config.items() if k != "cell"}
+    return LayerRecord(name, STACKED.family, own, [], version, path, wrapper, cells=cells)
+
+
+def split_cells(record: LayerRecord, weights) -> None:
+    """Give each cell of a stacked record its arrays: Keras lists them cell by cell (cell 0's
+    kernel, recurrent_kernel, bias, then cell 1's, ...), 3 per cell, 2 without a bias."""
+    counts = [2 if c.config.get("use_bias", True) is False else 3 for c in record.cells]
+    if len(weights) != sum(counts):
+        listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in weights) or "none"
+        raise KerasFileError(
+            f"{record.path}: layer {record.name!r} has stacked cells "
+            f"{[c.class_name for c in record.cells]} that take {sum(counts)} arrays "
+            f"({counts} per cell: kernel, recurrent_kernel and bias unless use_bias=False); "
+            f"found {len(weights)}: {listing}. The file is damaged or inconsistent."
+        )
+    i = 0
+    for cell, n in zip(record.cells, counts, strict=True):
+        cell.weights, i = list(weights[i : i + n]), i + n
+
+
 def record_from_config(class_name, config, name, version, path, wrapper=None):
     """A weightless LayerRecord for a recurrent layer
     (:func:`~jaxlstm._src.vocabulary.rnn_config`), or one in Bidirectional / TimeDistributed,
     else None."""
     hit = rnn_config(class_name, config)
+    if hit is not None and hit[0] == STACKED.family:
+        return stacked_record(name, config, version, path, wrapper)
     if hit is not None:
         return LayerRecord(name, hit[0], hit[1], [], version, path, wrapper)
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
@@ -335,15 +373,21 @@ def record_from_config(class_name, config, name, version, path, wrapper=None):
         return record_from_config(inner_class, inner_config, name, version, path, "TimeDistributed")
     if class_name != "Bidirectional" or rnn_config(inner_class, inner_config) is None:
         return None
-    fw_class, fw_config = rnn_config(inner_class, inner_config)
     bw_entry = config.get("backward_layer")
-    if isinstance(bw_entry, dict) and rnn_config(
-        str(bw_entry.get("class_name")), bw_entry.get("config", {})
-    ):
-        bw_class, bw_config = rnn_config(str(bw_entry["class_name"]), bw_entry.get("config", {}))
-    else:  # Keras builds the backward layer as a copy running the other way.
-        bw_class = fw_class
-        bw_config = {**fw_config, "go_backwards": not fw_config.get("go_backwards", False)}
+    if not (
+        isinstance(bw_entry, dict)
+        and isinstance(bw_entry.get("config", {}), dict)
+        and rnn_config(str(bw_entry.get("class_name")), bw_entry.get("config", {}))
+    ):  # Keras builds the backward layer as a copy running the other way.
+        go_backwards = not inner_config.get("go_backwards", False)
+        bw_entry = {**inner, "config": {**inner_config, "go_backwards": go_backwards}}
+    directions = []
+    for side, entry in (("forward", inner), ("backward", bw_entry)):
+        directions.append(
+            record_from_config(
+                str(entry["class_name"]), entry.get("config", {}), f"{name}/{side}", version, path
+            )
+        )
     return LayerRecord(
         name,
         "Bidirectional",
@@ -352,14 +396,18 @@ def record_from_config(class_name, config, name, version, path, wrapper=None):
         version,
         path,
         wrapper,
-        forward=LayerRecord(f"{name}/forward", fw_class, fw_config, [], version, path),
-        backward=LayerRecord(f"{name}/backward", bw_class, bw_config, [], version, path),
+        forward=directions[0],
+        backward=directions[1],
         merge_mode=config.get("merge_mode", "concat"),
     )
 
 
 def attach_weights(record: LayerRecord, weights) -> LayerRecord:
+    """Give a record (and its directions, its stacked cells) its arrays, in Keras's order."""
     record.weights = weights
     if record.class_name == "Bidirectional":
         record.forward.weights, record.backward.weights = split_directions(weights, record.name)
+    for part in (record.forward, record.backward) if record.forward else (record,):
+        if part.cells is not None:
+            split_cells(part, part.weights)
     return record

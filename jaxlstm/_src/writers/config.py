@@ -30,6 +30,7 @@ _DROPPED = {
     "LSTM": ("time_major", "implementation"),
     "GRU": ("time_major", "implementation"),
     "SimpleRNN": ("time_major",),
+    "RNN": ("time_major",),
     **{f"SpatialDropout{r}D": ("trainable", "noise_shape") for r in (1, 2, 3)},
     # tf.keras passes its Conv base options on to layers that never use them (groups is 1).
     **{
@@ -194,7 +195,7 @@ def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> 
             cfg.update(activation="tanh", recurrent_activation="sigmoid")
         if kind.cudnn and kind.family == "GRU":  # its weights convert to reset_after=True
             cfg["reset_after"] = True
-    if class_name == "GRU":  # a Keras 1/2 GRU config without it predates the option
+    if class_name in ("GRU", "GRUCell"):  # a Keras 1/2 GRU config without it predates it
         cfg.setdefault("reset_after", False)
     if major == 1:
         _keras1_options(class_name, cfg, where, name)
@@ -230,8 +231,12 @@ def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> 
         if suffix and isinstance(value, dict) and "class_name" in value:
             value.setdefault("module", _OBJECT_MODULES[suffix])
             value.setdefault("registered_name", None)
-        elif key in ("layer", "backward_layer") and isinstance(value, dict):
-            _layer(value, where, major)
+        elif key in ("layer", "backward_layer", "cell") and isinstance(value, dict):
+            _layer(value, where, major)  # wrapped layers, an RNN's cell(s)
+        elif key == "cells" and isinstance(value, list):  # a StackedRNNCells' cells
+            for cell in value:
+                if isinstance(cell, dict):
+                    _layer(cell, where, major)
     if class_name in MODEL_CLASSES:
         _model(node, where, major)
 
@@ -286,7 +291,7 @@ def _model(node: dict, where: str, major: int) -> None:
             if isinstance(inbound, dict):
                 nodes.append(inbound)
                 continue
-            tensors = [tensor(e) for e in inbound]
+            tensors = [convert(e) for e in inbound]  # stacked cells nest states: [x, [h0, c0], h1]
             kwargs = convert(inbound[0][3]) if len(inbound[0]) > 3 else {}
             if entry.get("class_name") in _RNN:
                 _no_constants(kwargs, entry, where)

@@ -18,7 +18,13 @@ import h5py
 import numpy as np
 
 from jaxlstm._src.readers.records import model_tree
-from jaxlstm._src.vocabulary import MODEL_CLASSES, RECURRENT_CLASSES, keras_major
+from jaxlstm._src.vocabulary import (
+    MODEL_CLASSES,
+    RECURRENT_CLASSES,
+    keras_major,
+    snake_case,
+    stacked_cells,
+)
 
 KERAS3_VERSION = "3.0.0"  # the oldest Keras 3 that reads the archives written here
 WEIGHTS_MEMBER = "model.weights.h5"  # saving_lib._VARS_FNAME_H5
@@ -29,6 +35,26 @@ def _write_vars(h5: h5py.File, path: str, arrays) -> None:
     group = h5.require_group(f"{path}/vars")
     for i, array in enumerate(arrays):
         group.create_dataset(str(i), data=np.asarray(array, np.float32))
+
+
+def _write_rnn(h5: h5py.File, path: str, entry: dict, arrays) -> None:
+    """An RNN layer's variables at ``path`` (the layer's group): on its cell, or for stacked
+    cells on each cell of ``cell/cells`` (``<snake_case class>[_n]``, numbered per class in the
+    cells' order, as Keras 3's saver names a list's objects), cell 0's arrays first."""
+    cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
+    cells = stacked_cells(str(entry.get("class_name")), cfg)
+    if cells is None:
+        _write_vars(h5, f"{path}/cell", arrays)
+        return
+    h5.require_group(f"{path}/cell/vars")
+    used, i = {}, 0
+    for family, cell_cfg in cells:
+        snake = snake_case(f"{family}Cell")
+        used[snake] = used.get(snake, -1) + 1
+        n = 2 if cell_cfg.get("use_bias", True) is False else 3
+        key = snake + (f"_{used[snake]}" if used[snake] else "")
+        _write_vars(h5, f"{path}/cell/cells/{key}", arrays[i : i + n])
+        i += n
 
 
 def write_weights_h5(model, config: dict, target: str) -> None:
@@ -51,18 +77,23 @@ def write_weights_h5(model, config: dict, target: str) -> None:
             if cl.class_name == "TimeDistributed":
                 base = f"{cl.v3_path}/layer"
                 h5.require_group(f"{base}/vars")
-                rnn = inner.get("class_name") in (*RECURRENT_CLASSES, "RNN", "Bidirectional")
-                _write_vars(h5, f"{base}/cell" if rnn else base, arrays)
+                if inner.get("class_name") in (*RECURRENT_CLASSES, "RNN", "Bidirectional"):
+                    _write_rnn(h5, base, inner, arrays)
+                else:
+                    _write_vars(h5, base, arrays)
             elif cl.class_name == "Bidirectional":
                 half = len(arrays) // 2
-                for side, part in (
-                    ("forward_layer", arrays[:half]),
-                    ("backward_layer", arrays[half:]),
+                backward = cl.config.get("backward_layer")
+                backward = backward if isinstance(backward, dict) else inner
+                for side, part, entry in (
+                    ("forward_layer", arrays[:half], inner),
+                    ("backward_layer", arrays[half:], backward),
                 ):
                     h5.require_group(f"{cl.v3_path}/{side}/vars")
-                    _write_vars(h5, f"{cl.v3_path}/{side}/cell", part)
+                    _write_rnn(h5, f"{cl.v3_path}/{side}", entry, part)
             elif cl.class_name in (*RECURRENT_CLASSES, "RNN"):  # variables on the cell
-                _write_vars(h5, f"{cl.v3_path}/cell", arrays)
+                entry = {"class_name": cl.class_name, "config": cl.config}
+                _write_rnn(h5, cl.v3_path, entry, arrays)
             elif hasattr(layer := model.layer("/".join(cl.names)), "keras_v3_groups"):
                 for sub, part in layer.keras_v3_groups():  # e.g. MultiHeadAttention's
                     h5.require_group(f"{cl.v3_path}/{sub}/vars")
