@@ -524,14 +524,14 @@ def test_keras_own_modules_are_accepted(tmp_path):
 
 def _reference_order(nodes, inputs):
     """The sweep algorithm load_keras used before (O(n^2)), to check the fast one against."""
-    from jaxlstm._src.models.graph import Ref, _is_ref
+    from jaxlstm._src.vocabulary import Ref, is_ref
 
     ready, order, pending = set(inputs), [], list(nodes)
     while pending:
         progressed = False
         for node in list(pending):
-            leaves = jax.tree.leaves((node.args, node.kwargs), is_leaf=_is_ref)
-            needed = [r for r in leaves if _is_ref(r)]
+            leaves = jax.tree.leaves((node.args, node.kwargs), is_leaf=is_ref)
+            needed = [r for r in leaves if is_ref(r)]
             if all(r in ready or Ref(r.layer, r.node, -1) in ready for r in needed):
                 order.append(node)
                 ready.add(Ref(node.layer, node.node, -1))

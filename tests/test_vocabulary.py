@@ -106,3 +106,30 @@ def test_model_tree_refuses_a_damaged_config_naming_the_layer():
     ]}}  # fmt: skip
     with pytest.raises(v.KerasFileError, match="layer 'rnn': cell has class_name 7"):
         model_tree(bad_cell, "m.h5")
+
+
+def test_layer_calls_read_keras_2_and_keras_3_inbound_nodes_alike():
+    """The one parser of a layer's calls: Keras 1/2's ``[[name, node, index, kwargs], ...]``
+    (an RNN's extra tensors are its initial_state, stacked cells' states nested per cell) and
+    Keras 3's ``{"args", "kwargs"}`` with ``__keras_tensor__`` references give the same calls."""
+
+    def tensor(name, node=0, index=0):
+        history = [name, node, index]
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": history}}
+
+    keras2 = [[["x", 0, 0, {}], [["h0", 0, 0, {}], ["c0", 0, 0, {}]], ["h1", 1, 2, {}]]]
+    keras3 = [{"args": [tensor("x")], "kwargs": {"initial_state": [
+        [tensor("h0"), tensor("c0")], tensor("h1", 1, 2)
+    ]}}]  # fmt: skip
+    want = v.Node(
+        "rnn",
+        0,
+        (v.Ref("x", 0, 0),),
+        (("initial_state", (v.Ref("h0", 0, 0), v.Ref("c0", 0, 0), v.Ref("h1", 1, 2))),),
+    )
+    for inbound in (keras2, keras3):
+        assert v.layer_calls("rnn", "RNN", inbound, "m.h5") == [want]
+    with pytest.raises(v.KerasFileError, match=r"layer 'rnn': inbound_nodes: a tensor reference"):
+        v.layer_calls("rnn", "RNN", [[["x", "0", 0]]], "m.h5")
+    with pytest.raises(v.UnsupportedOptionError, match="is called with constants"):
+        v.layer_calls("rnn", "LSTM", [[["x", 0, 0, {"constants": [["k", 0, 0]]}]]], "m.h5")

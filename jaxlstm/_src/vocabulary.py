@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from jaxlstm._src.errors import KerasFileError
+from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
 
 # --- versions -----------------------------------------------------------------------------
 
@@ -270,6 +271,175 @@ def layer_list(model_config: dict | list) -> list[dict]:
 
 # Keys under which Keras nests one layer's config inside another's (wrappers, RNN cells).
 NESTED_KEYS = ("layer", "backward_layer", "forward_layer", "cell")
+
+
+# --- layer calls (inbound nodes) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Output ``index`` of call number ``node`` of layer ``layer`` (Keras's keras_history)."""
+
+    layer: str
+    node: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """One call of a layer: positional ``args`` and keyword ``kwargs`` hold :class:`Ref` s."""
+
+    layer: str
+    node: int
+    args: tuple
+    kwargs: tuple  # ((key, value), ...)
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_tensor_ref(value) -> bool:
+    """Whether ``value`` is ``[layer, node, index]`` as Keras writes a tensor reference (Keras
+    1/2 add a kwargs dict)."""
+    return (
+        isinstance(value, list)
+        and len(value) in (3, 4)
+        and isinstance(value[0], str)
+        and is_int(value[1])
+        and is_int(value[2])
+    )
+
+
+def tensor_ref(value, where: str) -> Ref:
+    """``[layer, node, index]`` as Keras writes it (Keras 1/2 add a kwargs dict) -> Ref."""
+    if is_tensor_ref(value):
+        return Ref(value[0], value[1], value[2])
+    raise KerasFileError(
+        f"{where}: a tensor reference {value!r:.80}; expected [layer name, node index, tensor "
+        "index]. The config is damaged."
+    )
+
+
+def call_refs(value, where: str) -> Any:
+    """Keras 2 ``["name", node, index]`` lists and Keras 3 ``__keras_tensor__`` dicts -> Ref;
+    other dicts become ``((key, value), ...)``, lists tuples."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            config = value.get("config")
+            history = config.get("keras_history") if isinstance(config, dict) else None
+            return tensor_ref(history, where)
+        return tuple((k, call_refs(v, where)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        if len(value) in (3, 4) and isinstance(value[0], str) and is_int(value[1]):
+            return tensor_ref(list(value), where)
+        return tuple(call_refs(v, where) for v in value)
+    return value
+
+
+def io_refs(spec, where: str) -> tuple[Ref, ...]:
+    if not isinstance(spec, list):
+        raise KerasFileError(f"{where}: {spec!r:.80}; expected a list of [layer, node, index].")
+    if spec and isinstance(spec[0], str):  # a single [name, node, index]
+        spec = [spec]
+    return tuple(tensor_ref(s, where) for s in flat_histories(spec))
+
+
+def flat_histories(entries) -> list:
+    """``entries`` with nested lists of tensor references flattened, in order: Keras nests the
+    tensors of a nested structure (stacked cells' states, ``[[h0, c0], h1]``) where it lists a
+    call's inputs, an RNN's ``initial_state`` or a model's outputs; each is one tensor to
+    jaxlstm, as Keras numbers them."""
+    out = []
+    for e in entries:
+        nested = isinstance(e, list | tuple) and e and all(isinstance(v, list | tuple) for v in e)
+        out.extend(flat_histories(e) if nested else [e])
+    return out
+
+
+def call_kwargs(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise KerasFileError(f"{where}: call arguments {value!r:.80}; expected a JSON object.")
+    kwargs = dict(call_refs(value, where))
+    state = kwargs.get("initial_state")
+    if isinstance(state, Ref):
+        kwargs["initial_state"] = state = (state,)
+    if isinstance(state, tuple):  # stacked cells' states come nested: [[h0, c0], h1]
+        kwargs["initial_state"] = state = tuple(_flat_refs(state))
+    if state is not None and not (
+        isinstance(state, tuple) and all(isinstance(r, Ref) for r in state)
+    ):
+        raise KerasFileError(
+            f"{where}: initial_state {state!r:.80}; expected a list of tensor references."
+        )
+    return kwargs
+
+
+def layer_calls(
+    name: str, class_name: str, inbound, where: str, first: int = 0, config: dict | None = None
+) -> list[Node]:
+    """A layer's calls; ``first`` is the index Keras gives the first one (1 for a Keras 2 nested
+    model that has its own Input: Keras 2 keeps that internal call out of the config but still
+    counts it). ``config``, the layer's own config, tells an RNN called with constants."""
+    if class_name in RNN_CALL_CLASSES:
+        _refuse_constants(name, (config or {}).get("num_constants"), where)
+    where = f"{where}: layer {name!r}: inbound_nodes"
+    if not isinstance(inbound, list | type(None)):
+        raise KerasFileError(f"{where} is {inbound!r:.80}; expected a list of calls.")
+    nodes = []
+    for i, node in enumerate(inbound or []):
+        if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
+            args = node.get("args", [])
+            if not isinstance(args, list):
+                raise KerasFileError(f"{where}: args {args!r:.80}; expected a list.")
+            args = call_refs(args, where)
+            kwargs = call_kwargs(node.get("kwargs", {}), where)
+        elif isinstance(node, list) and node and all(isinstance(e, list) for e in node):
+            # Keras 1/2: [[name, node, index, kwargs], ...]; stacked cells' initial states
+            # nested per cell: [x, [h0, c0], h1]
+            flat = flat_histories(node)
+            entries = [tensor_ref(e, where) for e in flat]
+            extra = flat[0][3] if len(flat[0]) > 3 and isinstance(flat[0][3], dict) else {}
+            kwargs = call_kwargs(extra, where)
+            if class_name in RNN_CALL_CLASSES and len(entries) > 1:
+                args, kwargs["initial_state"] = (entries[0],), tuple(entries[1:])
+            else:
+                args = (entries[0],) if len(entries) == 1 else (tuple(entries),)
+        else:
+            raise KerasFileError(
+                f"{where}: call #{i} is {node!r:.80}; expected a list of [layer, node, index, "
+                "kwargs] (Keras 1/2) or an object with args and kwargs (Keras 3)."
+            )
+        if class_name in RNN_CALL_CLASSES:
+            _refuse_constants(name, kwargs.get("constants"), where)
+        nodes.append(Node(name, first + i, tuple(args), tuple(sorted(kwargs.items()))))
+    return nodes
+
+
+def _refuse_constants(name: str, constants, where: str) -> None:
+    """An RNN called with ``constants`` (Keras 2: the call's ``constants`` argument, or the
+    layer config's ``num_constants``, in which case the constants are the last tensors of the
+    call) conditions its cell on them: jaxlstm's recurrent layers take none, and reading those
+    tensors as initial states would give wrong numbers. ``constants: null`` (what tf.keras
+    records for every call) is fine."""
+    if constants is None or constants == 0 or constants == ():
+        return
+    raise UnsupportedOptionError(
+        f"{where}: layer {name!r} is called with constants ({constants!r:.80}); expected none "
+        "(constants: null): jaxlstm's recurrent layers take no constants, and ignoring them "
+        "would compute different numbers than Keras. Rebuild the model without constants."
+    )
+
+
+def is_ref(x) -> bool:
+    return isinstance(x, Ref)
+
+
+def _flat_refs(tree) -> list:
+    """The leaves of nested tuples of :class:`Ref` s, in order (``None`` s left out)."""
+    if isinstance(tree, tuple):
+        return [leaf for t in tree for leaf in _flat_refs(t)]
+    return [] if tree is None else [tree]
 
 
 # --- array names --------------------------------------------------------------------------

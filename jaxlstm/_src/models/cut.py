@@ -20,9 +20,9 @@ from collections import defaultdict
 import jax
 
 from jaxlstm._src.errors import JaxLSTMError, KerasFileError, LayerNotFoundError
-from jaxlstm._src.models.graph import Node, Ref, _io_refs, _is_int, _is_ref, entry_nodes
+from jaxlstm._src.models.graph import entry_nodes
 from jaxlstm._src.readers.records import LayerNode
-from jaxlstm._src.vocabulary import keras_major
+from jaxlstm._src.vocabulary import Node, Ref, io_refs, is_int, is_ref, is_tensor_ref, keras_major
 
 __all__ = ["cut_config", "entry_name", "output_feeds", "refusal_hint"]
 
@@ -70,8 +70,8 @@ class _Graph:
             for node in entry_nodes(child, keras_version, path):
                 self.calls[(node.layer, node.node)] = node
                 self.by_layer[child.name].append(node.node)
-        self.inputs = _io_refs(cfg.get("input_layers", []), f"{where}: input_layers")
-        self.outputs = _io_refs(cfg.get("output_layers", []), f"{where}: output_layers")
+        self.inputs = io_refs(cfg.get("input_layers", []), f"{where}: input_layers")
+        self.outputs = io_refs(cfg.get("output_layers", []), f"{where}: output_layers")
         for node in self.calls.values():
             for r in _leaves(node):
                 self.read[(r.layer, r.node)].add(r.index)
@@ -168,13 +168,13 @@ class _Graph:
 
 
 def _leaves(node: Node) -> list[Ref]:
-    return [r for r in jax.tree.leaves((node.args, node.kwargs), is_leaf=_is_ref) if _is_ref(r)]
+    return [r for r in jax.tree.leaves((node.args, node.kwargs), is_leaf=is_ref) if is_ref(r)]
 
 
 def _parse_spec(spec, arg: str) -> tuple[str, int | None, int | None]:
     if isinstance(spec, list | tuple) and len(spec) == 3:
         name, node, index = spec
-        if isinstance(name, str) and _is_int(node) and _is_int(index):
+        if isinstance(name, str) and is_int(node) and is_int(index):
             return name, node, index
     elif isinstance(spec, str):
         parts = spec.rsplit(":", 2)
@@ -201,30 +201,20 @@ def _specs(value, arg: str) -> list:
     return value
 
 
-def _is_history(value) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) in (3, 4)
-        and isinstance(value[0], str)
-        and _is_int(value[1])
-        and _is_int(value[2])
-    )
-
-
 def _rewrite(value, remap):
     """A JSON value with every tensor reference ``[layer, node, index(, kwargs)]`` (Keras 1/2)
     or ``keras_history`` (Keras 3) passed through ``remap(Ref) -> Ref``."""
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__" and isinstance(value.get("config"), dict):
             history = value["config"].get("keras_history")
-            if _is_history(history):
+            if is_tensor_ref(history):
                 return {
                     **value,
                     "config": {**value["config"], "keras_history": _rewrite(history, remap)},
                 }
         return {k: _rewrite(v, remap) for k, v in value.items()}
     if isinstance(value, list):
-        if _is_history(value):
+        if is_tensor_ref(value):
             r = remap(Ref(value[0], value[1], value[2]))
             return [r.layer, r.node, r.index, *(_rewrite(v, remap) for v in value[3:])]
         return [_rewrite(v, remap) for v in value]
@@ -266,7 +256,7 @@ def _fed_shape(graph: _Graph, ref: Ref, kept) -> tuple[list | None, str]:
     for entry, name in zip(graph.entries, graph.names, strict=True):
         if any(layer == name for layer, _ in kept):
             visit(entry.get("inbound_nodes"))
-    shapes = [(s, t) for s, t in found if all(d is None or _is_int(d) for d in s)]
+    shapes = [(s, t) for s, t in found if all(d is None or is_int(d) for d in s)]
     return shapes[0] if shapes else (None, "float32")
 
 
@@ -407,7 +397,7 @@ def _cut_sequential(graph: _Graph, cut_out, cut_in, keras3: bool) -> dict:
         entry = graph.entries[graph.names.index(stack[start])]
         build = entry.get("build_config")
         shape = build.get("input_shape") if isinstance(build, dict) else None
-        if not (isinstance(shape, list) and all(d is None or _is_int(d) for d in shape)):
+        if not (isinstance(shape, list) and all(d is None or is_int(d) for d in shape)):
             shape = None
         entries.append(_input_entry(stack[start - 1], shape, keras3))
     for entry, name in zip(graph.entries, graph.names, strict=True):

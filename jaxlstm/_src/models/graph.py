@@ -9,7 +9,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import jax
@@ -23,7 +23,6 @@ from jaxlstm._src.errors import (
     KerasFileError,
     ShapeError,
     UnsupportedLayerError,
-    UnsupportedOptionError,
 )
 from jaxlstm._src.load import check_nonfinite_policy, check_weights, module_from_record
 from jaxlstm._src.models.layers import (
@@ -41,9 +40,13 @@ from jaxlstm._src.readers import KerasFile, read_keras_file
 from jaxlstm._src.readers.records import LayerNode, model_tree
 from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
-    RNN_CALL_CLASSES,
+    Node,
+    Ref,
     carried_state_wins,
+    io_refs,
+    is_ref,
     keras_major,
+    layer_calls,
 )
 
 _WHY = {
@@ -52,158 +55,6 @@ _WHY = {
     "StackedRNNCells": "stacked recurrent cells of which jaxlstm loads LSTMCell, GRUCell and "
     "SimpleRNNCell only",
 }
-
-
-@dataclass(frozen=True)
-class Ref:
-    """Output ``index`` of call number ``node`` of layer ``layer`` (Keras's keras_history)."""
-
-    layer: str
-    node: int
-    index: int
-
-
-@dataclass(frozen=True)
-class Node:
-    """One call of a layer: positional ``args`` and keyword ``kwargs`` hold :class:`Ref` s."""
-
-    layer: str
-    node: int
-    args: tuple
-    kwargs: tuple  # ((key, value), ...)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _history(value, where: str) -> Ref:
-    """``[layer, node, index]`` as Keras writes it (Keras 1/2 add a kwargs dict) -> Ref."""
-    if (
-        isinstance(value, list)
-        and len(value) in (3, 4)
-        and isinstance(value[0], str)
-        and _is_int(value[1])
-        and _is_int(value[2])
-    ):
-        return Ref(value[0], value[1], value[2])
-    raise KerasFileError(
-        f"{where}: a tensor reference {value!r:.80}; expected [layer name, node index, tensor "
-        "index]. The config is damaged."
-    )
-
-
-def _refs(value, where: str) -> Any:
-    """Keras 2 ``["name", node, index]`` lists and Keras 3 ``__keras_tensor__`` dicts -> Ref;
-    other dicts become ``((key, value), ...)``, lists tuples."""
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            config = value.get("config")
-            history = config.get("keras_history") if isinstance(config, dict) else None
-            return _history(history, where)
-        return tuple((k, _refs(v, where)) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        if len(value) in (3, 4) and isinstance(value[0], str) and _is_int(value[1]):
-            return _history(list(value), where)
-        return tuple(_refs(v, where) for v in value)
-    return value
-
-
-def _io_refs(spec, where: str) -> tuple[Ref, ...]:
-    if not isinstance(spec, list):
-        raise KerasFileError(f"{where}: {spec!r:.80}; expected a list of [layer, node, index].")
-    if spec and isinstance(spec[0], str):  # a single [name, node, index]
-        spec = [spec]
-    return tuple(_history(s, where) for s in _flat_histories(spec))
-
-
-def _flat_histories(entries) -> list:
-    """``entries`` with nested lists of tensor references flattened, in order: Keras nests the
-    tensors of a nested structure (stacked cells' states, ``[[h0, c0], h1]``) where it lists a
-    call's inputs, an RNN's ``initial_state`` or a model's outputs; each is one tensor to
-    jaxlstm, as Keras numbers them."""
-    out = []
-    for e in entries:
-        nested = isinstance(e, list | tuple) and e and all(isinstance(v, list | tuple) for v in e)
-        out.extend(_flat_histories(e) if nested else [e])
-    return out
-
-
-def _kwargs(value, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise KerasFileError(f"{where}: call arguments {value!r:.80}; expected a JSON object.")
-    kwargs = dict(_refs(value, where))
-    state = kwargs.get("initial_state")
-    if isinstance(state, Ref):
-        kwargs["initial_state"] = state = (state,)
-    if isinstance(state, tuple):  # stacked cells' states come nested: [[h0, c0], h1]
-        kwargs["initial_state"] = state = tuple(jax.tree.leaves(state, is_leaf=_is_ref))
-    if state is not None and not (
-        isinstance(state, tuple) and all(isinstance(r, Ref) for r in state)
-    ):
-        raise KerasFileError(
-            f"{where}: initial_state {state!r:.80}; expected a list of tensor references."
-        )
-    return kwargs
-
-
-def _parse_nodes(
-    name: str, class_name: str, inbound, where: str, first: int = 0, config: dict | None = None
-) -> list[Node]:
-    """A layer's calls; ``first`` is the index Keras gives the first one (1 for a Keras 2 nested
-    model that has its own Input: Keras 2 keeps that internal call out of the config but still
-    counts it). ``config``, the layer's own config, tells an RNN called with constants."""
-    if class_name in RNN_CLASSES:
-        _refuse_constants(name, (config or {}).get("num_constants"), where)
-    where = f"{where}: layer {name!r}: inbound_nodes"
-    if not isinstance(inbound, list | type(None)):
-        raise KerasFileError(f"{where} is {inbound!r:.80}; expected a list of calls.")
-    nodes = []
-    for i, node in enumerate(inbound or []):
-        if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
-            args = node.get("args", [])
-            if not isinstance(args, list):
-                raise KerasFileError(f"{where}: args {args!r:.80}; expected a list.")
-            args = _refs(args, where)
-            kwargs = _kwargs(node.get("kwargs", {}), where)
-        elif isinstance(node, list) and node and all(isinstance(e, list) for e in node):
-            # Keras 1/2: [[name, node, index, kwargs], ...]; stacked cells' initial states
-            # nested per cell: [x, [h0, c0], h1]
-            flat = _flat_histories(node)
-            entries = [_history(e, where) for e in flat]
-            extra = flat[0][3] if len(flat[0]) > 3 and isinstance(flat[0][3], dict) else {}
-            kwargs = _kwargs(extra, where)
-            if class_name in RNN_CLASSES and len(entries) > 1:
-                args, kwargs["initial_state"] = (entries[0],), tuple(entries[1:])
-            else:
-                args = (entries[0],) if len(entries) == 1 else (tuple(entries),)
-        else:
-            raise KerasFileError(
-                f"{where}: call #{i} is {node!r:.80}; expected a list of [layer, node, index, "
-                "kwargs] (Keras 1/2) or an object with args and kwargs (Keras 3)."
-            )
-        if class_name in RNN_CLASSES:
-            _refuse_constants(name, kwargs.get("constants"), where)
-        nodes.append(Node(name, first + i, tuple(args), tuple(sorted(kwargs.items()))))
-    return nodes
-
-
-RNN_CLASSES = RNN_CALL_CLASSES  # (from the one table of recurrent classes)
-
-
-def _refuse_constants(name: str, constants, where: str) -> None:
-    """An RNN called with ``constants`` (Keras 2: the call's ``constants`` argument, or the
-    layer config's ``num_constants``, in which case the constants are the last tensors of the
-    call) conditions its cell on them: jaxlstm's recurrent layers take none, and reading those
-    tensors as initial states would give wrong numbers. ``constants: null`` (what tf.keras
-    records for every call) is fine."""
-    if constants is None or constants == 0 or constants == ():
-        return
-    raise UnsupportedOptionError(
-        f"{where}: layer {name!r} is called with constants ({constants!r:.80}); expected none "
-        "(constants: null): jaxlstm's recurrent layers take no constants, and ignoring them "
-        "would compute different numbers than Keras. Rebuild the model without constants."
-    )
 
 
 _STATE_TYPES = {"LSTM": LSTMState, "GRU": GRUState, "SimpleRNN": SimpleRNNState}
@@ -373,8 +224,8 @@ class KerasModel(nnx.Module):
             first_layer = f"the input of layer {nodes[0].layer!r}"
             self.input_names = tuple(input_layers[:1]) or (first_layer,)
         else:
-            self.inputs = _io_refs(model_cfg.get("input_layers", []), f"{where}: input_layers")
-            self.outputs = _io_refs(model_cfg.get("output_layers", []), f"{where}: output_layers")
+            self.inputs = io_refs(model_cfg.get("input_layers", []), f"{where}: input_layers")
+            self.outputs = io_refs(model_cfg.get("output_layers", []), f"{where}: output_layers")
             self.input_names = tuple(r.layer for r in self.inputs)
         self.layers = nnx.Dict(layers)
         self.layer_names = tuple(layers)  # the config's order (nnx.jit may reorder the Dict)
@@ -478,11 +329,9 @@ class KerasModel(nnx.Module):
         new_states = {}
         for node in self.order:
             layer = self.layers[node.layer]
-            args = jax.tree.map(
-                lambda r: get(r)[0] if _is_ref(r) else r, node.args, is_leaf=_is_ref
-            )
+            args = jax.tree.map(lambda r: get(r)[0] if is_ref(r) else r, node.args, is_leaf=is_ref)
             arg_masks = jax.tree.map(
-                lambda r: get(r)[1] if _is_ref(r) else None, node.args, is_leaf=_is_ref
+                lambda r: get(r)[1] if is_ref(r) else None, node.args, is_leaf=is_ref
             )
             kwargs = dict(node.kwargs)
             mask = arg_masks[0] if arg_masks else None
@@ -507,7 +356,7 @@ class KerasModel(nnx.Module):
                 out_mask = layer.output_mask(args, mask)
             elif hasattr(layer, "call_graph"):  # reads every input's mask and call options
                 kw = {k: _resolve(v, values, 0) for k, v in kwargs.items()}
-                kw_masks = {k: _resolve(v, values, 1) for k, v in kwargs.items() if _is_ref(v)}
+                kw_masks = {k: _resolve(v, values, 1) for k, v in kwargs.items() if is_ref(v)}
                 out, out_mask = layer.call_graph(args, arg_masks, kw, kw_masks)
             elif isinstance(layer, KerasModel):
                 out, out_mask, inner = layer.run(args, arg_masks, states, trace)
@@ -529,7 +378,7 @@ class KerasModel(nnx.Module):
 def entry_nodes(node: LayerNode, keras_version: str, path: str) -> list[Node]:
     """The calls of one layer of a Functional config, numbered as Keras numbers them."""
     first = int(node.is_model and keras_major(keras_version) < 3 and _starts_with_input(node))
-    return _parse_nodes(
+    return layer_calls(
         node.name, node.class_name, node.entry.get("inbound_nodes"), path, first, node.config
     )
 
@@ -538,13 +387,9 @@ def _starts_with_input(node: LayerNode) -> bool:
     return bool(node.children) and node.children[0].class_name == "InputLayer"
 
 
-def _is_ref(x) -> bool:
-    return isinstance(x, Ref)
-
-
 def _resolve(tree, values, i: int):
     """``tree`` with each :class:`Ref` replaced by its value (``i=0``) or mask (``i=1``)."""
-    return jax.tree.map(lambda r: values[r][i] if _is_ref(r) else r, tree, is_leaf=_is_ref)
+    return jax.tree.map(lambda r: values[r][i] if is_ref(r) else r, tree, is_leaf=is_ref)
 
 
 def _flat_state(state):
@@ -565,8 +410,8 @@ def _topological(nodes: list[Node], inputs, path: str) -> tuple[Node, ...]:
     waiting: dict[tuple, list[int]] = defaultdict(list)  # (layer, node) -> readers' indices
     missing, sweep, heap = [0] * len(nodes), [0] * len(nodes), []
     for i, node in enumerate(nodes):
-        leaves = jax.tree.leaves((node.args, node.kwargs), is_leaf=_is_ref)
-        keys = {(r.layer, r.node) for r in leaves if _is_ref(r) and r not in ready}
+        leaves = jax.tree.leaves((node.args, node.kwargs), is_leaf=is_ref)
+        keys = {(r.layer, r.node) for r in leaves if is_ref(r) and r not in ready}
         missing[i] = len(keys)
         for key in keys:
             waiting[key].append(i)

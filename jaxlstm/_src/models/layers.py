@@ -25,13 +25,9 @@ from jaxlstm._src.core.activations import get_activation, layer_activation
 from jaxlstm._src.errors import KerasFileError, ShapeError, UnsupportedOptionError
 from jaxlstm._src.modules.nnx import DropoutStreams, host_array, host_param
 from jaxlstm._src.readers.records import resolve_activation
-from jaxlstm._src.vocabulary import keras_major
+from jaxlstm._src.vocabulary import is_int, keras_major
 
 _REQUIRED = object()
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 @dataclass
@@ -78,19 +74,19 @@ class BuildContext:
 
     def flag(self, config, key, default=_REQUIRED) -> bool:
         value = self._value(config, key, default)
-        if isinstance(value, bool) or (_is_int(value) and value in (0, 1)):
+        if isinstance(value, bool) or (is_int(value) and value in (0, 1)):
             return bool(value)
         raise self._bad(key, value, "true or false")
 
     def integer(self, config, key, default=_REQUIRED) -> int:
         value = self._value(config, key, default)
-        if _is_int(value):
+        if is_int(value):
             return value
         raise self._bad(key, value, "an integer")
 
     def number(self, config, key, default=_REQUIRED, low=-math.inf, high=math.inf) -> float:
         value = self._value(config, key, default)
-        if ((_is_int(value) and abs(value) < 2**1000) or isinstance(value, float)) and (
+        if ((is_int(value) and abs(value) < 2**1000) or isinstance(value, float)) and (
             low <= value <= high
         ):
             return float(value)
@@ -109,7 +105,7 @@ class BuildContext:
         if value is None:  # the default of an optional option
             return None
         items = list(value) if isinstance(value, list | tuple) else [value]
-        if items and all(_is_int(v) or (none_ok and v is None) for v in items):
+        if items and all(is_int(v) or (none_ok and v is None) for v in items):
             return tuple(items)
         raise self._bad(key, value, "an integer or a list of integers")
 

@@ -16,12 +16,14 @@ import copy
 
 from jaxlstm._src.errors import UnsupportedOptionError
 from jaxlstm._src.load import _KERAS1_NAMES
+from jaxlstm._src.readers.records import model_tree
 from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
     RECURRENT_CLASSES,
     RNN_CALL_CLASSES,
     carried_state_wins,
     keras_major,
+    layer_calls,
     layer_list,
 )
 
@@ -87,38 +89,36 @@ def keras3_config(config: dict, keras_version: str, where: str) -> dict:
     return config
 
 
-def _refuse_stateful_initial_state(node: dict, where: str, keras_version: str) -> None:
+def _refuse_stateful_initial_state(config: dict, where: str, keras_version: str) -> None:
     """A stateful RNN called with ``initial_state`` tensors: tf.keras starts each call from
     its carried state once that is non-zero, Keras 3 from the fed state on every call
-    (:func:`~jaxlstm._src.models.graph.carried_state_wins`), so streaming it would compute
+    (:func:`~jaxlstm._src.vocabulary.carried_state_wins`), so streaming it would compute
     different numbers in Keras 3."""
-    for entry in layer_list(node):
-        if not isinstance(entry, dict):
+    for node in model_tree(config, where).descendants():
+        inner = node.inner.config if node.inner is not None else {}
+        if not (node.config.get("stateful") or inner.get("stateful")):
             continue
-        if entry.get("class_name") in MODEL_CLASSES:
-            _refuse_stateful_initial_state(entry, where, keras_version)
-        if entry.get("class_name") not in (*_RNN, "CuDNNLSTM", "UnifiedLSTM", "LSTMV1"):
-            continue
-        cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-        inner = cfg.get("layer") if isinstance(cfg.get("layer"), dict) else {}
-        inner_cfg = inner.get("config") if isinstance(inner.get("config"), dict) else {}
-        if not (cfg.get("stateful") or inner_cfg.get("stateful")):
-            continue
-        for inbound in entry.get("inbound_nodes") or []:
-            if not isinstance(inbound, list) or not inbound or not isinstance(inbound[0], list):
-                continue
-            kwargs = (
-                inbound[0][3] if len(inbound[0]) > 3 and isinstance(inbound[0][3], dict) else {}
+        if _called_with_initial_state(node.entry, where):
+            raise UnsupportedOptionError(
+                f"{where}: layer {node.name!r} is stateful and "
+                "called with initial_state tensors from the model's inputs. The Keras that "
+                f"wrote this file ({keras_version}) streams it from its carried state once "
+                "that is non-zero; Keras 3 restarts it from the fed state on every call: "
+                "Keras 3 would compute different numbers, so the model is not written. "
+                "(jaxlstm itself keeps the original meaning.)"
             )
-            if len(inbound) > 1 or kwargs.get("initial_state") is not None:
-                raise UnsupportedOptionError(
-                    f"{where}: layer {cfg.get('name', entry.get('name'))!r} is stateful and "
-                    "called with initial_state tensors from the model's inputs. The Keras that "
-                    f"wrote this file ({keras_version}) streams it from its carried state once "
-                    "that is non-zero; Keras 3 restarts it from the fed state on every call: "
-                    "Keras 3 would compute different numbers, so the model is not written. "
-                    "(jaxlstm itself keeps the original meaning.)"
-                )
+
+
+def _called_with_initial_state(entry: dict, where: str) -> bool:
+    """Whether a call of this RNN layer entry passes ``initial_state`` tensors (Keras 2: more
+    than one input tensor, or the call's ``initial_state``), read by the one parser of layer
+    calls (:func:`~jaxlstm._src.vocabulary.layer_calls`)."""
+    if entry.get("class_name") not in _RNN:
+        return False
+    cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    name = str(cfg.get("name", entry.get("name", "")))
+    calls = layer_calls(name, entry["class_name"], entry.get("inbound_nodes"), where, config=cfg)
+    return any(dict(call.kwargs).get("initial_state") for call in calls)
 
 
 def _registered(node: dict, module: str) -> None:
@@ -343,20 +343,12 @@ def _refuse_masked_initial_state(layers: list, where: str) -> None:
     if not sources:
         return
     for entry in layers:
-        if entry.get("class_name") not in _RNN:
-            continue
-        for inbound in entry.get("inbound_nodes", []):
-            if isinstance(inbound, dict) or not inbound:
-                continue
-            kwargs = (
-                inbound[0][3] if len(inbound[0]) > 3 and isinstance(inbound[0][3], dict) else {}
+        if _called_with_initial_state(entry, where):
+            name = entry.get("config", {}).get("name", entry.get("name"))
+            raise UnsupportedOptionError(
+                f"{where}: layer {name!r} is called with initial_state in a model with masks "
+                f"(from {sources[0].get('config', {}).get('name')!r}). Keras 3 runs an RNN "
+                "called on several tensors without its input's mask, where the Keras that "
+                "wrote this file applied it, so Keras 3 would compute different numbers: "
+                "the model is not written. (jaxlstm itself keeps the original meaning.)"
             )
-            if len(inbound) > 1 or "initial_state" in kwargs:
-                name = entry.get("config", {}).get("name", entry.get("name"))
-                raise UnsupportedOptionError(
-                    f"{where}: layer {name!r} is called with initial_state in a model with masks "
-                    f"(from {sources[0].get('config', {}).get('name')!r}). Keras 3 runs an RNN "
-                    "called on several tensors without its input's mask, where the Keras that "
-                    "wrote this file applied it, so Keras 3 would compute different numbers: "
-                    "the model is not written. (jaxlstm itself keeps the original meaning.)"
-                )
