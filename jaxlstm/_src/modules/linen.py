@@ -157,4 +157,5 @@ class Bidirectional(nn.Module):
             return_sequences=seq,
             return_state=return_state,
             time_major=self.forward.time_major,
+            step_ndim=getattr(self.forward, "step_ndim", 1),
         )
