@@ -550,3 +550,108 @@ def test_predictor_runs_a_conv_lstm():
     x = inputs(3, "channels_last", size=4)
     layer = jaxlstm.ConvLSTM3D(2, 2, 2, rngs=nnx.Rngs(0))
     np.testing.assert_allclose(jaxlstm.predictor(layer)(x), layer(x), atol=1e-6)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "keras2")
+
+
+def video_classifier():
+    """ConvLSTM2D(return_sequences) + BatchNormalization + MaxPooling3D + ConvLSTM2D +
+    GlobalAveragePooling2D + Dense, with random weights (positive BatchNorm variances)."""
+    rng = np.random.default_rng(7)
+    inp = keras.Input((4, 6, 6, 2))
+    y = keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True, name="clstm")(inp)
+    y = keras.layers.BatchNormalization(name="bn")(y)
+    y = keras.layers.MaxPooling3D((1, 2, 2))(y)
+    y = keras.layers.ConvLSTM2D(4, 2, name="clstm2")(y)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    y = keras.layers.Dense(3, name="head")(y)
+    model = keras.Model(inp, y)
+    for layer in model.layers:
+        w = [rng.normal(size=a.shape).astype(np.float32) * 0.5 for a in layer.get_weights()]
+        if layer.name == "bn":
+            w[3] = np.abs(w[3]) + 0.5  # moving variance
+        if w:
+            layer.set_weights(w)
+    return model
+
+
+@pytest.fixture(scope="module")
+def saved_classifier(tmp_path_factory):
+    model = video_classifier()
+    folder = tmp_path_factory.mktemp("conv_lstm")
+    paths = {suffix: str(folder / f"video{suffix}") for suffix in (".keras", ".h5", ".weights.h5")}
+    model.save(paths[".keras"])
+    model.save(paths[".h5"])
+    model.save_weights(paths[".weights.h5"])
+    x = RNG.normal(size=(2, 4, 6, 6, 2)).astype(np.float32)
+    return model, paths, x
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_video_classifier_matches_keras3(saved_classifier, suffix):
+    model, paths, x = saved_classifier
+    ours = jaxlstm.load_keras(paths[suffix])
+    np.testing.assert_allclose(ours(x), np.asarray(model(x)), atol=ATOL)
+    layer = jaxlstm.load_keras_layer(paths[suffix], "clstm")
+    assert type(layer) is jaxlstm.ConvLSTM2D and layer.recurrent_activation == "sigmoid"
+    np.testing.assert_allclose(layer(x), np.asarray(model.get_layer("clstm")(x)), atol=ATOL)
+
+
+def test_weights_only_file_needs_the_convolution_options(saved_classifier):
+    model, paths, x = saved_classifier
+    with pytest.raises(
+        UnsupportedOptionError,
+        match=r"a ConvLSTM2D from a weights-only file, "
+        r"which does not say its strides, padding, dilation_rate, data_format",
+    ):
+        jaxlstm.load_keras_layer(paths[".weights.h5"], "clstm")
+    layer = jaxlstm.load_keras_layer(
+        paths[".weights.h5"],
+        "clstm",
+        padding="same",
+        strides=1,
+        dilation_rate=1,
+        data_format="channels_last",
+        return_sequences=True,
+    )
+    assert layer.recurrent_activation == "sigmoid"  # Keras 3's default
+    np.testing.assert_allclose(layer(x), np.asarray(model.get_layer("clstm")(x)), atol=ATOL)
+
+
+def test_tf_keras_convlstm_defaults_to_its_hard_sigmoid():
+    """tf.keras 2.21's ConvLSTM defaults to hard_sigmoid (Keras 2's), unlike its LSTM, so a
+    weights-only file from it does too (the fixture's outputs pin the numbers:
+    test_keras_files.py runs every fixture)."""
+    path = os.path.join(FIXTURES, "conv_lstm2d_weights_only.h5")
+    layer = jaxlstm.load_keras_layer(
+        path,
+        padding="valid",
+        strides=(1, 2),
+        dilation_rate=1,
+        data_format="channels_last",
+        return_sequences=True,
+    )
+    assert layer.recurrent_activation == "hard_sigmoid_keras2"
+    d = np.load(os.path.join(FIXTURES, "conv_lstm2d_weights_only.npz"))
+    np.testing.assert_allclose(layer(d["x"]), d["out0"], atol=ATOL)
+    bi = jaxlstm.load_keras_layer(os.path.join(FIXTURES, "conv_lstm2d_bidi.h5"))
+    assert bi.zero_output_for_mask is False  # tf.keras's ConvRNN ignored it in Bidirectional
+    d = np.load(os.path.join(FIXTURES, "conv_lstm2d_bidi.npz"))
+    np.testing.assert_allclose(bi(d["x"], mask=d["mask"]), d["out0"], atol=ATOL)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", ".weights.h5"])
+def test_save_keras_reloads_in_keras3(saved_classifier, tmp_path, suffix):
+    model, paths, x = saved_classifier
+    ours = jaxlstm.load_keras(paths[".keras"])
+    out = str(tmp_path / f"again{suffix}")
+    jaxlstm.save_keras(ours, out)
+    if suffix == ".weights.h5":
+        fresh = video_classifier()
+        fresh.load_weights(out)
+    else:
+        fresh = keras.saving.load_model(out)
+    np.testing.assert_allclose(np.asarray(fresh(x)), np.asarray(model(x)), atol=ATOL)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlstm._src.core.activations import keras_major
+from jaxlstm._src.core.conv_lstm import ConvLSTMState
 from jaxlstm._src.core.gru import GRUState
 from jaxlstm._src.core.lstm import LSTMState
 from jaxlstm._src.core.simple_rnn import SimpleRNNState
@@ -205,7 +206,12 @@ def carried_state_wins(keras_version: str) -> bool:
     return nums >= (2, 4)
 
 
-_STATE_TYPES = {"LSTM": LSTMState, "GRU": GRUState, "SimpleRNN": SimpleRNNState}
+_STATE_TYPES = {
+    "LSTM": LSTMState,
+    "GRU": GRUState,
+    "SimpleRNN": SimpleRNNState,
+    **{f"ConvLSTM{r}D": ConvLSTMState for r in (1, 2, 3)},
+}
 
 
 class RNNLayer(KerasLayer):

@@ -18,6 +18,7 @@ from jaxlstm._src.core.layer import (
 from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.modules.nnx import (
     in_float32,
+    zero_output_for_mask,
     in_param_dtype,
     keras_bias_init,
     needs_dropout_rng,
@@ -119,9 +120,10 @@ class Bidirectional(nn.Module):
     ``forward_layer`` and ``backward_layer``, as Keras 3 names them); same call and outputs
     as :class:`jaxlstm.Bidirectional`."""
 
-    forward: nn.Module  # LSTM, GRU or SimpleRNN
+    forward: nn.Module  # LSTM, GRU, SimpleRNN or ConvLSTM1D/2D/3D
     backward: nn.Module
     merge_mode: str | None = "concat"
+    zero_output_for_mask: bool | None = None  # see jaxlstm.Bidirectional
 
     def __post_init__(self):
         check_bidirectional_pair(self.forward, self.backward, self.merge_mode)
@@ -146,7 +148,7 @@ class Bidirectional(nn.Module):
             mask=mask,
             deterministic=deterministic,
             return_state=return_state,
-            zero_output_for_mask=seq,  # as Keras's Bidirectional
+            zero_output_for_mask=zero_output_for_mask(self),
         )
         fw = fw_layer(x, initial_state=fw_state, **per_call)
         bw = bw_layer(x, initial_state=bw_state, **per_call)

@@ -180,6 +180,14 @@ def build_rnn(
         module.rngs = rngs.dropout.fork()
 
 
+def zero_output_for_mask(bidirectional) -> bool:
+    """What a Bidirectional's layers output at masked steps: zeros when it returns sequences,
+    as Keras's Bidirectional forces on its layers, unless it was built with
+    ``zero_output_for_mask`` (``False``: a tf.keras ConvLSTM, which ignored the flag)."""
+    own = bidirectional.zero_output_for_mask
+    return bidirectional.return_sequences if own is None else own and bidirectional.return_sequences
+
+
 def dropout_key(module, deterministic):
     """The key for one call's dropout masks: ``None`` in eval mode or without dropout."""
     deterministic = module.deterministic if deterministic is None else deterministic
@@ -362,7 +370,9 @@ class Bidirectional(nnx.Module):
     ``backward`` must run the other way (``go_backwards`` differs, as Keras requires) and both must
     agree on ``return_sequences`` and ``return_state``. As in Keras, inside Bidirectional an LSTM
     returning sequences outputs zeros at masked steps (``zero_output_for_mask``), and the backward
-    sequence is flipped back to input order before merging.
+    sequence is flipped back to input order before merging. ``zero_output_for_mask=False``
+    keeps the previous outputs at masked steps instead (what a tf.keras ConvLSTM computes
+    inside Bidirectional: its ConvRNN never applied the flag; ``load_keras`` sets it so).
 
     Call: ``bi(x, *, mask=None, initial_state=None)``; ``initial_state`` is Keras's
     ``[h_fw, c_fw, h_bw, c_bw]`` (``[h_fw, h_bw]`` for GRUs and SimpleRNNs). Returns the merged
@@ -381,12 +391,17 @@ class Bidirectional(nnx.Module):
     """
 
     def __init__(
-        self, forward: nnx.Module, backward: nnx.Module, merge_mode: str | None = "concat"
+        self,
+        forward: nnx.Module,
+        backward: nnx.Module,
+        merge_mode: str | None = "concat",
+        zero_output_for_mask: bool | None = None,
     ):
         check_bidirectional_pair(forward, backward, merge_mode)
         self.forward, self.backward, self.merge_mode = forward, backward, merge_mode
         self.return_sequences = forward.return_sequences
         self.return_state = forward.return_state
+        self.zero_output_for_mask = zero_output_for_mask
 
     def __call__(
         self,
@@ -403,7 +418,7 @@ class Bidirectional(nnx.Module):
             mask=mask,
             deterministic=deterministic,
             return_state=return_state,
-            zero_output_for_mask=self.return_sequences,  # as Keras's Bidirectional
+            zero_output_for_mask=zero_output_for_mask(self),
         )
         fw = self.forward(x, initial_state=fw_state, **per_call)
         bw = self.backward(x, initial_state=bw_state, **per_call)
