@@ -655,3 +655,12 @@ def test_save_keras_reloads_in_keras3(saved_classifier, tmp_path, suffix):
     else:
         fresh = keras.saving.load_model(out)
     np.testing.assert_allclose(np.asarray(fresh(x)), np.asarray(model(x)), atol=ATOL)
+
+
+def test_inspect_names_the_gate_slices():
+    text = jaxlstm.describe_keras_file(os.path.join(FIXTURES, "conv_lstm2d_weights_only.h5"))
+    assert "class ConvLSTM2D (inferred: Keras layout, recurrent_kernel (k, k, f, 4f))" in text
+    assert "in_channels=3, filters=2, kernel_size=(2, 3), use_bias=True" in text
+    assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 2.21.0 default)" in text
+    assert "the file does not say padding, strides, dilation_rate or data_format" in text
+    assert "f (forget)           kernel[..., 2:4]  recurrent_kernel[..., 2:4]  bias[2:4]" in text
