@@ -328,7 +328,13 @@ def _build_conv_lstm(record, params, overrides, streams, where) -> ConvLSTM:
     f, k = params.recurrent_kernel.shape[-2], tuple(params.recurrent_kernel.shape[:rank])
     filters = record.config.get("filters", f)
     size = record.config.get("kernel_size", k)
-    size = (size,) * rank if isinstance(size, int) else tuple(size) if isinstance(size, list | tuple) else size
+    size = (
+        (size,) * rank
+        if isinstance(size, int)
+        else tuple(size)
+        if isinstance(size, list | tuple)
+        else size
+    )
     if filters != f or size != k:
         raise KerasFileError(
             f"{where}: the config says filters={filters}, kernel_size={size} but the weights have "

@@ -112,8 +112,11 @@ def _conv_lstm_params(weights, where: str, listing: str, rank: int) -> ConvLSTMP
             f"with {rank} kernel axes; found {listing}."
         )
     k = recurrent.shape[:rank]
-    if kernel is None or kernel.ndim != rank + 2 or kernel.shape[:rank] != k or (
-        kernel.shape[-1] != 4 * f
+    if (
+        kernel is None
+        or kernel.ndim != rank + 2
+        or kernel.shape[:rank] != k
+        or (kernel.shape[-1] != 4 * f)
     ):
         raise KerasFileError(
             f"{where}: kernel should have shape (*kernel_size, in_channels, 4*filters) = "

@@ -18,10 +18,10 @@ from jaxlstm._src.core.layer import (
 from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.modules.nnx import (
     in_float32,
-    zero_output_for_mask,
     in_param_dtype,
     keras_bias_init,
     needs_dropout_rng,
+    zero_output_for_mask,
 )
 
 

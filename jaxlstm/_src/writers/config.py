@@ -249,8 +249,8 @@ def _masked_conv_lstm_outputs(cfg: dict) -> bool:
     inner = cfg.get("layer") if isinstance(cfg.get("layer"), dict) else {}
     inner_cfg = inner.get("config") if isinstance(inner.get("config"), dict) else {}
     kind = RECURRENT_CLASSES.get(str(inner.get("class_name")))
-    return kind is not None and kind.family == "ConvLSTM" and bool(
-        inner_cfg.get("return_sequences")
+    return (
+        kind is not None and kind.family == "ConvLSTM" and bool(inner_cfg.get("return_sequences"))
     )
 
 
