@@ -664,3 +664,23 @@ def test_inspect_names_the_gate_slices():
     assert "recurrent_activation=hard_sigmoid_keras2 (inferred: Keras 2.21.0 default)" in text
     assert "the file does not say padding, strides, dilation_rate or data_format" in text
     assert "f (forget)           kernel[..., 2:4]  recurrent_kernel[..., 2:4]  bias[2:4]" in text
+
+
+def test_stateful_model_streams_as_keras3(tmp_path):
+    """A stateful ConvLSTM called chunk by chunk: call_with_state carries a ConvLSTMState, and
+    each chunk's outputs are Keras 3's."""
+    inp = keras.Input((3, 5, 2), batch_size=2)
+    out = keras.layers.ConvLSTM1D(
+        3, 2, padding="same", stateful=True, return_sequences=True, name="s"
+    )(inp)
+    model = keras.Model(inp, out)
+    layer = model.get_layer("s")
+    layer.set_weights([RNG.normal(size=w.shape).astype(np.float32) * 0.5 for w in layer.weights])
+    model.save(tmp_path / "stateful.keras")
+    x = RNG.normal(size=(2, 6, 5, 2)).astype(np.float32)
+    ours = jaxlstm.load_keras(tmp_path / "stateful.keras")
+    y1, states = ours.call_with_state(x[:, :3])
+    y2, states = ours.call_with_state(x[:, 3:], states=states)
+    assert isinstance(states["s"], ConvLSTMState) and states["s"].c.shape == (2, 5, 3)
+    np.testing.assert_allclose(y1, np.asarray(model(x[:, :3])), atol=ATOL)
+    np.testing.assert_allclose(y2, np.asarray(model(x[:, 3:])), atol=ATOL)

@@ -148,7 +148,7 @@ class Bidirectional(nn.Module):
             mask=mask,
             deterministic=deterministic,
             return_state=return_state,
-            zero_output_for_mask=zero_output_for_mask(self),
+            zero_output_for_mask=zero_output_for_mask(self.zero_output_for_mask, seq),
         )
         fw = fw_layer(x, initial_state=fw_state, **per_call)
         bw = bw_layer(x, initial_state=bw_state, **per_call)

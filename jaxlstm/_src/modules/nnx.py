@@ -180,12 +180,11 @@ def build_rnn(
         module.rngs = rngs.dropout.fork()
 
 
-def zero_output_for_mask(bidirectional) -> bool:
+def zero_output_for_mask(own: bool | None, return_sequences: bool) -> bool:
     """What a Bidirectional's layers output at masked steps: zeros when it returns sequences,
     as Keras's Bidirectional forces on its layers, unless it was built with
-    ``zero_output_for_mask`` (``False``: a tf.keras ConvLSTM, which ignored the flag)."""
-    own = bidirectional.zero_output_for_mask
-    return bidirectional.return_sequences if own is None else own and bidirectional.return_sequences
+    ``zero_output_for_mask=own`` (``False``: a tf.keras ConvLSTM, which ignored the flag)."""
+    return return_sequences if own is None else bool(own) and return_sequences
 
 
 def dropout_key(module, deterministic):
@@ -418,7 +417,9 @@ class Bidirectional(nnx.Module):
             mask=mask,
             deterministic=deterministic,
             return_state=return_state,
-            zero_output_for_mask=zero_output_for_mask(self),
+            zero_output_for_mask=zero_output_for_mask(
+                self.zero_output_for_mask, self.return_sequences
+            ),
         )
         fw = self.forward(x, initial_state=fw_state, **per_call)
         bw = self.backward(x, initial_state=bw_state, **per_call)
