@@ -1,4 +1,4 @@
-"""``load_keras_layer``: a Keras file's recurrent layer (LSTM, GRU, SimpleRNN) as a
+"""``load_keras_layer``: a Keras file's recurrent layer (LSTM, GRU, SimpleRNN, ConvLSTM) as a
 ready-to-call Flax NNX module."""
 
 from __future__ import annotations
@@ -401,8 +401,8 @@ def load_keras_layer(
     nonfinite: str = "warn",
     **overrides,
 ) -> LSTM | GRU | SimpleRNN | Bidirectional:
-    """Load one recurrent layer (LSTM, GRU, SimpleRNN, or a Bidirectional of one) from any Keras
-    file, ready to call.
+    """Load one recurrent layer (LSTM, GRU, SimpleRNN, ConvLSTM1D/2D/3D, or a Bidirectional of
+    one) from any Keras file, ready to call.
 
     Reads ``.keras`` archives, Keras 3 ``.weights.h5``, and legacy ``.h5`` files (full models
     and ``save_weights`` files) written by Keras 1, Keras 2, tf.keras or Keras 3, including
@@ -429,11 +429,15 @@ def load_keras_layer(
         nothing: the class their arrays prove (kernels of ``4u``/``3u``/``u`` columns are an
         LSTM/GRU/SimpleRNN; an ``8u``/``6u`` bias a ``CuDNNLSTM``/``CuDNNGRU``: tanh and
         sigmoid; a GRU bias ``(2, 3u)`` is ``reset_after=True``, ``(3u,)`` ``False``) and then
-        the writing version's defaults apply, unless overridden.
+        the writing version's defaults apply, unless overridden. A ConvLSTM also takes
+        ``padding``, ``strides``, ``dilation_rate`` and ``data_format``, which a weights-only
+        file does not say and must then be given (its recurrent activation defaults to
+        tf.keras's ``hard_sigmoid`` for files from Keras 1/2, ``sigmoid`` from Keras 3).
 
     Returns:
-      :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN` or
-      :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).
+      :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN`,
+      :class:`jaxlstm.ConvLSTM2D` (1D, 3D) or :class:`jaxlstm.Bidirectional`, in eval mode
+      (dropout off).
 
     Raises:
       KerasFileError: the file is unreadable, inconsistent, or refused for safety
