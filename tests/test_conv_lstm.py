@@ -6,10 +6,13 @@ Keras 3's four dropout masks, Bidirectional)."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import shutil
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -701,3 +704,19 @@ def test_stateful_model_streams_as_keras3(tmp_path):
     assert isinstance(states["s"], ConvLSTMState) and states["s"].c.shape == (2, 5, 3)
     np.testing.assert_allclose(y1, np.asarray(model(x[:, :3])), atol=ATOL)
     np.testing.assert_allclose(y2, np.asarray(model(x[:, 3:])), atol=ATOL)
+
+
+def test_config_that_disagrees_with_the_weights_is_refused(tmp_path):
+    path = tmp_path / "edited.h5"
+    shutil.copy(os.path.join(FIXTURES, "conv_lstm1d_sigmoid.h5"), path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        layer = next(e for e in config["config"]["layers"] if e["class_name"] == "ConvLSTM1D")
+        layer["config"]["filters"] = 5
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(
+        jaxlstm.KerasFileError,
+        match=r"layer 'clstm1d': the config says "
+        r"filters=5, kernel_size=\(3,\) but the weights have filters=4",
+    ):
+        jaxlstm.load_keras_layer(path)
