@@ -5,9 +5,11 @@ The whole public API::
     # the pure functional core (no Flax)
     LSTMParams, LSTMState, lstm_step, lstm_scan, which_impl, zeros_state, ACTIVATIONS,
     get_activation, GRUParams, GRUState, gru_step, gru_scan, SimpleRNNParams, SimpleRNNState,
-    simple_rnn_step, simple_rnn_scan
+    simple_rnn_step, simple_rnn_scan, ConvLSTMParams, ConvLSTMState, conv_lstm_step,
+    conv_lstm_scan
     # Flax NNX modules (Linen twins in jaxlstm.linen), and their jitted inference call
-    LSTM, GRU, SimpleRNN, StackedRNN, Bidirectional, predictor
+    LSTM, GRU, SimpleRNN, StackedRNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, Bidirectional,
+    predictor
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # JAX's persistent compilation cache, opt-in
@@ -53,6 +55,10 @@ _LAZY = {
     "SimpleRNNState": "jaxlstm._src.core.simple_rnn",
     "simple_rnn_scan": "jaxlstm._src.core.simple_rnn",
     "simple_rnn_step": "jaxlstm._src.core.simple_rnn",
+    "ConvLSTMParams": "jaxlstm._src.core.conv_lstm",
+    "ConvLSTMState": "jaxlstm._src.core.conv_lstm",
+    "conv_lstm_scan": "jaxlstm._src.core.conv_lstm",
+    "conv_lstm_step": "jaxlstm._src.core.conv_lstm",
     "enable_compilation_cache": "jaxlstm._src.cache",
     "describe_keras_file": "jaxlstm._src.inspect",
     "load_keras_layer": "jaxlstm._src.load",
@@ -64,6 +70,9 @@ _LAZY = {
     "GRU": "jaxlstm._src.modules.nnx_rnn",
     "SimpleRNN": "jaxlstm._src.modules.nnx_rnn",
     "StackedRNN": "jaxlstm._src.modules.nnx_rnn",
+    "ConvLSTM1D": "jaxlstm._src.modules.nnx_conv_lstm",
+    "ConvLSTM2D": "jaxlstm._src.modules.nnx_conv_lstm",
+    "ConvLSTM3D": "jaxlstm._src.modules.nnx_conv_lstm",
     "read_keras_file": "jaxlstm._src.readers",
     "save_keras": "jaxlstm._src.save",
 }
@@ -71,6 +80,12 @@ _LAZY = {
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.cache import enable_compilation_cache
     from jaxlstm._src.core.activations import ACTIVATIONS, get_activation
+    from jaxlstm._src.core.conv_lstm import (
+        ConvLSTMParams,
+        ConvLSTMState,
+        conv_lstm_scan,
+        conv_lstm_step,
+    )
     from jaxlstm._src.core.gru import GRUParams, GRUState, gru_scan, gru_step
     from jaxlstm._src.core.lstm import (
         LSTMParams,
@@ -91,6 +106,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.models.graph import KerasModel, load_keras
     from jaxlstm._src.modules.inference import predictor
     from jaxlstm._src.modules.nnx import LSTM, Bidirectional
+    from jaxlstm._src.modules.nnx_conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
     from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
     from jaxlstm._src.readers import read_keras_file
     from jaxlstm._src.save import save_keras
@@ -118,6 +134,11 @@ __all__ = [
     "LSTM",
     "Bidirectional",
     "ChecksumError",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "ConvLSTMParams",
+    "ConvLSTMState",
     "GRUParams",
     "GRUState",
     "JaxLSTMError",
@@ -136,6 +157,8 @@ __all__ = [
     "UnsafeFileError",
     "UnsupportedLayerError",
     "UnsupportedOptionError",
+    "conv_lstm_scan",
+    "conv_lstm_step",
     "describe_keras_file",
     "enable_compilation_cache",
     "get_activation",

@@ -16,7 +16,16 @@ def test_every_public_name_imports():
 def test_public_api_is_explicit():
     public = {n for n in dir(jaxlstm) if not n.startswith("_")} - {"linen", "train"}  # submodules
     assert public == set(jaxlstm.__all__)
-    assert set(jaxlstm.linen.__all__) == {"LSTM", "GRU", "SimpleRNN", "StackedRNN", "Bidirectional"}
+    assert set(jaxlstm.linen.__all__) == {
+        "LSTM",
+        "GRU",
+        "SimpleRNN",
+        "StackedRNN",
+        "ConvLSTM1D",
+        "ConvLSTM2D",
+        "ConvLSTM3D",
+        "Bidirectional",
+    }
 
 
 def test_core_imports_no_flax():
@@ -25,6 +34,7 @@ def test_core_imports_no_flax():
         "jaxlstm._src.core.gru",
         "jaxlstm._src.core.simple_rnn",
         "jaxlstm._src.core.rnn",
+        "jaxlstm._src.core.conv_lstm",
         "jaxlstm._src.core.fast",
         "jaxlstm._src.core.activations",
         "jaxlstm._src.core.layer",

@@ -99,7 +99,7 @@ EXPECT = {
         "layer": OK,
         "model": (
             L,
-            r"layer 'conv_lstm' is ConvLSTM1D: a layer class jaxlstm does not implement",
+            r"layer 'group_norm' is GroupNormalization: a layer class jaxlstm does not implement",
         ),
     },
     "path_traversal.keras": (

@@ -119,6 +119,18 @@ def _stacked():
     return keras.Model(x, L.Dense(1, name="m_dense")(h), name="stk")
 
 
+def _video():
+    """A ConvLSTM video classifier (two ConvLSTM2D, BatchNormalization, MaxPooling3D)."""
+    L = keras.layers
+    x = keras.Input((3, 5, 5, 2), name="x")
+    h = L.ConvLSTM2D(3, 3, padding="same", return_sequences=True, name="z_clstm")(x)
+    h = L.BatchNormalization(name="m_norm")(h)
+    h = L.MaxPooling3D((1, 2, 2), name="pool")(h)
+    h = L.ConvLSTM2D(2, 2, name="b_clstm")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(1, name="a_dense")(h), name="video")
+
+
 def _inputs(model, rng):
     shapes = [tuple(i.shape[1:]) for i in model.inputs]
     return [rng.normal(size=(16, *s)).astype("float32") for s in shapes]
@@ -132,8 +144,9 @@ def _inputs(model, rng):
         (_nested, ".keras"),
         (_two_inputs, ".h5"),
         pytest.param(_stacked, ".keras", marks=pytest.mark.slow),  # ~15 s: Keras compiles
+        (_video, ".keras"),
     ],
-    ids=["sequential", "functional", "nested", "two_inputs", "stacked"],
+    ids=["sequential", "functional", "nested", "two_inputs", "stacked", "conv_lstm_video"],
 )
 def test_finetune_in_jax_then_back_to_keras(build, source, tmp_path):
     """nnx.jit training reorders the module's layer dicts (by name); every writer must follow

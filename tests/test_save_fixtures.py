@@ -38,6 +38,7 @@ WEIGHTS_ONLY = {  # no model config: load_keras refuses them (test_errors pins t
     "tests/fixtures/keras2/cudnn_gru_weights_only_keras224.h5",
     "tests/fixtures/keras2/stacked_cells_weights_only.h5",
     "tests/fixtures/keras2/stacked_bidi_weights_only.h5",
+    "tests/fixtures/keras2/conv_lstm2d_weights_only.h5",
 }
 NOT_LOADABLE = {  # load_keras refuses these on purpose (test_models pins that)
     "tests/fixtures/keras2_models/lambda_refused.h5",
@@ -57,6 +58,10 @@ REFUSED = {  # what Keras 3 would compute differently: save_keras must refuse
     "tests/fixtures/keras2_models/stateful_bidi_initial_state.h5": r"layer 'bidirectional' is "
     r"stateful and called with initial_state .*Keras 3 would compute different numbers",
     "tests/fixtures/keras2_models/softmax_masked.h5": r"a Softmax called with a mask\. tf\.keras",
+    # tf.keras's ConvLSTM default: its hard_sigmoid; in Bidirectional it kept masked outputs
+    "tests/fixtures/keras2/conv_lstm2d.h5": r"recurrent_activation='hard_sigmoid', which meant",
+    "tests/fixtures/keras2/conv_lstm2d_bidi.h5": r"tf\.keras Bidirectional\(ConvLSTM\) returning "
+    r"sequences: tf\.keras's ConvLSTM repeats the previous output at masked steps",
 }
 SAVED = [f for f in FILES if f not in WEIGHTS_ONLY | NOT_LOADABLE | set(REFUSED)]
 DEFAULT = {  # one of each family, and every rewrite: Keras 1 names, CuDNN, constants=None,
@@ -74,6 +79,7 @@ DEFAULT = {  # one of each family, and every rewrite: Keras 1 names, CuDNN, cons
     "tests/fixtures/keras2_models/nested.h5",
     "tests/fixtures/keras2_models/seq2seq.h5",
     "tests/fixtures/keras2/stacked_cells.h5",  # nested initial-state inbound nodes
+    "tests/fixtures/keras2/conv_lstm3d_no_bias.h5",  # ConvLSTM3D (tf.keras's time_major dropped)
 }
 
 

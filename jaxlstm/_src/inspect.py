@@ -15,6 +15,7 @@ _GATE_NAMES = {
     "LSTM": ("i (input)", "f (forget)", "c (cell candidate)", "o (output)"),
     "GRU": ("z (update)", "r (reset)", "h (candidate)"),
     "SimpleRNN": ("h (state)",),
+    "ConvLSTM": ("i (input)", "f (forget)", "c (cell candidate)", "o (output)"),
 }
 _KERAS1_ORDERS = {
     "LSTM": ("i, c, f, o", "kernel = [W_i | W_f | W_c | W_o]"),
@@ -26,7 +27,9 @@ def _gate_lines(record: LayerRecord) -> list[str]:
     kind = record.kind
     where = f"{record.path}: layer {record.name!r}"
     params, layout = params_from_arrays(record.weights, where, kind)
-    u, family = params.units, kind.family
+    family = kind.family
+    conv = family == "ConvLSTM"
+    u = params.filters if conv else params.units
     gates = _GATE_NAMES[family]
     order = ", ".join(g[0] for g in gates)
     lines = ["    arrays in the file:"]
@@ -51,7 +54,7 @@ def _gate_lines(record: LayerRecord) -> list[str]:
         lines.append("      bias row 0: input bias (added to x @ kernel); row 1: recurrent bias")
         lines.append("      (added to h @ recurrent_kernel, before the reset gate multiplies it)")
     for g, gate in enumerate(gates):
-        cols = f"[:, {g * u}:{(g + 1) * u}]"
+        cols = f"[{'..., ' if conv else ':, '}{g * u}:{(g + 1) * u}]"
         if params.bias is None:
             bias = "(no bias)"
         elif layout == "cudnn" and family == "LSTM":
@@ -80,11 +83,20 @@ def _describe_lstm(record: LayerRecord, indent: str = "  ") -> list[str]:
     cls = record.class_name
     if "class_name" in record.inferred:
         cls += f" (inferred: {record.inferred['class_name']})"
+    if record.kind.family == "ConvLSTM":
+        size = tuple(params.kernel.shape[: params.rank])
+        sizes = f"in_channels={params.in_channels}, filters={params.filters}, kernel_size={size}"
+    else:
+        sizes = f"in_features={params.in_features}, units={params.units}"
     lines = [
-        f"{indent}class {cls}, in_features={params.in_features}, "
-        f"units={params.units}, use_bias={params.bias is not None}",
+        f"{indent}class {cls}, {sizes}, use_bias={params.bias is not None}",
         f"{indent}options: {text}",
     ]
+    if record.weights_only and record.kind.family == "ConvLSTM":
+        lines.append(
+            f"{indent}(the file does not say padding, strides, dilation_rate or data_format: "
+            "load_keras_layer needs them passed)"
+        )
     if record.weights_only:
         lines.append(
             f"{indent}(weights only: no config in the file; override what was inferred with "

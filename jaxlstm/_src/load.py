@@ -1,4 +1,4 @@
-"""``load_keras_layer``: a Keras file's recurrent layer (LSTM, GRU, SimpleRNN) as a
+"""``load_keras_layer``: a Keras file's recurrent layer (LSTM, GRU, SimpleRNN, ConvLSTM) as a
 ready-to-call Flax NNX module."""
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from jaxlstm._src.errors import (
     UnsupportedOptionError,
 )
 from jaxlstm._src.modules.nnx import LSTM, Bidirectional, DropoutStreams, needs_dropout_rng
+from jaxlstm._src.modules.nnx_conv_lstm import ConvLSTM, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
 from jaxlstm._src.readers.records import resolve_activation
-from jaxlstm._src.vocabulary import default_recurrent_activation, default_reset_after
+from jaxlstm._src.vocabulary import default_recurrent_activation, default_reset_after, keras_major
 
 # Config keys that become LSTM module options, under their Keras 2/3 names.
 _OPTIONS = (
@@ -52,6 +53,9 @@ _IGNORED = re.compile(
     r"|.*_(initializer|regularizer|constraint))$"
 )
 OVERRIDABLE = (*_OPTIONS, "unroll", "compute_dtype")
+# A ConvLSTM's input convolution, which a weights-only file does not describe.
+CONV_OPTIONS = ("strides", "padding", "dilation_rate", "data_format")
+_CONV_MODULES = {1: ConvLSTM1D, 2: ConvLSTM2D, 3: ConvLSTM3D}
 _BOOL_OPTIONS = (
     "use_bias",
     "return_sequences",
@@ -126,7 +130,9 @@ def options_and_sources(record: LayerRecord) -> tuple[dict, dict[str, str]]:
     default = f"Keras {record.keras_version} default"
     options = {"activation": "tanh"}
     if kind.family != "SimpleRNN":
-        options["recurrent_activation"] = default_recurrent_activation(record.keras_version)
+        options["recurrent_activation"] = default_recurrent_activation(
+            record.keras_version, kind.family
+        )
     sources = dict.fromkeys(options, default)
     if kind.cudnn:  # cuDNN's activations are fixed (and its GRU resets after the matmul).
         config = {
@@ -144,6 +150,11 @@ def options_and_sources(record: LayerRecord) -> tuple[dict, dict[str, str]]:
     names = (*_OPTIONS, "reset_after") if kind.family == "GRU" else _OPTIONS
     if kind.family == "SimpleRNN":
         names = tuple(n for n in names if n != "recurrent_activation")
+    if kind.family == "ConvLSTM":  # (filters and kernel_size are checked against the weights)
+        names = (*names, *CONV_OPTIONS)
+        config = {k: v for k, v in config.items() if k not in ("filters", "kernel_size")}
+        if config.get("data_format", "") is None:  # Keras's image_data_format, by default
+            config["data_format"] = "channels_last"
     for key, value in config.items():
         if key in _BOOL_OPTIONS or (key == "reset_after" and kind.family == "GRU"):
             options[key] = _bool_option(key, value, where)
@@ -229,6 +240,8 @@ def _check_overrides(overrides: dict, bidirectional: bool, family: str = "LSTM")
             "activations, dropout and sizes are its own: build a jaxlstm.StackedRNN from "
             "cells with the options you want to change them)."
         )
+    if family == "ConvLSTM":
+        allowed = (*allowed, *CONV_OPTIONS)
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise UnsupportedOptionError(
@@ -255,6 +268,8 @@ def build_recurrent(
     g, family = kind.gates, kind.family
     check_weights(record.weights, where, nonfinite)
     params, _ = params_from_arrays(record.weights, where, kind)  # checks the shapes it needs
+    if family == "ConvLSTM":
+        return _build_conv_lstm(record, params, overrides, streams, where)
     shapes = [tuple(np.shape(a)) for a in (params.kernel, params.recurrent_kernel)]
     u = shapes[1][0] if shapes[1] else -1
     bias_shape = None if params.bias is None else tuple(np.shape(params.bias))
@@ -284,11 +299,7 @@ def build_recurrent(
             f"(recurrent_kernel {tuple(params.recurrent_kernel.shape)}); the file is inconsistent."
         )
     options = {**layer_options(record), **overrides}
-    if options.pop("use_bias", params.bias is not None) != (params.bias is not None):
-        raise KerasFileError(
-            f"{where}: the config says use_bias={record.config.get('use_bias')} but the file "
-            f"{'has' if params.bias is not None else 'has no'} bias array."
-        )
+    _check_use_bias(options, params, record, where)
     if family == "GRU" and bias_shape is not None:
         proven = len(bias_shape) == 2
         if options["reset_after"] != proven:
@@ -343,6 +354,60 @@ def build_stacked(
     return StackedRNN(cells, **{**options, **overrides})
 
 
+def _check_use_bias(options: dict, params, record: LayerRecord, where: str) -> None:
+    """Take ``use_bias`` out of ``options``; it must agree with the arrays."""
+    if options.pop("use_bias", params.bias is not None) != (params.bias is not None):
+        raise KerasFileError(
+            f"{where}: the config says use_bias={record.config.get('use_bias')} but the file "
+            f"{'has' if params.bias is not None else 'has no'} bias array."
+        )
+
+
+def _build_conv_lstm(record, params, overrides, streams, where) -> ConvLSTM:
+    """The ``jaxlstm.ConvLSTM{1,2,3}D`` of a record, its ``filters`` and ``kernel_size``
+    checked against the arrays. A weights-only file does not say how the input convolution
+    runs, and a guess would give other numbers: ``padding``, ``strides``, ``dilation_rate``
+    and ``data_format`` must then be passed."""
+    rank = record.kind.rank
+    f, k = params.recurrent_kernel.shape[-2], tuple(params.recurrent_kernel.shape[:rank])
+    filters = record.config.get("filters", f)
+    size = record.config.get("kernel_size", k)
+    size = (
+        (size,) * rank
+        if isinstance(size, int)
+        else tuple(size)
+        if isinstance(size, list | tuple)
+        else size
+    )
+    if filters != f or size != k:
+        raise KerasFileError(
+            f"{where}: the config says filters={filters}, kernel_size={size} but the weights have "
+            f"filters={f}, kernel_size={k} (recurrent_kernel "
+            f"{tuple(params.recurrent_kernel.shape)}); the file is inconsistent."
+        )
+    if record.weights_only:
+        missing = [n for n in CONV_OPTIONS if n not in overrides]
+        if missing:
+            raise UnsupportedOptionError(
+                f"{where}: a ConvLSTM{rank}D from a weights-only file, which does not say its "
+                f"{', '.join(missing)}; pass them (Keras's defaults are padding='valid', "
+                "strides=1, dilation_rate=1, data_format='channels_last'): "
+                f"load_keras_layer(path, name, {', '.join(f'{n}=...' for n in missing)})."
+            )
+    options = {**layer_options(record), **overrides}
+    _check_use_bias(options, params, record, where)
+    rates = options.get("dropout", 0.0), options.get("recurrent_dropout", 0.0)
+    return _CONV_MODULES[rank](
+        params.kernel.shape[-2],
+        f,
+        k,
+        use_bias=params.bias is not None,
+        **options,
+        weights=params,
+        rngs=streams() if needs_dropout_rng(*rates) else None,
+    )
+
+
 def find_layer(kf: KerasFile, name: str | None) -> LayerRecord:
     """The record named ``name`` (or the only recurrent layer when ``name`` is None)."""
     available = sorted(kf.layers)
@@ -379,9 +444,9 @@ def load_keras_layer(
     sha256: str | None = None,
     nonfinite: str = "warn",
     **overrides,
-) -> LSTM | GRU | SimpleRNN | StackedRNN | Bidirectional:
-    """Load one recurrent layer (LSTM, GRU, SimpleRNN, stacked cells, or a Bidirectional of
-    one) from any Keras file, ready to call.
+) -> LSTM | GRU | SimpleRNN | StackedRNN | ConvLSTM | Bidirectional:
+    """Load one recurrent layer (LSTM, GRU, SimpleRNN, stacked cells, ConvLSTM1D/2D/3D, or a
+    Bidirectional of one) from any Keras file, ready to call.
 
     Reads ``.keras`` archives, Keras 3 ``.weights.h5``, and legacy ``.h5`` files (full models
     and ``save_weights`` files) written by Keras 1, Keras 2, tf.keras or Keras 3, including
@@ -410,12 +475,15 @@ def load_keras_layer(
         nothing: the class their arrays prove (kernels of ``4u``/``3u``/``u`` columns are an
         LSTM/GRU/SimpleRNN; an ``8u``/``6u`` bias a ``CuDNNLSTM``/``CuDNNGRU``: tanh and
         sigmoid; a GRU bias ``(2, 3u)`` is ``reset_after=True``, ``(3u,)`` ``False``) and then
-        the writing version's defaults apply, unless overridden.
+        the writing version's defaults apply, unless overridden. A ConvLSTM also takes
+        ``padding``, ``strides``, ``dilation_rate`` and ``data_format``, which a weights-only
+        file does not say and must then be given (its recurrent activation defaults to
+        tf.keras's ``hard_sigmoid`` for files from Keras 1/2, ``sigmoid`` from Keras 3).
 
     Returns:
       :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN`,
-      :class:`jaxlstm.StackedRNN` or :class:`jaxlstm.Bidirectional`, in eval mode (dropout
-      off).
+      :class:`jaxlstm.StackedRNN`, :class:`jaxlstm.ConvLSTM2D` (1D, 3D) or
+      :class:`jaxlstm.Bidirectional`, in eval mode (dropout off).
 
     Raises:
       KerasFileError: the file is unreadable, inconsistent, or refused for safety
@@ -455,5 +523,10 @@ def module_from_record(
         merge_mode = overrides.pop("merge_mode", record.merge_mode)
         fw = build(record.forward, overrides, streams, nonfinite)
         bw = build(record.backward, overrides, streams, nonfinite)
-        return Bidirectional(fw, bw, merge_mode=merge_mode)
+        # tf.keras's ConvRNN never passed zero_output_for_mask on: masked steps keep the
+        # previous output even inside Bidirectional (Keras 3's ConvLSTM outputs zeros there).
+        tf_conv = record.kind.family == "ConvLSTM" and keras_major(record.keras_version) < 3
+        return Bidirectional(
+            fw, bw, merge_mode=merge_mode, zero_output_for_mask=False if tf_conv else None
+        )
     return build(record, overrides, streams, nonfinite)

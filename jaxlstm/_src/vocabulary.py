@@ -29,10 +29,13 @@ def keras_version_tuple(keras_version: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", keras_version)[:3]) or (1,)
 
 
-def default_recurrent_activation(keras_version: str) -> str:
+def default_recurrent_activation(keras_version: str, family: str = "LSTM") -> str:
     """``hard_sigmoid`` (Keras 1/2 definition) before Keras 2.3.0, ``sigmoid`` since: the
-    default of every gated cell (LSTM, GRU) of the version that wrote a file."""
-    return "hard_sigmoid_keras2" if keras_version_tuple(keras_version) < (2, 3, 0) else "sigmoid"
+    default of every gated cell (LSTM, GRU) of the version that wrote a file. A ``ConvLSTM``
+    kept ``hard_sigmoid`` through Keras 2 and tf.keras (2.21 included); Keras 3 made it
+    ``sigmoid``."""
+    until = (3,) if family == "ConvLSTM" else (2, 3, 0)
+    return "hard_sigmoid_keras2" if keras_version_tuple(keras_version) < until else "sigmoid"
 
 
 def default_reset_after(keras_version: str) -> bool:
@@ -105,17 +108,21 @@ class RecurrentClass:
     are RNNs (readers, loaders, the model graph, inspect and the writers all ask it).
 
     Attributes:
-      family: the jaxlstm module it becomes: ``"LSTM"``, ``"GRU"`` or ``"SimpleRNN"``.
+      family: the jaxlstm module it becomes: ``"LSTM"``, ``"GRU"``, ``"SimpleRNN"`` or
+        ``"ConvLSTM"`` (``jaxlstm.ConvLSTM1D/2D/3D`` by its ``rank``); ``"StackedRNNCells"``
+        for ``RNN([cell, ...])`` (:data:`STACKED`).
       gates: column blocks in its kernels (4, 3, 1).
       cudnn: a CuDNN layout (``CuDNNLSTM``/``CuDNNGRU``): bias ``2 * gates * u``, each gate's
         kernel block stored transposed, activations fixed to tanh and sigmoid (and
         ``reset_after=True`` semantics for the GRU).
+      rank: a ConvLSTM's spatial axes (1, 2, 3); 0 for the matmul cells.
       gate_order: the gates' names in Keras's packing order.
     """
 
     family: str
     gates: int
     cudnn: bool = False
+    rank: int = 0
 
     @property
     def gate_order(self) -> tuple[str, ...]:
@@ -124,7 +131,13 @@ class RecurrentClass:
             "GRU": ("z", "r", "h"),
             "SimpleRNN": ("h",),
             "StackedRNNCells": (),
+            "ConvLSTM": ("i", "f", "c", "o"),
         }[self.family]
+
+    @property
+    def module_name(self) -> str:
+        """The jaxlstm module's class name: ``"LSTM"``, ..., ``"ConvLSTM2D"``."""
+        return f"ConvLSTM{self.rank}D" if self.family == "ConvLSTM" else self.family
 
 
 _LSTM, _GRU, _SIMPLE = (
@@ -146,6 +159,7 @@ RECURRENT_CLASSES = {
     "GRUV1": _GRU,
     "CuDNNGRU": RecurrentClass("GRU", 3, cudnn=True),
     "SimpleRNN": _SIMPLE,
+    **{f"ConvLSTM{r}D": RecurrentClass("ConvLSTM", 4, rank=r) for r in (1, 2, 3)},
 }
 
 

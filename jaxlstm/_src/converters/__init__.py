@@ -18,6 +18,7 @@ from jaxlstm._src.converters.keras1 import (
     from_keras1,
     from_keras1_gru,
 )
+from jaxlstm._src.core.conv_lstm import ConvLSTMParams
 from jaxlstm._src.core.gru import GRUParams
 from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.core.simple_rnn import SimpleRNNParams
@@ -43,6 +44,8 @@ def params_from_arrays(
     """
     listing = ", ".join(f"{n} {tuple(np.shape(a))}" for n, a in weights) or "none"
     family, g = kind.family, kind.gates
+    if family == "ConvLSTM":
+        return _conv_lstm_params(weights, where, listing, kind.rank), "keras"
     per_gate = {"LSTM": KERAS1_ORDER, "GRU": KERAS1_GRU_ORDER}.get(family)
     if per_gate and len(weights) == len(per_gate):
         arrays = _keras1_arrays(weights, per_gate)
@@ -88,6 +91,44 @@ def params_from_arrays(
         )
     params_type = {"LSTM": LSTMParams, "GRU": GRUParams, "SimpleRNN": SimpleRNNParams}[family]
     return params_type(kernel, recurrent, bias), "keras"
+
+
+def _conv_lstm_params(weights, where: str, listing: str, rank: int) -> ConvLSTMParams:
+    """A ``ConvLSTM{rank}D``'s kernel ``(*k, in, 4f)``, recurrent_kernel ``(*k, f, 4f)`` and
+    bias ``(4f,)`` (Keras 2 and 3 store them alike; Keras 1's per-gate ConvLSTM arrays are not
+    read)."""
+    if len(weights) not in (2, 3):
+        raise KerasFileError(
+            f"{where}: expected a ConvLSTM{rank}D's 3 arrays (kernel, recurrent_kernel, bias), "
+            f"2 without bias; found {len(weights)}: {listing}. (Keras 1's per-gate ConvLSTM "
+            "arrays are not read: re-save the model with Keras 2 or 3.)"
+        )
+    arrays = _by_name(weights)
+    kernel, recurrent, bias = (arrays.get(n) for n in _NAMES)
+    f = recurrent.shape[-2] if recurrent is not None and recurrent.ndim == rank + 2 else -1
+    if f < 1 or recurrent.shape[-1] != 4 * f:
+        raise KerasFileError(
+            f"{where}: recurrent_kernel should have shape (*kernel_size, filters, 4*filters) "
+            f"with {rank} kernel axes; found {listing}."
+        )
+    k = recurrent.shape[:rank]
+    if (
+        kernel is None
+        or kernel.ndim != rank + 2
+        or kernel.shape[:rank] != k
+        or (kernel.shape[-1] != 4 * f)
+    ):
+        raise KerasFileError(
+            f"{where}: kernel should have shape (*kernel_size, in_channels, 4*filters) = "
+            f"({', '.join(map(str, k))}, in_channels, {4 * f}) for filters={f} (from "
+            f"recurrent_kernel); found {listing}."
+        )
+    if bias is not None and bias.shape != (4 * f,):
+        raise KerasFileError(
+            f"{where}: bias should have shape (4*filters,) = ({4 * f},) for filters={f}; found "
+            f"{listing}."
+        )
+    return ConvLSTMParams(kernel, recurrent, bias)
 
 
 def _by_name(weights) -> dict[str, np.ndarray]:

@@ -53,10 +53,12 @@ def conv(
     dilation: Sequence[int],
     data_format: str = "channels_last",
     groups: int = 1,
+    preferred_element_type=None,
 ) -> jax.Array:
     """Keras's ``ops.conv``: ``x`` ``(batch, *spatial, in)`` (or channels first) with ``kernel``
     ``(*kernel_size, in / groups, filters)``; ``padding`` ``"valid"``, ``"same"`` or ``"causal"``.
-    Returns ``(batch, *out_spatial, filters)`` (or channels first)."""
+    Returns ``(batch, *out_spatial, filters)`` (or channels first), in
+    ``preferred_element_type`` when given (e.g. float32 for bfloat16 operands)."""
     n = kernel.ndim - 2
     if padding == "causal":
         pads = [(0, 0)] * x.ndim
@@ -74,6 +76,7 @@ def conv(
         dimension_numbers=_dimension_numbers(n, data_format),
         feature_group_count=groups,
         precision=HIGHEST,
+        preferred_element_type=preferred_element_type,
     )
 
 

@@ -1,6 +1,7 @@
 """Keras layer semantics on top of the scans (:func:`lstm_scan`, :func:`gru_scan`,
-:func:`simple_rnn_scan`): what ``keras.layers.LSTM``, ``GRU``, ``SimpleRNN`` and
-``Bidirectional`` return, and how they draw dropout masks. Pure JAX, shared by the NNX and Linen
+:func:`simple_rnn_scan`, :func:`conv_lstm_scan`): what ``keras.layers.LSTM``, ``GRU``,
+``SimpleRNN``, ``ConvLSTM1D/2D/3D`` and ``Bidirectional`` return, and how they draw dropout
+masks. Pure JAX, shared by the NNX and Linen
 modules of every cell so that all compute exactly the same thing."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxlstm._src.core.conv_lstm import conv_lstm_cell, conv_lstm_dropout_masks, conv_lstm_scan
 from jaxlstm._src.core.gru import gru_scan
 from jaxlstm._src.core.lstm import LSTMParams, lstm_scan
 from jaxlstm._src.core.simple_rnn import simple_rnn_scan
@@ -55,6 +57,8 @@ LAYER_OPTIONS = (
 # The same for a GRU (plus Keras's reset_after) and a SimpleRNN (no recurrent activation).
 GRU_OPTIONS = (*LAYER_OPTIONS, "reset_after")
 SIMPLE_RNN_OPTIONS = tuple(name for name in LAYER_OPTIONS if name != "recurrent_activation")
+# A ConvLSTM's: the LSTM's and its input convolution's.
+CONV_LSTM_OPTIONS = (*LAYER_OPTIONS, "strides", "padding", "dilation_rate", "data_format")
 # A stacked-cells RNN's own options (the cells' activations and sizes come from the cells).
 STACKED_OPTIONS = (
     "return_sequences",
@@ -133,18 +137,24 @@ def rnn_layer(
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     dropout_key=None,
+    draw_masks=None,
     **scan_options,
 ):
     """A Keras recurrent layer call through ``scan`` (``lstm_scan``, ``gru_scan`` or
     ``simple_rnn_scan``): ``outputs``, or ``(outputs, *state)`` with ``return_state``
     (``(outputs, h, c)`` for an LSTM, ``(outputs, h)`` for a GRU or SimpleRNN, as Keras).
 
-    ``dropout_key`` turns dropout on (training); ``None`` is inference. ``scan_options`` go to
-    ``scan`` (activations, ``go_backwards``, ``zero_output_for_mask``, ``compute_dtype``,
-    ``remat_chunk``, ``impl``, ``reset_after``, ...).
+    ``dropout_key`` turns dropout on (training); ``None`` is inference. ``draw_masks(key, x,
+    dropout, recurrent_dropout, time_major)`` draws the masks of a cell whose masks are not
+    :func:`dropout_masks`' (the ConvLSTM's). ``scan_options`` go to ``scan`` (activations,
+    ``go_backwards``, ``zero_output_for_mask``, ``compute_dtype``, ``remat_chunk``, ``impl``,
+    ``reset_after``, ...).
     """
     dm = rdm = None
-    if dropout_key is not None:
+    if dropout_key is not None and draw_masks is not None:
+        time_major = scan_options.get("time_major", False)
+        dm, rdm = draw_masks(dropout_key, x, dropout, recurrent_dropout, time_major)
+    elif dropout_key is not None:
         dm, rdm = dropout_masks(
             dropout_key,
             x,
@@ -174,6 +184,28 @@ def gru_layer(params, x, **options):
 def simple_rnn_layer(params, x, **options):
     """A Keras ``SimpleRNN`` layer call: :func:`rnn_layer` over :func:`simple_rnn_scan`."""
     return rnn_layer(simple_rnn_scan, params, x, **options)
+
+
+def conv_lstm_layer(params, x, **options):
+    """A Keras ``ConvLSTM1D/2D/3D`` layer call, ``outputs`` or ``(outputs, h, c)``:
+    :func:`rnn_layer` over :func:`conv_lstm_scan`, with Keras 3's four dropout masks per
+    sequence (:func:`~jaxlstm._src.core.conv_lstm.conv_lstm_dropout_masks`)."""
+    conv_options = {
+        name: options[name]
+        for name in ("strides", "padding", "dilation_rate", "data_format")
+        if name in options
+    }
+    cell = conv_lstm_cell(
+        jnp.ndim(params.kernel) - 2,
+        **conv_options,
+        activation=options.get("activation", "tanh"),
+        recurrent_activation=options.get("recurrent_activation", "sigmoid"),
+    )
+
+    def draw_masks(key, x, dropout, recurrent_dropout, time_major):
+        return conv_lstm_dropout_masks(key, cell, params, x, dropout, recurrent_dropout, time_major)
+
+    return rnn_layer(conv_lstm_scan, params, x, draw_masks=draw_masks, **options)
 
 
 def lstm_layer(params: LSTMParams, x, **options):
@@ -267,14 +299,18 @@ def split_bidirectional_state(initial_state, fields=("h", "c")):
     return flat[:n], flat[n:]
 
 
-def merge_bidirectional(fw, bw, *, merge_mode, return_sequences, return_state, time_major=False):
+def merge_bidirectional(
+    fw, bw, *, merge_mode, return_sequences, return_state, time_major=False, step_ndim=1
+):
     """Combine the two directions' layer outputs exactly as ``keras.layers.Bidirectional``.
 
     ``fw`` / ``bw`` are what :func:`rnn_layer` returned for each direction. The backward
-    sequence is flipped back to input order. Returns ``output`` or, with ``return_state``,
-    ``(output, *states_fw, *states_bw)`` (``(output, h_fw, c_fw, h_bw, c_bw)`` for LSTMs);
-    with ``merge_mode=None`` the output is the pair
-    ``(y_fw, y_bw)`` and states follow it flat, as in Keras.
+    sequence is flipped back to input order along its time axis (``step_ndim``: the axes of
+    one step's output after it, 1 for ``(units,)``, ``rank + 1`` for a ConvLSTM's images);
+    ``concat`` joins the last axis, as Keras does for every layer. Returns ``output`` or, with
+    ``return_state``, ``(output, *states_fw, *states_bw)`` (``(output, h_fw, c_fw, h_bw,
+    c_bw)`` for LSTMs); with ``merge_mode=None`` the output is the pair ``(y_fw, y_bw)`` and
+    states follow it flat, as in Keras.
     """
     states = ()
     if return_state:
@@ -283,7 +319,7 @@ def merge_bidirectional(fw, bw, *, merge_mode, return_sequences, return_state, t
     else:
         y, y_rev = fw, bw
     if return_sequences:
-        y_rev = jnp.flip(y_rev, axis=0 if time_major else -2)
+        y_rev = jnp.flip(y_rev, axis=0 if time_major else -1 - step_ndim)
     if merge_mode == "concat":
         out = jnp.concatenate([y, y_rev], axis=-1)
     elif merge_mode == "sum":

@@ -23,6 +23,16 @@ What a cell provides (see ``lstm.LSTMCell`` for the reference implementation)::
     linearize(z, state) -> (state, coefficients), tangent(coefficients, dz, dstate) -> dstate
     tangent_input(coefficients, dz_x) -> d   split only: the input part's share of the tangent
                                    (all steps at once); tangent then gets dz = (d, dz_h)
+
+A cell whose inputs and states are not vectors (``conv_lstm.ConvLSTMCell``: ``(*spatial, C)``
+images) also provides::
+
+    input_ndim                     trailing axes of one step's input (1 for a vector)
+    input_shape(params, x_shape)   one step's input shape, checked (ShapeError otherwise)
+    state_shapes(params, in_shape) each state array's shape without the batch axis
+    dropout_shapes(params, in_shape) the input and recurrent dropout masks' shapes
+    project(params, x, dropout_mask, compute_dtype)   the input transformation of every step
+                                   at once, (B, T, *in) -> what ``step`` takes as ``x_t``
 """
 
 from __future__ import annotations
@@ -98,25 +108,29 @@ def scan(
     documented on :func:`jaxlstm.lstm_scan`, with ``initial_state`` and the final state in the
     cell's state NamedTuple."""
     x = jnp.asarray(x)
-    if time_major and x.ndim >= 2:
-        x = jnp.moveaxis(x, 0, -2)
+    n_batch = x.ndim - 1 - getattr(cell, "input_ndim", 1)  # batch axes (time_major: after T)
+    if time_major and n_batch >= 0:
+        x = jnp.moveaxis(x, 0, n_batch)
         if mask is not None:
-            mask = jnp.moveaxis(jnp.asarray(mask), 0, x.ndim - 2)
-    x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape = check_and_flatten(
-        cell, params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask
+            mask = jnp.moveaxis(jnp.asarray(mask), 0, n_batch)
+    x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape, shapes = (
+        check_and_flatten(
+            cell, params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask
+        )
     )
-    units, sizes = output_units(cell, params), state_units(cell, params)
     kernel = first_kernel(cell, params)
     carry_dtype = jnp.float32 if compute_dtype is not None else jnp.result_type(x, kernel)
     if initial_state is None:
-        initial_state = tuple(jnp.zeros((x.shape[0], n), carry_dtype) for n in sizes)
+        initial_state = tuple(jnp.zeros((x.shape[0], *shape), carry_dtype) for shape in shapes)
     else:
         initial_state = tuple(s.astype(carry_dtype) for s in initial_state)
 
     if go_backwards:
         x = jnp.flip(x, axis=1)
         mask = None if mask is None else jnp.flip(mask, axis=1)
-    if dropout_mask is not None:
+    if hasattr(cell, "project"):  # the input transformation of all steps at once
+        x = cell.project(params, x, dropout_mask, compute_dtype)
+    elif dropout_mask is not None:
         x = x * dropout_mask[:, None, :].astype(x.dtype)
 
     chosen = choose_impl(
@@ -157,18 +171,19 @@ def scan(
             jnp.swapaxes(x, 0, 1),  # (T, B, F): the scan runs over the leading axis
             initial_state,
             recurrent_dropout_mask,
-            None if mask is None else jnp.swapaxes(mask, 0, 1)[..., None],  # (T, B, 1)
+            # (T, B, 1, ...): broadcast against each state array (B, *state_shape)
+            None if mask is None else jnp.swapaxes(mask, 0, 1)[(..., *[None] * len(shapes[0]))],
             remat_chunk=remat_chunk,
         )
         if return_sequences:
             ys = jnp.swapaxes(ys, 0, 1)
     final = cell.state_type(
-        *(s.reshape(*batch_shape, n) for s, n in zip(state, sizes, strict=True))
+        *(s.reshape(*batch_shape, *shape) for s, shape in zip(state, shapes, strict=True))
     )
     if not return_sequences:
-        return ys.reshape(*batch_shape, units), final
-    ys = ys.reshape(*batch_shape, ys.shape[1], units)
-    return (jnp.moveaxis(ys, -2, 0) if time_major else ys), final
+        return ys.reshape(*batch_shape, *shapes[0]), final
+    ys = ys.reshape(*batch_shape, ys.shape[1], *shapes[0])
+    return (jnp.moveaxis(ys, len(batch_shape), 0) if time_major else ys), final
 
 
 def output_units(cell, params) -> int:
@@ -232,19 +247,32 @@ def as_state(cell, state):
     return state_type(*state)
 
 
+def _text(shape) -> str:
+    return ", ".join(str(n) for n in shape)
+
+
 def check_and_flatten(cell, params, x, mask, initial_state, dropout_mask, recurrent_dropout_mask):
-    """Validate shapes and fold all batch axes into one, so the scan sees (B, T, F)."""
+    """Validate shapes and fold all batch axes into one, so the scan sees (B, T, *in): (B, T, F)
+    for a vector cell. Also returns the batch shape and each state array's shape."""
     check_params(cell, params)
-    in_features, sizes = first_kernel(cell, params).shape[0], state_units(cell, params)
-    units = output_units(cell, params)
-    if x.ndim < 2 or x.shape[-1] != in_features:
-        raise ShapeError(
-            f"inputs have shape {tuple(x.shape)}; expected (*batch, time, {in_features}) "
-            f"(or (time, {in_features}) for one sequence): the layer has "
-            f"in_features={in_features}."
-        )
-    batch_shape, steps = tuple(x.shape[:-2]), x.shape[-2]
-    x = x.reshape(math.prod(batch_shape), steps, in_features)
+    if hasattr(cell, "input_shape"):
+        in_shape = cell.input_shape(params, tuple(x.shape))
+        sizes = cell.state_shapes(params, in_shape)
+        dropout_shape, recurrent_shape = cell.dropout_shapes(params, in_shape)
+    else:
+        in_features = first_kernel(cell, params).shape[0]
+        if x.ndim < 2 or x.shape[-1] != in_features:
+            raise ShapeError(
+                f"inputs have shape {tuple(x.shape)}; expected (*batch, time, {in_features}) "
+                f"(or (time, {in_features}) for one sequence): the layer has "
+                f"in_features={in_features}."
+            )
+        in_shape = (in_features,)
+        sizes = tuple((n,) for n in state_units(cell, params))
+        dropout_shape, recurrent_shape = in_shape, (output_units(cell, params),)
+    n_in = len(in_shape)
+    batch_shape, steps = tuple(x.shape[: -n_in - 1]), x.shape[-n_in - 1]
+    x = x.reshape(math.prod(batch_shape), steps, *in_shape)
 
     def flat(a, trailing, what, expected):
         a = jnp.asarray(a)
@@ -252,7 +280,7 @@ def check_and_flatten(cell, params, x, mask, initial_state, dropout_mask, recurr
             raise ShapeError(
                 f"{what} has shape {tuple(a.shape)}; expected {expected} = "
                 f"{(*batch_shape, *trailing)} for inputs of shape "
-                f"{(*batch_shape, steps, in_features)}."
+                f"{(*batch_shape, steps, *in_shape)}."
             )
         return a.reshape(math.prod(batch_shape), *trailing)
 
@@ -266,17 +294,20 @@ def check_and_flatten(cell, params, x, mask, initial_state, dropout_mask, recurr
         initial_state = as_state(cell, initial_state)
         initial_state = cell.state_type(
             *(
-                flat(s, (n,), f"initial_state.{name}", f"(*batch, {n})")
-                for name, s, n in zip(initial_state._fields, initial_state, sizes, strict=True)
+                flat(s, shape, f"initial_state.{name}", f"(*batch, {_text(shape)})")
+                for name, s, shape in zip(initial_state._fields, initial_state, sizes, strict=True)
             )
         )
+    vector = not hasattr(cell, "input_shape")
     if dropout_mask is not None:
-        dropout_mask = flat(dropout_mask, (in_features,), "dropout_mask", "(*batch, in_features)")
+        expected = "(*batch, in_features)" if vector else f"(*batch, {_text(dropout_shape)})"
+        dropout_mask = flat(dropout_mask, dropout_shape, "dropout_mask", expected)
     if recurrent_dropout_mask is not None:
+        expected = "(*batch, units)" if vector else f"(*batch, {_text(recurrent_shape)})"
         recurrent_dropout_mask = flat(
-            recurrent_dropout_mask, (units,), "recurrent_dropout_mask", "(*batch, units)"
+            recurrent_dropout_mask, recurrent_shape, "recurrent_dropout_mask", expected
         )
-    return x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape
+    return x, mask, initial_state, dropout_mask, recurrent_dropout_mask, batch_shape, sizes
 
 
 def step(cell, params, state, x_t, compute_dtype=None):

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxlstm._src.core.conv_lstm import ConvLSTMState
 from jaxlstm._src.core.gru import GRUState
 from jaxlstm._src.core.lstm import LSTMState
 from jaxlstm._src.core.simple_rnn import SimpleRNNState
@@ -57,7 +58,12 @@ _WHY = {
 }
 
 
-_STATE_TYPES = {"LSTM": LSTMState, "GRU": GRUState, "SimpleRNN": SimpleRNNState}
+_STATE_TYPES = {
+    "LSTM": LSTMState,
+    "GRU": GRUState,
+    "SimpleRNN": SimpleRNNState,
+    **{f"ConvLSTM{r}D": ConvLSTMState for r in (1, 2, 3)},
+}
 
 
 class RNNLayer(KerasLayer):

@@ -22,6 +22,7 @@ from jaxlstm._src.modules.nnx import (
     in_param_dtype,
     keras_bias_init,
     needs_dropout_rng,
+    zero_output_for_mask,
 )
 
 
@@ -136,9 +137,10 @@ class Bidirectional(nn.Module):
     ``forward_layer`` and ``backward_layer``, as Keras 3 names them); same call and outputs
     as :class:`jaxlstm.Bidirectional`."""
 
-    forward: nn.Module  # LSTM, GRU or SimpleRNN
+    forward: nn.Module  # LSTM, GRU, SimpleRNN or ConvLSTM1D/2D/3D
     backward: nn.Module
     merge_mode: str | None = "concat"
+    zero_output_for_mask: bool | None = None  # see jaxlstm.Bidirectional
 
     def __post_init__(self):
         check_bidirectional_pair(self.forward, self.backward, self.merge_mode)
@@ -163,7 +165,7 @@ class Bidirectional(nn.Module):
             mask=mask,
             deterministic=deterministic,
             return_state=return_state,
-            zero_output_for_mask=seq,  # as Keras's Bidirectional
+            zero_output_for_mask=zero_output_for_mask(self.zero_output_for_mask, seq),
         )
         fw = fw_layer(x, initial_state=fw_state, **per_call)
         bw = bw_layer(x, initial_state=bw_state, **per_call)
@@ -174,4 +176,5 @@ class Bidirectional(nn.Module):
             return_sequences=seq,
             return_state=return_state,
             time_major=self.forward.time_major,
+            step_ndim=getattr(self.forward, "step_ndim", 1),
         )

@@ -72,15 +72,23 @@ def in_param_dtype(outputs, param_dtype):
 
 
 def check_weights_shape(
-    weights, in_features: int, units: int, use_bias: bool, gates: int, bias_shape, layout: str
+    weights,
+    in_features: int,
+    units: int,
+    use_bias: bool,
+    gates: int,
+    bias_shape,
+    layout: str,
+    kernel_shapes=None,
 ) -> None:
     """``weights`` (kernel, recurrent_kernel, bias) fit a layer of this size: ``kernel
-    (in_features, gates * units)``, ``recurrent_kernel (units, gates * units)``, ``bias
-    bias_shape`` (none when ``use_bias=False``); ``layout`` (e.g. ``"[i|f|c|o]"``) goes into
-    the message."""
+    (in_features, gates * units)``, ``recurrent_kernel (units, gates * units)`` (or
+    ``kernel_shapes``, the pair of them, for a convolutional cell), ``bias bias_shape`` (none
+    when ``use_bias=False``); ``layout`` (e.g. ``"[i|f|c|o]"``) goes into the message."""
+    kernel, recurrent = kernel_shapes or ((in_features, gates * units), (units, gates * units))
     shapes = {
-        "kernel": (tuple(np.shape(weights.kernel)), (in_features, gates * units)),
-        "recurrent_kernel": (tuple(np.shape(weights.recurrent_kernel)), (units, gates * units)),
+        "kernel": (tuple(np.shape(weights.kernel)), tuple(kernel)),
+        "recurrent_kernel": (tuple(np.shape(weights.recurrent_kernel)), tuple(recurrent)),
     }
     if use_bias:
         shape = None if weights.bias is None else tuple(np.shape(weights.bias))
@@ -116,13 +124,16 @@ def build_rnn(
     recurrent_init,
     deterministic: bool,
     rngs,
+    kernel_shapes=None,
 ) -> None:
-    """Set up one recurrent NNX module (LSTM, GRU or SimpleRNN), the same way for all:
-    ``options`` become attributes; ``kernel``, ``recurrent_kernel`` and ``bias`` become
+    """Set up one recurrent NNX module (LSTM, GRU, SimpleRNN or ConvLSTM), the same way for
+    all: ``options`` become attributes; ``kernel``, ``recurrent_kernel`` and ``bias`` become
     ``nnx.Param``\\ s, either from ``weights`` (converted on the host, nothing compiled) or drawn
     with ``kernel_init`` / ``recurrent_init`` in float32 and cast to ``param_dtype``
     (``bias_init(dtype)`` gives the bias); ``rngs`` gives the dropout stream when the options
-    have dropout. ``cls`` names the module in messages."""
+    have dropout. ``cls`` names the module in messages. ``kernel_shapes``: the kernel and
+    recurrent kernel shapes when they are not ``(in_features, gates * units)`` and ``(units,
+    gates * units)`` (a ConvLSTM's ``(*kernel_size, in, 4f)`` and ``(*kernel_size, f, 4f)``)."""
     for name in ("activation", "recurrent_activation"):
         if name in options:
             get_activation(options[name])  # fail early
@@ -134,7 +145,9 @@ def build_rnn(
     dropout, recurrent_dropout = options["dropout"], options["recurrent_dropout"]
     needs_rng = needs_dropout_rng(dropout, recurrent_dropout)
     if weights is not None:
-        check_weights_shape(weights, in_features, units, use_bias, gates, bias_shape, layout)
+        check_weights_shape(
+            weights, in_features, units, use_bias, gates, bias_shape, layout, kernel_shapes
+        )
         module.kernel = host_param(weights.kernel, param_dtype)
         module.recurrent_kernel = host_param(weights.recurrent_kernel, param_dtype)
         module.bias = host_param(weights.bias, param_dtype) if use_bias else None
@@ -147,11 +160,10 @@ def build_rnn(
         )
     else:
         key, rec_key = rngs.params(), rngs.params()
-        module.kernel = nnx.Param(
-            in_float32(kernel_init)(key, (in_features, gates * units), param_dtype)
-        )
+        shape, rec_shape = kernel_shapes or ((in_features, gates * units), (units, gates * units))
+        module.kernel = nnx.Param(in_float32(kernel_init)(key, tuple(shape), param_dtype))
         module.recurrent_kernel = nnx.Param(
-            in_float32(recurrent_init)(rec_key, (units, gates * units), param_dtype)
+            in_float32(recurrent_init)(rec_key, tuple(rec_shape), param_dtype)
         )
         module.bias = nnx.Param(bias_init(param_dtype)) if use_bias else None
     if needs_rng and rngs is None:
@@ -166,6 +178,13 @@ def build_rnn(
         module.rngs = rngs  # the module's own stream, as given
     else:
         module.rngs = rngs.dropout.fork()
+
+
+def zero_output_for_mask(own: bool | None, return_sequences: bool) -> bool:
+    """What a Bidirectional's layers output at masked steps: zeros when it returns sequences,
+    as Keras's Bidirectional forces on its layers, unless it was built with
+    ``zero_output_for_mask=own`` (``False``: a tf.keras ConvLSTM, which ignored the flag)."""
+    return return_sequences if own is None else bool(own) and return_sequences
 
 
 def dropout_key(module, deterministic):
@@ -344,13 +363,15 @@ class LSTM(nnx.Module):
 
 
 class Bidirectional(nnx.Module):
-    """``keras.layers.Bidirectional`` around two :class:`LSTM`, :class:`GRU` or
-    :class:`SimpleRNN` modules.
+    """``keras.layers.Bidirectional`` around two :class:`LSTM`, :class:`GRU`,
+    :class:`SimpleRNN` or ConvLSTM (:class:`jaxlstm.ConvLSTM2D`, ...) modules.
 
     ``backward`` must run the other way (``go_backwards`` differs, as Keras requires) and both must
     agree on ``return_sequences`` and ``return_state``. As in Keras, inside Bidirectional an LSTM
     returning sequences outputs zeros at masked steps (``zero_output_for_mask``), and the backward
-    sequence is flipped back to input order before merging.
+    sequence is flipped back to input order before merging. ``zero_output_for_mask=False``
+    keeps the previous outputs at masked steps instead (what a tf.keras ConvLSTM computes
+    inside Bidirectional: its ConvRNN never applied the flag; ``load_keras`` sets it so).
 
     Call: ``bi(x, *, mask=None, initial_state=None)``; ``initial_state`` is Keras's
     ``[h_fw, c_fw, h_bw, c_bw]`` (``[h_fw, h_bw]`` for GRUs and SimpleRNNs). Returns the merged
@@ -369,12 +390,17 @@ class Bidirectional(nnx.Module):
     """
 
     def __init__(
-        self, forward: nnx.Module, backward: nnx.Module, merge_mode: str | None = "concat"
+        self,
+        forward: nnx.Module,
+        backward: nnx.Module,
+        merge_mode: str | None = "concat",
+        zero_output_for_mask: bool | None = None,
     ):
         check_bidirectional_pair(forward, backward, merge_mode)
         self.forward, self.backward, self.merge_mode = forward, backward, merge_mode
         self.return_sequences = forward.return_sequences
         self.return_state = forward.return_state
+        self.zero_output_for_mask = zero_output_for_mask
 
     def __call__(
         self,
@@ -391,7 +417,9 @@ class Bidirectional(nnx.Module):
             mask=mask,
             deterministic=deterministic,
             return_state=return_state,
-            zero_output_for_mask=self.return_sequences,  # as Keras's Bidirectional
+            zero_output_for_mask=zero_output_for_mask(
+                self.zero_output_for_mask, self.return_sequences
+            ),
         )
         fw = self.forward(x, initial_state=fw_state, **per_call)
         bw = self.backward(x, initial_state=bw_state, **per_call)
@@ -402,4 +430,5 @@ class Bidirectional(nnx.Module):
             return_sequences=self.return_sequences,
             return_state=return_state,
             time_major=self.forward.time_major,
+            step_ndim=getattr(self.forward, "step_ndim", 1),
         )

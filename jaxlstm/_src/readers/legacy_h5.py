@@ -165,7 +165,8 @@ def rnn_family(weights) -> str | None:
     per-gate arrays (twelve ``W/U/b_{i,c,f,o}`` for an LSTM, nine ``W/U/b_{z,r,h}`` for a GRU),
     else kernel/recurrent_kernel(/bias) whose recurrent kernel ``(u, g*u)`` gives the gates:
     4 an LSTM (bias ``4u``, or ``8u`` CuDNN), 3 a GRU (bias ``(3u,)``, ``(2, 3u)``, or ``6u``
-    CuDNN), 1 a SimpleRNN (bias ``u``)."""
+    CuDNN), 1 a SimpleRNN (bias ``u``); a recurrent kernel ``(*k, f, 4f)`` with 1 to 3 kernel
+    axes is a ``ConvLSTM{1,2,3}D``'s."""
     if len(weights) in _KERAS1_NAME:
         pattern = _KERAS1_NAME[len(weights)]
         ok = all(pattern.search(strip_suffix(n)) for n, _ in weights)
@@ -173,6 +174,9 @@ def rnn_family(weights) -> str | None:
     if len(weights) not in (2, 3):
         return None
     shapes = [np.shape(a) for _, a in weights]
+    conv = _conv_lstm_rank(shapes)
+    if conv:
+        return f"ConvLSTM{conv}D"
     if len(shapes[1]) != 2 or len(shapes[0]) != 2 or shapes[1][0] < 1:
         return None
     u = shapes[1][0]
@@ -183,6 +187,19 @@ def rnn_family(weights) -> str | None:
     if len(weights) == 3 and shapes[2] not in biases[g]:
         return None
     return {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}[g]
+
+
+def _conv_lstm_rank(shapes) -> int:
+    """The rank (1, 2, 3) of a ConvLSTM whose arrays have these shapes, else 0: kernel
+    ``(*k, in, 4f)``, recurrent kernel ``(*k, f, 4f)``, bias ``(4f,)``."""
+    kernel, recurrent = shapes[0], shapes[1]
+    rank = len(recurrent) - 2
+    if rank not in (1, 2, 3) or len(kernel) != rank + 2 or recurrent[-2] < 1:
+        return 0
+    f = recurrent[-2]
+    if recurrent[-1] != 4 * f or kernel[-1] != 4 * f or kernel[:rank] != recurrent[:rank]:
+        return 0
+    return rank if len(shapes) == 2 or shapes[2] == (4 * f,) else 0
 
 
 def looks_like_rnn(weights) -> bool:
@@ -199,6 +216,9 @@ def weights_only_class(weights) -> tuple[str, str]:
     family = rnn_family(weights)
     if len(weights) in _KERAS1_NAME:
         return family, f"Keras 1 layout, {len(weights)} per-gate arrays"
+    if family.startswith("ConvLSTM"):
+        rank = int(family[8])
+        return family, f"Keras layout, recurrent_kernel ({'k, ' * rank}f, 4f)"
     u = np.shape(weights[1][1])[0]
     cols = {"LSTM": "4u", "GRU": "3u", "SimpleRNN": "u"}[family]
     if family != "SimpleRNN" and len(weights) == 3:

@@ -33,6 +33,7 @@ _DROPPED = {
     "GRU": ("time_major", "implementation"),
     "SimpleRNN": ("time_major",),
     "RNN": ("time_major",),
+    **{f"ConvLSTM{r}D": ("time_major",) for r in (1, 2, 3)},
     **{f"SpatialDropout{r}D": ("trainable", "noise_shape") for r in (1, 2, 3)},
     # tf.keras passes its Conv base options on to layers that never use them (groups is 1).
     **{
@@ -189,8 +190,8 @@ def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> 
         return
     name = cfg.get("name", class_name)
     kind = RECURRENT_CLASSES.get(class_name)
-    if kind is not None and class_name != kind.family:  # CuDNNLSTM, CuDNNGRU, GRUV1, ...
-        node["class_name"] = class_name = kind.family
+    if kind is not None and class_name != kind.module_name:  # CuDNNLSTM, CuDNNGRU, GRUV1, ...
+        node["class_name"] = class_name = kind.module_name
         if kind.cudnn and "activation" not in cfg:  # cuDNN's fixed activations
             cfg.update(activation="tanh", recurrent_activation="sigmoid")
         if kind.cudnn and kind.family == "GRU":  # its weights convert to reset_after=True
@@ -199,6 +200,13 @@ def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> 
         cfg.setdefault("reset_after", False)
     if major == 1:
         _keras1_options(class_name, cfg, where, name)
+    if major < 3 and class_name == "Bidirectional" and _masked_conv_lstm_outputs(cfg):
+        raise UnsupportedOptionError(
+            f"{where}: layer {name!r} is a tf.keras Bidirectional(ConvLSTM) returning sequences: "
+            "tf.keras's ConvLSTM repeats the previous output at masked steps there, Keras 3's "
+            "outputs zeros, so Keras 3 would compute different numbers for masked inputs and "
+            "the model is not written. (jaxlstm itself keeps tf.keras's numbers.)"
+        )
     if cfg.get("time_major"):
         raise UnsupportedOptionError(
             f"{where}: layer {name!r} has time_major=True, which Keras 3 layers do not support; "
@@ -239,6 +247,16 @@ def _layer(node: dict, where: str, major: int, module: str = "keras.layers") -> 
                     _layer(cell, where, major)
     if class_name in MODEL_CLASSES:
         _model(node, where, major)
+
+
+def _masked_conv_lstm_outputs(cfg: dict) -> bool:
+    """A Bidirectional config wrapping a ConvLSTM that returns sequences."""
+    inner = cfg.get("layer") if isinstance(cfg.get("layer"), dict) else {}
+    inner_cfg = inner.get("config") if isinstance(inner.get("config"), dict) else {}
+    kind = RECURRENT_CLASSES.get(str(inner.get("class_name")))
+    return (
+        kind is not None and kind.family == "ConvLSTM" and bool(inner_cfg.get("return_sequences"))
+    )
 
 
 def _model(node: dict, where: str, major: int) -> None:
