@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import random_mask
+from helpers import assert_matches_keras, random_mask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -112,14 +112,6 @@ def build_keras(cfg):
     outs = model(feed)
     outs = [np.asarray(o) for o in (outs if isinstance(outs, list | tuple) else [outs])]
     return model, layer.name, feed, mask, outs
-
-
-def assert_matches_keras(got, want):
-    got = got if isinstance(got, tuple) else (got,)
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
 
 
 def call_jax(module, cfg, feed, mask):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from helpers import random_mask
+from helpers import assert_matches_keras, random_mask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -132,14 +132,6 @@ def jaxlstm_modules(cfg, layer):
         merge_mode=merge,
     )
     return nnx_bi, (lin_bi, variables)
-
-
-def assert_matches_keras(got, want):
-    got = got if isinstance(got, tuple) else (got,)
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(np.asarray(g), w, atol=1e-5, rtol=0)
 
 
 def check(cfg):
