@@ -232,7 +232,52 @@ class DropoutStreams:
         return HostRngStream(data)
 
 
-class LSTM(nnx.Module):
+class _KerasRNN(nnx.Module):
+    """What every single-cell recurrent module (LSTM, GRU, SimpleRNN, ConvLSTM) is: built by
+    :func:`build_rnn` (options as attributes, weights as ``nnx.Param``\\ s in Keras's layout,
+    from ``weights=`` or drawn in float32 and cast), one call through the cell's layer code
+    (``core/layer.py``), dropout keys in training mode, outputs in a 16-bit ``param_dtype``."""
+
+    state_fields = ("h",)
+    # per cell: its params pytree, its layer call (core/layer.py) and the options it takes
+    _params_type: Any
+    _layer: Any
+    _options: tuple[str, ...]
+
+    @property
+    def params(self) -> Any:
+        """The weights as the cell's plain params pytree (``LSTMParams``, ``GRUParams``,
+        ``SimpleRNNParams``, ``ConvLSTMParams``), for the functional core."""
+        bias = None if self.bias is None else self.bias[...]
+        return self._params_type(self.kernel[...], self.recurrent_kernel[...], bias)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        deterministic: bool | None = None,
+        return_state: bool | None = None,
+        zero_output_for_mask: bool | None = None,
+    ) -> Any:
+        out = self._layer(
+            self.params,
+            x,
+            mask=mask,
+            initial_state=initial_state,
+            dropout_key=dropout_key(self, deterministic),
+            **layer_options(
+                self,
+                self._options,
+                return_state=return_state,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+        )
+        return in_param_dtype(out, self.kernel.dtype)
+
+
+class LSTM(_KerasRNN):
     """``keras.layers.LSTM`` as a Flax NNX module.
 
     The weights are ``nnx.Param``\\ s in Keras's layout (gate order i, f, c, o)::
@@ -295,6 +340,7 @@ class LSTM(nnx.Module):
     """
 
     state_fields = ("h", "c")  # Keras's state list, as Bidirectional splits initial_state
+    _params_type, _layer, _options = LSTMParams, staticmethod(lstm_layer), LAYER_OPTIONS
 
     def __init__(
         self,
@@ -332,34 +378,6 @@ class LSTM(nnx.Module):
             params_type=LSTMParams, param_dtype=param_dtype, kernel_init=kernel_init,
             recurrent_init=recurrent_init, deterministic=deterministic, rngs=rngs,
         )  # fmt: skip
-
-    @property
-    def params(self) -> LSTMParams:
-        """The weights as a plain :class:`LSTMParams` pytree (for the functional core)."""
-        bias = None if self.bias is None else self.bias[...]
-        return LSTMParams(self.kernel[...], self.recurrent_kernel[...], bias)
-
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        out = lstm_layer(
-            self.params,
-            x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=dropout_key(self, deterministic),
-            **layer_options(
-                self, return_state=return_state, zero_output_for_mask=zero_output_for_mask
-            ),
-        )
-        return in_param_dtype(out, self.kernel.dtype)
 
 
 class Bidirectional(nnx.Module):

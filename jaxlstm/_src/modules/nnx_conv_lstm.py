@@ -4,21 +4,17 @@ built like the other recurrent modules (``nnx.py``'s :func:`build_rnn`) over the
 
 from __future__ import annotations
 
-from typing import Any
-
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from jaxlstm._src.core.activations import Activation
 from jaxlstm._src.core.conv_lstm import ConvLSTMParams, _tuple, conv_lstm_cell
-from jaxlstm._src.core.layer import CONV_LSTM_OPTIONS, conv_lstm_layer, layer_options
+from jaxlstm._src.core.layer import CONV_LSTM_OPTIONS, conv_lstm_layer
 from jaxlstm._src.modules.nnx import (
     GLOROT_UNIFORM,
     ORTHOGONAL,
+    _KerasRNN,
     build_rnn,
-    dropout_key,
-    in_param_dtype,
     keras_bias_init,
 )
 
@@ -43,7 +39,7 @@ def conv_lstm_options(rank: int, options: dict) -> dict:
     }
 
 
-class ConvLSTM(nnx.Module):
+class ConvLSTM(_KerasRNN):
     """``keras.layers.ConvLSTM1D/2D/3D`` as a Flax NNX module (the rank is the subclass's:
     :class:`ConvLSTM1D`, :class:`ConvLSTM2D`, :class:`ConvLSTM3D`).
 
@@ -89,6 +85,8 @@ class ConvLSTM(nnx.Module):
     """
 
     state_fields = ("h", "c")  # Keras's state list, as Bidirectional splits initial_state
+    _params_type, _layer = ConvLSTMParams, staticmethod(conv_lstm_layer)
+    _options = CONV_LSTM_OPTIONS
     rank: int
 
     def __init__(
@@ -142,37 +140,6 @@ class ConvLSTM(nnx.Module):
     def step_ndim(self) -> int:
         """The axes of one step's input and output after the time axis (``rank + 1``)."""
         return self.rank + 1
-
-    @property
-    def params(self) -> ConvLSTMParams:
-        """The weights as a plain :class:`~jaxlstm.ConvLSTMParams` pytree (for the core)."""
-        bias = None if self.bias is None else self.bias[...]
-        return ConvLSTMParams(self.kernel[...], self.recurrent_kernel[...], bias)
-
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        out = conv_lstm_layer(
-            self.params,
-            x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=dropout_key(self, deterministic),
-            **layer_options(
-                self,
-                CONV_LSTM_OPTIONS,
-                return_state=return_state,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
-        )
-        return in_param_dtype(out, self.kernel.dtype)
 
 
 class ConvLSTM1D(ConvLSTM):

@@ -29,56 +29,11 @@ from jaxlstm._src.modules.nnx import (
     GLOROT_UNIFORM,
     LSTM,
     ORTHOGONAL,
+    _KerasRNN,
     build_rnn,
-    dropout_key,
     in_param_dtype,
     needs_dropout_rng,
 )
-
-
-class _KerasRNN(nnx.Module):
-    """What a GRU and a SimpleRNN module share with the LSTM: built by ``nnx.py``'s
-    :func:`build_rnn` (options as attributes, weights as ``nnx.Param``\\ s in Keras's layout,
-    from ``weights=`` or drawn in float32 and cast, a zero ``bias`` of Keras's shape), dropout
-    keys in training mode, outputs in a 16-bit ``param_dtype``."""
-
-    state_fields = ("h",)
-    # per cell: its params pytree, its layer call (core/layer.py) and the options it takes
-    _params_type: Any
-    _layer: Any
-    _options: tuple[str, ...]
-
-    @property
-    def params(self) -> Any:
-        """The weights as the cell's plain params pytree (:class:`GRUParams` or
-        :class:`SimpleRNNParams`), for the functional core."""
-        bias = None if self.bias is None else self.bias[...]
-        return self._params_type(self.kernel[...], self.recurrent_kernel[...], bias)
-
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        out = self._layer(
-            self.params,
-            x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=dropout_key(self, deterministic),
-            **layer_options(
-                self,
-                self._options,
-                return_state=return_state,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
-        )
-        return in_param_dtype(out, self.kernel.dtype)
 
 
 class GRU(_KerasRNN):
