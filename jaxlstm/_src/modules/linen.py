@@ -53,7 +53,8 @@ class _KerasRNN(nn.Module):
     ``param_dtype``. Each cell names its params pytree, its layer call, the options it takes
     and its number of gates (``_params_type``, ``_layer``, ``_options``, ``_gates``: class
     attributes, not annotated, or they would become dataclass fields) and gives
-    ``_bias_init(dtype)``, its bias as Keras initialises it. Its fields (the options) are its
+    ``_bias_init(dtype)``, its bias as Keras initialises it (or ``_make_params(x)``, all of its
+    params). Its fields (the options) are its
     own, in its own order, as positional arguments take them."""
 
     @nn.compact
@@ -67,9 +68,8 @@ class _KerasRNN(nn.Module):
         return_state: bool | None = None,
         zero_output_for_mask: bool | None = None,
     ) -> Any:
-        params = rnn_params(self, x.shape[-1], self._gates, lambda _, d: self._bias_init(d))
         out = self._layer(
-            self._params_type(*params),
+            self._make_params(x),
             x,
             mask=mask,
             initial_state=initial_state,
@@ -82,6 +82,12 @@ class _KerasRNN(nn.Module):
             ),
         )
         return in_param_dtype(out, self.param_dtype)
+
+    def _make_params(self, x: jax.Array):
+        """The cell's params pytree, its arrays created on first call from the input's last
+        axis (a ConvLSTM makes convolution kernels instead)."""
+        params = rnn_params(self, x.shape[-1], self._gates, lambda _, d: self._bias_init(d))
+        return self._params_type(*params)
 
 
 class LSTM(_KerasRNN):

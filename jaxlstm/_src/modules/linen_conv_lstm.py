@@ -1,5 +1,6 @@
 """Flax Linen twins of :class:`jaxlstm.ConvLSTM1D`, ``ConvLSTM2D`` and ``ConvLSTM3D``: same
-names, options and numbers, same layer code (``core/layer.py``)."""
+names, options and numbers, same layer code (``core/layer.py``), on ``linen.py``'s
+``_KerasRNN`` base (its own params: convolution kernels)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxlstm._src.core.conv_lstm import ConvLSTMParams, _tuple
-from jaxlstm._src.core.layer import CONV_LSTM_OPTIONS, conv_lstm_layer, layer_options
-from jaxlstm._src.modules.linen import dropout_key
-from jaxlstm._src.modules.nnx import in_float32, in_param_dtype, keras_bias_init
-from jaxlstm._src.modules.nnx_conv_lstm import conv_lstm_options
+from jaxlstm._src.core.layer import CONV_LSTM_OPTIONS, conv_lstm_layer
+from jaxlstm._src.modules.linen import _KerasRNN
+from jaxlstm._src.modules.nnx import in_float32, keras_bias_init
 
 
-class ConvLSTM(nn.Module):
+class ConvLSTM(_KerasRNN):
     """``keras.layers.ConvLSTM1D/2D/3D`` as a Linen module (the rank is the subclass's); see
     :class:`jaxlstm.ConvLSTM2D` for the equations and options.
 
@@ -53,30 +53,15 @@ class ConvLSTM(nn.Module):
     deterministic: bool | None = None
 
     state_fields = ("h", "c")  # Keras's state list, as Bidirectional splits initial_state
+    _params_type, _layer = ConvLSTMParams, staticmethod(conv_lstm_layer)
+    _options = CONV_LSTM_OPTIONS
     rank = 0  # set by each subclass
 
     @property
     def step_ndim(self) -> int:
         return self.rank + 1
 
-    @nn.compact
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-        initial_state: Any = None,
-        deterministic: bool | None = None,
-        return_state: bool | None = None,
-        zero_output_for_mask: bool | None = None,
-    ) -> Any:
-        options = layer_options(
-            self,
-            CONV_LSTM_OPTIONS,
-            return_state=return_state,
-            zero_output_for_mask=zero_output_for_mask,
-        )
-        options = conv_lstm_options(self.rank, options)
+    def _make_params(self, x: jax.Array) -> ConvLSTMParams:
         k, f, dtype = (
             _tuple(self.kernel_size, self.rank, "kernel_size"),
             self.filters,
@@ -93,15 +78,7 @@ class ConvLSTM(nn.Module):
             bias = self.param(
                 "bias", lambda _, d: keras_bias_init(f, self.unit_forget_bias, d), dtype
             )
-        out = conv_lstm_layer(
-            ConvLSTMParams(kernel, recurrent, bias),
-            x,
-            mask=mask,
-            initial_state=initial_state,
-            dropout_key=dropout_key(self, deterministic),
-            **options,
-        )
-        return in_param_dtype(out, self.param_dtype)
+        return ConvLSTMParams(kernel, recurrent, bias)
 
 
 class ConvLSTM1D(ConvLSTM):
