@@ -170,9 +170,6 @@ RECURRENT_CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "Simpl
 STACKED = RecurrentClass("StackedRNNCells", 0)
 
 
-LSTM_CLASSES = tuple(k for k, v in RECURRENT_CLASSES.items() if v.family == "LSTM")
-
-
 # Classes whose calls take ``initial_state`` tensors after their input (Keras 1/2 graphs).
 RNN_CALL_CLASSES = (*RECURRENT_CLASSES, "Bidirectional", "RNN")
 

@@ -24,12 +24,7 @@ from jaxlstm._src.models.graph import entry_nodes
 from jaxlstm._src.readers.records import LayerNode
 from jaxlstm._src.vocabulary import Node, Ref, io_refs, is_int, is_ref, is_tensor_ref, keras_major
 
-__all__ = ["cut_config", "entry_name", "output_feeds", "refusal_hint"]
-
-
-def entry_name(entry: dict) -> str:
-    cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
-    return str(cfg.get("name", entry.get("name", "")))
+__all__ = ["cut_config", "output_feeds", "refusal_hint"]
 
 
 class _Graph:
