@@ -470,8 +470,7 @@ def layer_support(kf: KerasFile, cl, name: str) -> tuple[bool, str]:
     if cl.class_name in MODEL_CLASSES or cl.class_name == "InputLayer" or name in kf.layers:
         return True, ""
     if cl.class_name == "TimeDistributed":
-        inner = cl.config.get("layer", {}) if isinstance(cl.config.get("layer"), dict) else {}
-        cls = str(inner.get("class_name", ""))
+        cls = cl.inner.class_name if cl.inner is not None else ""
         return (cls in LAYERS or ALIASES.get(cls) in LAYERS), f"wraps {cls}"
     if cl.class_name in LAYERS or ALIASES.get(cl.class_name) in LAYERS or cl.class_name in OPS:
         return True, ""

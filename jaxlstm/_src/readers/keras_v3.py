@@ -220,7 +220,7 @@ def read_v3_weights(
         if keep is not None and cl.names[0] not in keep:
             continue
         name = "/".join(cl.names)
-        record = record_from_config(cl.class_name, cl.config, name, version, path)
+        record = record_from_config(cl, name, version, path)
         if record is not None:
             record.custom = cl.custom
             group = _group(f, cl.v3_path, path, name)

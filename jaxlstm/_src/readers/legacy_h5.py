@@ -125,7 +125,7 @@ def _from_config(kf, layer_names, datasets, read, version, path, keep=None):
             continue
         top = cl.names[0]
         name = "/".join(cl.names)
-        found = record_from_config(cl.class_name, cl.config, name, version, path)
+        found = record_from_config(cl, name, version, path)
         if found is not None:
             found.custom = cl.custom
         if cl.class_name not in MODEL_CLASSES and top in listed:

@@ -356,49 +356,38 @@ def split_cells(record: LayerRecord, weights) -> None:
         cell.weights, i = list(weights[i : i + n]), i + n
 
 
-def record_from_config(class_name, config, name, version, path, wrapper=None):
-    """A weightless LayerRecord for a recurrent layer
+def record_from_config(node: LayerNode, name, version, path, wrapper=None):
+    """A weightless LayerRecord for a recurrent layer node of the model tree
     (:func:`~jaxlstm._src.vocabulary.rnn_config`), or one in Bidirectional / TimeDistributed,
     else None."""
-    hit = rnn_config(class_name, config)
+    hit = rnn_config(node.class_name, node.config)
     if hit is not None and hit[0] == STACKED.family:
-        return stacked_record(name, config, version, path, wrapper)
+        return stacked_record(name, node.config, version, path, wrapper)
     if hit is not None:
         return LayerRecord(name, hit[0], hit[1], [], version, path, wrapper)
-    inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
+    inner = node.inner
     if inner is None:
         return None
-    inner_class, inner_config = str(inner.get("class_name")), inner.get("config", {})
-    if class_name == "TimeDistributed":
-        return record_from_config(inner_class, inner_config, name, version, path, "TimeDistributed")
-    if class_name != "Bidirectional" or rnn_config(inner_class, inner_config) is None:
+    if node.class_name == "TimeDistributed":
+        return record_from_config(inner, name, version, path, "TimeDistributed")
+    if node.class_name != "Bidirectional" or rnn_config(inner.class_name, inner.config) is None:
         return None
-    bw_entry = config.get("backward_layer")
-    if not (
-        isinstance(bw_entry, dict)
-        and isinstance(bw_entry.get("config", {}), dict)
-        and rnn_config(str(bw_entry.get("class_name")), bw_entry.get("config", {}))
-    ):  # Keras builds the backward layer as a copy running the other way.
-        go_backwards = not inner_config.get("go_backwards", False)
-        bw_entry = {**inner, "config": {**inner_config, "go_backwards": go_backwards}}
-    directions = []
-    for side, entry in (("forward", inner), ("backward", bw_entry)):
-        directions.append(
-            record_from_config(
-                str(entry["class_name"]), entry.get("config", {}), f"{name}/{side}", version, path
-            )
-        )
+    backward = node.nested.get("backward_layer")
+    if backward is None or rnn_config(backward.class_name, backward.config) is None:
+        # Keras builds the backward layer as a copy running the other way.
+        go_backwards = not inner.config.get("go_backwards", False)
+        backward = replace(inner, config={**inner.config, "go_backwards": go_backwards})
     return LayerRecord(
         name,
         "Bidirectional",
-        config,
+        node.config,
         [],
         version,
         path,
         wrapper,
-        forward=directions[0],
-        backward=directions[1],
-        merge_mode=config.get("merge_mode", "concat"),
+        forward=record_from_config(inner, f"{name}/forward", version, path),
+        backward=record_from_config(backward, f"{name}/backward", version, path),
+        merge_mode=node.config.get("merge_mode", "concat"),
     )
 
 

@@ -17,7 +17,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from jaxlstm._src.readers.records import model_tree
+from jaxlstm._src.readers.records import LayerNode, model_tree
 from jaxlstm._src.vocabulary import (
     MODEL_CLASSES,
     RECURRENT_CLASSES,
@@ -37,12 +37,11 @@ def _write_vars(h5: h5py.File, path: str, arrays) -> None:
         group.create_dataset(str(i), data=np.asarray(array, np.float32))
 
 
-def _write_rnn(h5: h5py.File, path: str, entry: dict, arrays) -> None:
+def _write_rnn(h5: h5py.File, path: str, node: LayerNode, arrays) -> None:
     """An RNN layer's variables at ``path`` (the layer's group): on its cell, or for stacked
     cells on each cell of ``cell/cells`` (``<snake_case class>[_n]``, numbered per class in the
     cells' order, as Keras 3's saver names a list's objects), cell 0's arrays first."""
-    cfg = entry.get("config", {}) if isinstance(entry.get("config"), dict) else {}
-    cells = stacked_cells(str(entry.get("class_name")), cfg)
+    cells = stacked_cells(node.class_name, node.config)
     if cells is None:
         _write_vars(h5, f"{path}/cell", arrays)
         return
@@ -73,27 +72,29 @@ def write_weights_h5(model, config: dict, target: str) -> None:
             arrays = [w for w, _ in model.layer("/".join(cl.names)).keras_weights()]
             if not arrays:
                 continue
-            inner = cl.config.get("layer", {}) if isinstance(cl.config.get("layer"), dict) else {}
+            inner = cl.inner
             if cl.class_name == "TimeDistributed":
                 base = f"{cl.v3_path}/layer"
                 h5.require_group(f"{base}/vars")
-                if inner.get("class_name") in (*RECURRENT_CLASSES, "RNN", "Bidirectional"):
+                if inner is not None and inner.class_name in (
+                    *RECURRENT_CLASSES,
+                    "RNN",
+                    "Bidirectional",
+                ):
                     _write_rnn(h5, base, inner, arrays)
                 else:
                     _write_vars(h5, base, arrays)
             elif cl.class_name == "Bidirectional":
                 half = len(arrays) // 2
-                backward = cl.config.get("backward_layer")
-                backward = backward if isinstance(backward, dict) else inner
-                for side, part, entry in (
+                backward = cl.nested.get("backward_layer", inner)
+                for side, part, node in (
                     ("forward_layer", arrays[:half], inner),
                     ("backward_layer", arrays[half:], backward),
                 ):
                     h5.require_group(f"{cl.v3_path}/{side}/vars")
-                    _write_rnn(h5, f"{cl.v3_path}/{side}", entry, part)
+                    _write_rnn(h5, f"{cl.v3_path}/{side}", node, part)
             elif cl.class_name in (*RECURRENT_CLASSES, "RNN"):  # variables on the cell
-                entry = {"class_name": cl.class_name, "config": cl.config}
-                _write_rnn(h5, cl.v3_path, entry, arrays)
+                _write_rnn(h5, cl.v3_path, cl, arrays)
             elif hasattr(layer := model.layer("/".join(cl.names)), "keras_v3_groups"):
                 for sub, part in layer.keras_v3_groups():  # e.g. MultiHeadAttention's
                     h5.require_group(f"{cl.v3_path}/{sub}/vars")
