@@ -133,3 +133,13 @@ def test_layer_calls_read_keras_2_and_keras_3_inbound_nodes_alike():
         v.layer_calls("rnn", "RNN", [[["x", "0", 0]]], "m.h5")
     with pytest.raises(v.UnsupportedOptionError, match="is called with constants"):
         v.layer_calls("rnn", "LSTM", [[["x", 0, 0, {"constants": [["k", 0, 0]]}]]], "m.h5")
+
+
+@pytest.mark.parametrize(
+    "version,want",
+    [("2.2.4", "hard_sigmoid_keras2"), ("2.21.0", "hard_sigmoid_keras2"), ("3.0.0", "sigmoid")],
+)
+def test_convlstm_kept_hard_sigmoid_through_tf_keras(version, want):
+    """tf-keras's ConvLSTM defaults to hard_sigmoid in every version (the tf-keras fixture
+    conv_lstm2d_weights_only pins the numbers); only Keras 3 made it sigmoid."""
+    assert v.default_recurrent_activation(version, "ConvLSTM") == want
