@@ -9,6 +9,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax
 import pytest
+from hypothesis import settings
+
+# Hypothesis: the default run draws the same cases every time (a red CI is the change's doing);
+# the slow tier (-m slow) explores new random cases on every run. HYPOTHESIS_PROFILE picks one.
+settings.register_profile("default", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", derandomize=False, deadline=None)
+
+
+def pytest_configure(config):
+    markexpr = config.getoption("markexpr", "") or ""
+    slow_tier = "slow" in markexpr and "not slow" not in markexpr
+    settings.load_profile(
+        os.environ.get("HYPOTHESIS_PROFILE", "explore" if slow_tier else "default")
+    )
+
 
 # Parity is checked at full float32 matmul precision, for Keras and for us alike.
 jax.config.update("jax_default_matmul_precision", "highest")

@@ -310,6 +310,7 @@ def test_compute_dtype_bfloat16_is_close():
     ys16, s16 = conv_lstm_scan(params, x, padding="same", compute_dtype=jnp.bfloat16)
     assert s16.c.dtype == jnp.float32
     np.testing.assert_allclose(ys16, ys, atol=5e-2)
+    assert float(jnp.max(jnp.abs(ys16 - ys))) > 0  # it really ran in bfloat16
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -467,41 +468,49 @@ def test_dropout_masks_match_keras3():
 
 
 def test_module_dropout_draws_keras3_masks():
-    """In training mode the module draws four (B, *in) and four (B, *state) masks per call,
-    each 0 or 1 / (1 - rate), one per gate: its output is the scan's with those masks."""
+    """In training mode the module draws Keras 3's masks: per call, four over the step input
+    and four over ``h`` (one per gate), shaped as Keras's own cell draws them, each 0 or
+    1 / (1 - rate); and its output is what Keras 3's layer computes with those masks put in
+    place of its draws (pinned to Keras, not to our scan)."""
     x = inputs(1, "channels_last", size=5)
-    layer = jaxlstm.ConvLSTM1D(
-        2,
-        3,
-        3,
-        padding="same",
-        return_sequences=True,
-        dropout=0.5,
-        recurrent_dropout=0.25,
-        rngs=nnx.Rngs(0),
+    layer, w = keras_layer(
+        1, x, padding="same", return_sequences=True, dropout=0.5, recurrent_dropout=0.25
     )
-    layer.eval()
-    y_eval = layer(x)
-    np.testing.assert_allclose(y_eval, conv_lstm_scan(layer.params, x, padding="same")[0])
-    layer.train()
-    key = jax.random.clone(layer.rngs.key[...])
-    count = layer.rngs.count[...]
-    y_train = layer(x)
+    ours = ours_like(1, layer, w, x, dropout=0.5, recurrent_dropout=0.25, rngs=nnx.Rngs(0))
+    ours.eval()
+    y_eval = ours(x)
+    np.testing.assert_allclose(y_eval, np.asarray(layer(x, training=False)), atol=ATOL)
+    ours.train()
+    key = jax.random.clone(ours.rngs.key[...])
+    count = ours.rngs.count[...]
+    y_train = ours(x)
     dm, rdm = conv_lstm_dropout_masks(
         jax.random.fold_in(key, count),
         conv_lstm_cell(1, padding="same"),
-        layer.params,
+        ours.params,
         jnp.asarray(x),
         0.5,
         0.25,
     )
-    assert dm.shape == (2, 4, 5, 2) and rdm.shape == (2, 4, 5, 3)
+    # Keras's own draws for this input: four masks of each kind, of these shapes
+    h0 = np.zeros((*x.shape[:1], *x.shape[2:-1], 3), np.float32)
+    keras_dm = layer.cell.get_dropout_mask(x[:, 0])
+    keras_rdm = layer.cell.get_recurrent_dropout_mask(h0)
+    layer.cell.reset_dropout_mask()
+    layer.cell.reset_recurrent_dropout_mask()
+    assert [m.shape for m in np.unstack(np.asarray(dm), axis=1)] == [
+        tuple(m.shape) for m in keras_dm
+    ]
+    assert [m.shape for m in np.unstack(np.asarray(rdm), axis=1)] == [
+        tuple(m.shape) for m in keras_rdm
+    ]
     assert set(np.unique(np.asarray(dm))) == {0.0, 2.0}
     assert set(np.unique(np.asarray(rdm))) == {0.0, np.float32(1 / 0.75)}
-    ys, _ = conv_lstm_scan(
-        layer.params, x, padding="same", dropout_mask=dm, recurrent_dropout_mask=rdm
-    )
-    np.testing.assert_allclose(y_train, ys, atol=1e-6)
+    # Keras 3's layer, our masks in place of its draws (its cell keeps them for the call)
+    layer.cell._dropout_mask = list(np.unstack(np.asarray(dm), axis=1))
+    layer.cell._recurrent_dropout_mask = list(np.unstack(np.asarray(rdm), axis=1))
+    theirs = layer(x, training=True)
+    np.testing.assert_allclose(y_train, np.asarray(theirs), atol=ATOL)
     assert not np.allclose(y_train, y_eval)
 
 

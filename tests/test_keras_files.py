@@ -213,3 +213,30 @@ def test_a_gru_config_without_reset_after_is_written_with_false(tmp_path):
     kmodel = keras.saving.load_model(tmp_path / "out.keras", compile=False)
     assert kmodel.layers[-1].reset_after is False
     assert_matches_keras(np.asarray(kmodel(x)), np.asarray(model(x)))
+
+
+def test_a_weights_only_file_from_an_ambiguous_version_asks_for_its_recurrent_activation(
+    tmp_path,
+):
+    """tf.keras wrote "2.2.4-tf" both in TF 1.13-1.15 (LSTM default hard_sigmoid) and TF
+    2.0-2.1 (sigmoid): a weights-only file claiming it does not say which, so loading asks,
+    inspect shows the gap, and the answer gives Keras's numbers."""
+    src = FIXTURES / "keras2" / "weights_only.h5"  # tf-keras 2.21: sigmoid
+    path = tmp_path / "weights_only_224tf.h5"
+    shutil.copy(src, path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["keras_version"] = "2.2.4-tf"
+    expected, _, want = recorded(src)
+    options = json.loads(str(expected["options"]))
+    with pytest.raises(
+        jaxlstm.UnsupportedOptionError,
+        match=r"does not say the layer's recurrent_activation, and the Keras that wrote it "
+        r"\(2\.2\.4-tf\) does not decide its default: TF 1\.13-1\.15 .*Pass the one it was "
+        r"trained with: load_keras_layer\(path, name, recurrent_activation='sigmoid'\)",
+    ):
+        jaxlstm.load_keras_layer(path, str(expected["layer"]), **options)
+    assert "recurrent_activation=? (unknown: TF 1.13-1.15" in jaxlstm.describe_keras_file(path)
+    module = jaxlstm.load_keras_layer(
+        path, str(expected["layer"]), recurrent_activation="sigmoid", **options
+    )
+    assert_matches_keras(module(expected["x"]), want)

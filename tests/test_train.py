@@ -334,6 +334,7 @@ def test_progress_off_a_terminal_is_one_line_per_epoch_with_compile_time_apart()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3 and "\r" not in stream.getvalue()
     assert lines[0].startswith("epoch 1/3  3 steps") and "mae" in lines[0]
-    assert history.compile_seconds > 0 and all(
-        r["seconds"] < history.compile_seconds for r in history.epochs
-    )
+    # the compile is counted in the first epoch, apart from its training time; later epochs
+    # compile nothing (structure, not a race between two timings on a busy machine)
+    assert history.compile_seconds > 0
+    assert "compiling)" in lines[0] and not any("compiling" in line for line in lines[1:])

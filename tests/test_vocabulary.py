@@ -6,18 +6,32 @@ import pytest
 from jaxlstm._src import vocabulary as v
 
 # (version as written, major, tf.keras wrote it, GRU reset_after default, recurrent activation
-# default, what a config's "hard_sigmoid" means)
+# default, what a config's "hard_sigmoid" means), each row backed by a file that version wrote or
+# by the writing Keras's own source (None: the version does not decide; see AMBIGUOUS_VERSIONS).
 VERSIONS = [
-    ("1", 1, False, False, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),  # Keras 1 writes none
-    ("1.2.2", 1, False, False, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),
+    # Keras 1 writes no keras_version; keras/layers/recurrent.py 1.2.2: LSTM(inner_activation=
+    # 'hard_sigmoid'), GRU has no reset_after (resets before the matmul): keras1/*.h5 fixtures
+    ("1", 1, False, False, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),
+    ("1.2.2", 1, False, False, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),  # k1_lstm_122.h5
+    # standalone Keras 2.0-2.2, keras/layers/recurrent.py: recurrent_activation='hard_sigmoid',
+    # GRU(reset_after=False) (the option arrived in 2.1.0 with that default)
     ("2.0.8", 2, False, False, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),
-    ("2.2.4", 2, False, False, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),
-    ("2.2.4-tf", 2, True, True, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),
+    ("2.2.4", 2, False, False, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),  # *_keras224.h5
+    # tf.keras in TF 1.9-1.12 (__version__ '2.1.6-tf'): the v1 layers of layers/recurrent.py
+    ("2.1.6-tf", 2, True, False, "hard_sigmoid_keras2", "hard_sigmoid_keras2"),
+    # TF 1.13-2.1 all wrote '2.2.4-tf': v1 layers (hard_sigmoid, reset_after=False) until TF
+    # 1.15, v2 layers (layers/recurrent_v2.py: sigmoid, reset_after=True) from TF 2.0
+    ("2.2.4-tf", 2, True, None, None, "hard_sigmoid_keras2"),
+    # Keras 2.3.0 took tf.keras 2.0's defaults (sigmoid, reset_after=True); TF 2.2 '2.3.0-tf'
     ("2.3.1", 2, False, True, "sigmoid", "hard_sigmoid_keras2"),
+    ("2.3.0-tf", 2, True, True, "sigmoid", "hard_sigmoid_keras2"),
+    # TF 2.3+ writes plain '2.x.y' (tf_keras/src/layers/rnn/lstm.py: 'sigmoid'); hard_sigmoid
+    # stays clip(0.2x + 0.5) (tf_keras/src/activations.py): keras2/*.h5 fixtures, tf-keras 2.21
     ("2.4.0", 2, True, True, "sigmoid", "hard_sigmoid_keras2"),
-    ("2.21.0", 2, True, True, "sigmoid", "hard_sigmoid_keras2"),
+    ("2.21.0", 2, True, True, "sigmoid", "hard_sigmoid_keras2"),  # keras2/lstm_hard_sigmoid.h5
+    # Keras 3 (keras/src/layers/rnn/lstm.py, activations.py: relu6(x + 3) / 6), live in tests
     ("3.0.0", 3, False, True, "sigmoid", "hard_sigmoid"),
-    ("3.15.1", 3, False, True, "sigmoid", "hard_sigmoid"),
+    ("3.15.1", 3, False, True, "sigmoid", "hard_sigmoid"),  # jaxlstm/data/*.keras
 ]
 
 
@@ -29,6 +43,7 @@ def test_each_keras_version_gets_its_own_defaults(
     assert v.is_tf_keras(version) is tf_keras
     assert v.carried_state_wins(version) is tf_keras
     assert v.default_reset_after(version) is reset_after
+    assert (version in v.AMBIGUOUS_VERSIONS) is (recurrent is None)
     assert v.default_recurrent_activation(version) == recurrent
     assert v.resolve_activation_name("hard_sigmoid", version) == hard
     assert v.resolve_activation_name("Tanh", version) == "tanh"

@@ -78,7 +78,11 @@ def _describe_lstm(record: LayerRecord, indent: str = "  ") -> list[str]:
             if key not in opts:
                 opts[key], sources[key] = False, "Keras default"
     text = ", ".join(
-        f"{k}={v}" + (f" (inferred: {sources[k]})" if k in sources else "") for k, v in opts.items()
+        [
+            f"{k}={v}" + (f" (inferred: {sources[k]})" if k in sources else "")
+            for k, v in opts.items()
+        ]
+        + [f"{k}=? ({why}; pass {k}=)" for k, why in sources.items() if k not in opts]
     )
     cls = record.class_name
     if "class_name" in record.inferred:

@@ -23,7 +23,12 @@ from jaxlstm._src.modules.nnx_conv_lstm import ConvLSTM, ConvLSTM1D, ConvLSTM2D,
 from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
 from jaxlstm._src.readers import KerasFile, LayerRecord, read_keras_file
 from jaxlstm._src.readers.records import resolve_activation
-from jaxlstm._src.vocabulary import default_recurrent_activation, default_reset_after, keras_major
+from jaxlstm._src.vocabulary import (
+    AMBIGUOUS_VERSIONS,
+    default_recurrent_activation,
+    default_reset_after,
+    keras_major,
+)
 
 # Config keys that become LSTM module options, under their Keras 2/3 names.
 _OPTIONS = (
@@ -134,6 +139,9 @@ def options_and_sources(record: LayerRecord) -> tuple[dict, dict[str, str]]:
             record.keras_version, kind.family
         )
     sources = dict.fromkeys(options, default)
+    if options.get("recurrent_activation", "") is None:  # the version does not decide
+        del options["recurrent_activation"]
+        sources["recurrent_activation"] = f"unknown: {AMBIGUOUS_VERSIONS[record.keras_version]}"
     if kind.cudnn:  # cuDNN's activations are fixed (and its GRU resets after the matmul).
         config = {
             k: v
@@ -201,7 +209,15 @@ def _reset_after_evidence(record: LayerRecord) -> tuple[bool, str]:
             return True, "bias (2, 3u)"
         if shape == (3 * u,):
             return False, "bias (3u,)"
-    return default_reset_after(record.keras_version), f"Keras {record.keras_version} default"
+    value = default_reset_after(record.keras_version)
+    if value is None:
+        raise UnsupportedOptionError(
+            f"{record.path}: layer {record.name!r}: a GRU whose config and arrays do not say "
+            f"reset_after, in a file written by Keras {record.keras_version}, which "
+            f"{AMBIGUOUS_VERSIONS[record.keras_version]}; jaxlstm will not guess (the two "
+            "compute different numbers). Re-save the model with a Keras that records it."
+        )
+    return value, f"Keras {record.keras_version} default"
 
 
 def _bool_option(key: str, value, where: str) -> bool:
@@ -299,6 +315,14 @@ def build_recurrent(
             f"(recurrent_kernel {tuple(params.recurrent_kernel.shape)}); the file is inconsistent."
         )
     options = {**layer_options(record), **overrides}
+    if family != "SimpleRNN" and "recurrent_activation" not in options:
+        raise UnsupportedOptionError(
+            f"{where}: the file does not say the layer's recurrent_activation, and the Keras "
+            f"that wrote it ({record.keras_version}) does not decide its default: "
+            f"{AMBIGUOUS_VERSIONS[record.keras_version]}. Pass the one it was trained with: "
+            "load_keras_layer(path, name, recurrent_activation='sigmoid') (TF 2.x) or "
+            "recurrent_activation='hard_sigmoid_keras2' (TF 1.x: clip(0.2x + 0.5, 0, 1))."
+        )
     _check_use_bias(options, params, record, where)
     if family == "GRU" and bias_shape is not None:
         proven = len(bias_shape) == 2

@@ -29,21 +29,41 @@ def keras_version_tuple(keras_version: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", keras_version)[:3]) or (1,)
 
 
-def default_recurrent_activation(keras_version: str, family: str = "LSTM") -> str:
+# tf.keras wrote "2.2.4-tf" from TF 1.13 to TF 2.1 (``tensorflow/python/keras/__init__.py``,
+# ``__version__``), across the switch to its v2 recurrent layers: TF 1.x's ``tf.keras.layers``
+# LSTM and GRU (``layers/recurrent.py``) default to ``recurrent_activation='hard_sigmoid'`` and
+# ``reset_after=False``; TF 2.0's (``layers/recurrent_v2.py``, ``keras_export('keras.layers.
+# GRU', v1=[])``, also TF 1.14/1.15's ``tf.compat.v2``) to ``'sigmoid'`` and ``True``. A file
+# that says only "2.2.4-tf" does not tell which one wrote it.
+AMBIGUOUS_VERSIONS = {
+    "2.2.4-tf": "TF 1.13-1.15 (tf.keras v1 layers: hard_sigmoid, reset_after=False) and TF "
+    "2.0-2.1 (v2 layers: sigmoid, reset_after=True) both wrote it"
+}
+
+
+def default_recurrent_activation(keras_version: str, family: str = "LSTM") -> str | None:
     """``hard_sigmoid`` (Keras 1/2 definition) before Keras 2.3.0, ``sigmoid`` since: the
-    default of every gated cell (LSTM, GRU) of the version that wrote a file. A ``ConvLSTM``
-    kept ``hard_sigmoid`` through Keras 2 and tf.keras (2.21 included); Keras 3 made it
-    ``sigmoid``."""
-    until = (3,) if family == "ConvLSTM" else (2, 3, 0)
-    return "hard_sigmoid_keras2" if keras_version_tuple(keras_version) < until else "sigmoid"
+    default of every gated cell (LSTM, GRU) of the version that wrote a file; ``None`` where
+    the version does not decide (:data:`AMBIGUOUS_VERSIONS`). A ``ConvLSTM`` kept
+    ``hard_sigmoid`` through Keras 2 and tf.keras (2.21 included, v1 and v2 alike); Keras 3
+    made it ``sigmoid``."""
+    if family == "ConvLSTM":
+        return "hard_sigmoid_keras2" if keras_major(keras_version) < 3 else "sigmoid"
+    if keras_version in AMBIGUOUS_VERSIONS:
+        return None
+    return "hard_sigmoid_keras2" if keras_version_tuple(keras_version) < (2, 3, 0) else "sigmoid"
 
 
-def default_reset_after(keras_version: str) -> bool:
-    """A GRU's ``reset_after`` when its config does not say: ``False`` for Keras 1 (which has
-    no such option and resets before the matmul) and standalone Keras 2.0-2.2, ``True`` for
-    tf.keras (``2.x.y-tf``; from 2.4 on plain ``2.x.y``) and Keras 2.3+ / 3. (Every Keras that
-    has the option writes it into configs; weights-only files are decided by the bias shape.)"""
-    return "-tf" in keras_version or keras_version_tuple(keras_version) >= (2, 3, 0)
+def default_reset_after(keras_version: str) -> bool | None:
+    """A GRU's ``reset_after`` when its config does not say: ``False`` before Keras 2.3.0
+    (Keras 1 has no such option and resets before the matmul; standalone Keras 2.0-2.2 and
+    tf.keras before TF 1.13, ``2.1.6-tf``, default to it), ``True`` from 2.3.0 (standalone
+    Keras 2.3, tf.keras ``2.3.0-tf`` and plain ``2.x.y`` from 2.4, Keras 3); ``None`` where the
+    version does not decide (:data:`AMBIGUOUS_VERSIONS`). (Every Keras that has the option
+    writes it into configs; weights-only files are decided by the bias shape.)"""
+    if keras_version in AMBIGUOUS_VERSIONS:
+        return None
+    return keras_version_tuple(keras_version) >= (2, 3, 0)
 
 
 def keras_major(keras_version: str) -> int:
