@@ -136,11 +136,29 @@ def _built(tmp_path: Path) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.slow
-def test_distributions_ship_license_and_py_typed(tmp_path):
+def test_distributions_ship_license_py_typed_every_module_and_the_configs(tmp_path):
     sdist, wheel = _built(tmp_path)
     assert "LICENSE" in sdist and "jaxlstm/py.typed" in sdist
     assert "jaxlstm/py.typed" in wheel
     assert any(n.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in n for n in wheel)
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "jaxlstm").rglob("*.py")}
+    assert modules <= set(wheel), sorted(modules - set(wheel))
+    configs = {f"jaxlstm/configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml")}
+    assert configs and configs <= set(wheel), sorted(configs - set(wheel))
+    assert {f"configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml")} <= set(sdist)
+
+
+def test_pyproject_lists_every_package_of_the_tree():
+    """Packages are listed by hand (so that configs/ maps into the wheel): a new package must
+    be added there, or the wheel would silently lack it."""
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    tree = {
+        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "jaxlstm").rglob("__init__.py")
+    }
+    assert set(tool["packages"]) == tree | {"jaxlstm.configs"}
+    assert tool["package-dir"] == {"jaxlstm.configs": "configs"}
 
 
 def test_license_is_the_apache_2_text_pyproject_names():

@@ -1,8 +1,8 @@
 """The fine-tuning config (``jaxlstm finetune --config FILE|NAME``): a YAML file checked whole
 against a pydantic schema before anything is loaded. Every error names the file, the key, the
 value received and what is allowed. Paths are relative to the config's folder; ``package:NAME``
-is a file shipped in ``jaxlstm/data``. Configs shipped in ``jaxlstm/configs`` can be named
-without a path (``airline_finetune``)."""
+is a file shipped in ``jaxlstm/data``. Configs shipped in ``configs/`` (``jaxlstm/configs`` in
+the wheel) can be named without a path (``airline_finetune``)."""
 
 from __future__ import annotations
 
@@ -179,7 +179,16 @@ def _explain(path: Path, err: ValidationError) -> str:
     return f"{path}: invalid fine-tuning config:\n  " + "\n  ".join(lines)
 
 
-SHIPPED = Path(str(resources.files("jaxlstm") / "configs"))
+def _shipped_folder() -> Path:
+    """The shipped configs, one copy: the repository's top-level ``configs/``, which the wheel
+    carries as ``jaxlstm/configs`` (pyproject's ``package-dir``)."""
+    installed = Path(str(resources.files("jaxlstm") / "configs"))
+    if any(installed.glob("*.yaml")):  # an installed wheel, or an editable install's mapping
+        return installed
+    return Path(str(resources.files("jaxlstm"))).parent / "configs"  # a source checkout
+
+
+SHIPPED = _shipped_folder()
 
 
 def shipped_configs() -> list[str]:
