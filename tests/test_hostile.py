@@ -650,3 +650,23 @@ def test_a_non_lstm_layer_activation_from_outside_keras_is_refused(tmp_path, mod
         refused = r"activation is a custom object .*no code"
         with pytest.raises(UnsupportedOptionError, match=refused):
             jaxlstm.load_keras(path)
+
+
+@pytest.mark.parametrize("value", [[], {"a": 1}, None, 3])
+def test_a_stacked_cell_class_name_that_is_not_a_string_is_refused(tmp_path, value):
+    """A damaged stacked cell's class_name (a list is unhashable) is a layer jaxlstm does not
+    implement, not a TypeError (found by the slow config fuzz)."""
+    path = tmp_path / "stacked.h5"
+    shutil.copy(FIX / "keras2" / "stacked_cells.h5", path)
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        rnn = next(e for e in config["config"]["layers"] if e["class_name"] == "RNN")
+        rnn["config"]["cell"]["config"]["cells"][0]["class_name"] = value
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'stk' is RNN\(StackedRNNCells\("):
+        jaxlstm.load_keras(path)
+    with pytest.raises(jaxlstm.LayerNotFoundError, match="the file has no recurrent layers"):
+        jaxlstm.load_keras_layer(path)
+    assert "stk" in jaxlstm.describe_keras_file(path)
