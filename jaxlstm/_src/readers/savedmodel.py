@@ -517,7 +517,7 @@ def _from_config(kf: KerasFile, graph: _Graph, config, version, select, src: _So
     objects: dict[str, int] = {}
     _layer_objects(graph, kf.tree, 0, "root", objects)
     if meta is not None:
-        _check_names(kf.tree, meta, "root", src)
+        _check_names(kf.tree, objects, meta, graph, src)
     for node in kf.tree.descendants():
         if keep is not None and node.names[0] not in keep:
             continue
@@ -539,18 +539,25 @@ def _from_config(kf: KerasFile, graph: _Graph, config, version, select, src: _So
         kf.layers[name] = attach_weights(record, kf.arrays[name])
 
 
-def _check_names(model: LayerNode, meta: dict[str, dict], path: str, src: _Source) -> None:
-    """Check the layer each ``layer-<i>`` object stands for against its own Keras metadata
-    (its ``name``), so that a config and object graph that disagree are refused."""
-    for i, layer in enumerate(_model_layers(model)):
-        own = meta.get(f"{path}.layer-{i}")
-        if own is not None and own.get("name") != layer.name:
+def _check_names(tree: LayerNode, objects: dict[str, int], meta, graph: _Graph, src) -> None:
+    """Check each layer's checkpoint object against that object's own Keras metadata (its
+    ``name``; the metadata's node paths, ``root.layer_with_weights-0``, resolved in the object
+    graph), so that a config and an object graph that disagree are refused."""
+    names: dict[int, str] = {}
+    for path, own in meta.items():
+        node, parts = 0, path.split(".")[1:]
+        for part in parts:
+            node = graph.child(node, part, path) if node is not None else None
+        if node is not None and parts:
+            names[node] = str(own.get("name"))
+    for layer in tree.descendants():
+        found = names.get(objects.get(layer.key, -1))
+        if found is not None and found != layer.name:
             raise src.error(
-                f"object {path}.layer-{i} is layer {own.get('name')!r} in the Keras metadata, "
-                f"but the model config's layer {i} is {layer.name!r}; the SavedModel is damaged."
+                f"the checkpoint object of layer {layer.key!r} is layer {found!r} in its own "
+                "Keras metadata; the config and the object graph disagree, so the SavedModel is "
+                "damaged."
             )
-        if layer.is_model:
-            _check_names(layer, meta, f"{path}.layer-{i}", src)
 
 
 def _read_savedmodel(path: str, select: Select | None) -> KerasFile:
