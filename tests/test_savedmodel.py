@@ -28,6 +28,8 @@ from jaxlstm._src.readers.tfproto import messages
 
 FIX = Path(__file__).parent / "fixtures" / "savedmodel"
 SAVED = [
+    "conv_lstm",
+    "stateful",
     "lstm_seq",
     "gru_both",
     "simple_rnn_mask",
@@ -142,9 +144,16 @@ def test_convert_reloads_in_keras3_with_the_same_numbers(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(set(SAVED) - {"bidi_td", "encoder_decoder"}))
+@pytest.mark.parametrize("name", sorted(set(SAVED) - {"bidi_td", "encoder_decoder", "conv_lstm"}))
 def test_convert_reloads_in_keras3_slow(name, tmp_path):
     test_convert_reloads_in_keras3_with_the_same_numbers(name, tmp_path)
+
+
+def test_convert_keeps_the_writing_versions_hard_sigmoid(tmp_path, capsys):
+    """tf.keras's ConvLSTM2D defaults to its hard_sigmoid, which Keras 3 computes otherwise:
+    loaded as tf.keras computed it (above), refused by convert rather than changed."""
+    assert main(["convert", str(FIX / "conv_lstm"), str(tmp_path / "c.keras")]) == 2
+    assert "recurrent_activation='hard_sigmoid', which meant clip" in capsys.readouterr().err
 
 
 # --- refusals -----------------------------------------------------------------------------------
