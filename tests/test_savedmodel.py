@@ -519,3 +519,13 @@ def test_crc32c_is_tensorflows():
     assert google_crc32c.value(b"123456789") == 0xE3069283
     crc = 0xE3069283
     assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_a_missing_crc32c_package_is_named(monkeypatch):
+    import sys
+
+    from jaxlstm import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "google_crc32c", None)
+    with pytest.raises(MissingDependencyError, match=r"needs the 'google-crc32c' package"):
+        read_keras_file(FIX / "lstm_seq")

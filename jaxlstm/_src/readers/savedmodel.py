@@ -384,11 +384,9 @@ class _Graph:
         listed = self.child(node_id, "variables", where)
         start = [listed] if listed is not None else [node_id]
         out, seen, stack = [], set(), list(start)
-        steps = 0
-        while stack:
+        while stack:  # depth first, each object once (a graph may share or loop)
             nid = stack.pop()
-            steps += 1
-            if nid in seen or steps > 100_000:
+            if nid in seen:
                 continue
             seen.add(nid)
             node = self._node(nid, where)
@@ -396,6 +394,7 @@ class _Graph:
                 if attr.name == _VARIABLE:
                     out.append((f"{attr.full_name}:0", attr.checkpoint_key))
             if not any(a.name == _VARIABLE for a in node.attributes):
+                # (keras_api: a SavedModel's second view of the same objects)
                 kids = [r.node_id for r in node.children if r.local_name != "keras_api"]
                 stack.extend(reversed(kids))
         return out
