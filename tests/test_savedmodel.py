@@ -164,6 +164,16 @@ def test_refuses_a_tf_module():
         jaxlstm.load_keras(FIX / "tf_module")
 
 
+def test_refuses_a_graph_only_savedmodel(tmp_path):
+    """A TF 1.x / estimator export: a meta graph and no object graph at all."""
+    folder = _copy("tf_module", tmp_path)
+    sm = messages()["SavedModel"]()
+    sm.meta_graphs.add()
+    (folder / "saved_model.pb").write_bytes(sm.SerializeToString())
+    with pytest.raises(KerasFileError, match=r"not a Keras model"):
+        read_keras_file(folder)
+
+
 def test_refuses_a_subclassed_model():
     with pytest.raises(KerasFileError, match=r"a Keras Sub without a .* subclassed model"):
         jaxlstm.load_keras(FIX / "subclassed")

@@ -616,7 +616,7 @@ def _keras_metadata(src: _Source) -> tuple[dict[str, dict], str]:
     if not sm.meta_graphs:
         raise src.error("saved_model.pb holds no meta graph; damaged.")
     nodes = sm.meta_graphs[0].object_graph_def.nodes
-    paths, todo = {0: "root"}, [0]
+    paths, todo = ({0: "root"}, [0]) if nodes else ({}, [])  # TF 1.x exports have no objects
     while todo:  # breadth first, so each object gets its shortest path
         nid = todo.pop(0)
         if not 0 <= nid < len(nodes):
