@@ -69,6 +69,18 @@ def test_savedmodel_matches_tf_keras(name):
         assert err < TOL, (name, jit, err)
 
 
+def test_a_layer_and_a_cut_from_a_savedmodel():
+    """load_keras_layer names layers in nested models; load_keras(outputs=...) reads only
+    what the cut keeps, through the same reader."""
+    gru = jaxlstm.load_keras_layer(FIX / "nested", "inner/gru")
+    assert isinstance(gru, jaxlstm.GRU)
+    xs, want = recorded("encoder_decoder")
+    model = jaxlstm.load_keras(FIX / "encoder_decoder", outputs=["head"])
+    with jax.default_matmul_precision("highest"):
+        got = np.asarray(model(*xs))
+    assert float(np.max(np.abs(got - want[0]))) < TOL
+
+
 @pytest.mark.parametrize("name", CHECKPOINTS)
 def test_checkpoint_into_its_to_json_architecture(name):
     xs, want = recorded(name)
