@@ -186,9 +186,16 @@ def test_refuses_a_graph_only_savedmodel(tmp_path):
         read_keras_file(folder)
 
 
-def test_refuses_a_subclassed_model():
-    with pytest.raises(KerasFileError, match=r"a Keras Sub without a .* subclassed model"):
+def test_a_subclassed_model_loads_layer_by_layer():
+    """No model_config: load_keras refuses; its LSTM loads from its own metadata config, with
+    the numbers of the revived model's LSTM in tf-keras."""
+    with pytest.raises(KerasFileError, match=r"subclassed model \(Sub: .*has no model config"):
         jaxlstm.load_keras(FIX / "subclassed")
+    xs, want = recorded("subclassed")
+    lstm = jaxlstm.load_keras_layer(FIX / "subclassed", "lstm")
+    assert max_error(lstm, xs, want[:1], jit=False) < TOL
+    kf = read_keras_file(FIX / "subclassed")
+    assert kf.other_layers == [("dense", "Dense")]
 
 
 def test_refuses_a_directory_that_is_neither(tmp_path):

@@ -22,7 +22,9 @@ layer's variables are its descendants holding a ``VARIABLE_VALUE`` attribute, wh
 list (``layer.weights``, in Keras's order), which is used when present; a TF checkpoint's
 layers are walked in tracking order (cell, forward_layer, ..., then each one's variables, as
 they were created). Optimizer slots, the save counter and everything in ``saved_model.pb``
-but the Keras metadata (graph functions, signatures) are never read.
+but the Keras metadata (graph functions, signatures) are never read. A subclassed model has no
+model config (its architecture is Python code): only its own layers are read, each from its
+metadata's config, for ``load_keras_layer``.
 
 Untrusted input: only ``saved_model.pb``, ``keras_metadata.pb``, ``variables/`` and the
 checkpoint's own files are opened, never through a link leading out of the directory; every
@@ -575,21 +577,14 @@ def _read_savedmodel(path: str, select: Select | None) -> KerasFile:
                 "(written by tf.saved_model.save of a tf.Module, or an estimator). jaxlstm "
                 "reads SavedModels written by tf.keras model.save()."
             )
-        config = root.get("model_config")
-        if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
-            cls = root.get("class_name", "?")
-            raise src.error(
-                f"the root object is a Keras {cls!s:.80} without a Functional or Sequential "
-                "model_config: a subclassed model, "
-                "whose architecture is Python code that jaxlstm does not run. In tf-keras, "
-                "rebuild it as a Functional or Sequential model and save that, or save its "
-                "weights with save_weights('w.h5') and load its recurrent layers with "
-                "load_keras_layer."
-            )
         version = clean_version(str(root.get("keras_version", "2")), path)
+        config = root.get("model_config")
+        subclassed = not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES
         if "variables/variables.index" not in src.sizes:
             raise src.error("has no variables/variables.index; the SavedModel is incomplete.")
         graph = _Graph(src, _Bundle(src, "variables/variables"))
+        if subclassed:
+            return _subclassed(path, graph, meta, root, version, src)
         kf = KerasFile(path, f"TensorFlow SavedModel ({kind})", version)
         _from_config(kf, graph, config, version, select, src, meta)
         kf.compile_config = compile_settings(
@@ -598,6 +593,39 @@ def _read_savedmodel(path: str, select: Select | None) -> KerasFile:
         return kf
     finally:
         src.close()
+
+
+def _subclassed(path, graph: _Graph, meta, root, version, src) -> KerasFile:
+    """A subclassed model: no model config (its architecture is Python code, which jaxlstm
+    does not run), so no ``load_keras``; its own layers (the root's children) are read from
+    their own metadata configs and variables, for ``load_keras_layer``."""
+    cls = str(root.get("class_name", "?"))[:80]
+    kf = KerasFile(
+        path,
+        f"TensorFlow SavedModel of a subclassed model ({cls}: its architecture is Python code, "
+        "which jaxlstm does not run; its layers load one by one)",
+        version,
+    )
+    entries, objects = [], {}
+    for node_path, own in meta.items():
+        parts = node_path.split(".")
+        if len(parts) != 2 or not isinstance(own.get("config"), dict):
+            continue
+        child = graph.child(0, parts[1], node_path)
+        if child is not None and isinstance(own.get("class_name"), str):
+            entries.append({"class_name": own["class_name"], "config": own["config"]})
+            objects[str(own["config"].get("name", ""))] = child
+    tree = model_tree({"class_name": "Sequential", "config": {"layers": entries}}, path)
+    for node in tree.children:
+        record = record_from_config(node, node.key, version, path)
+        arrays = graph.arrays(objects[node.name], node.key)
+        kf.arrays[node.key] = arrays
+        if record is None:
+            kf.other_layers.append((node.key, node.class_name))
+        else:
+            record.custom = node.custom
+            kf.layers[node.key] = attach_weights(record, arrays)
+    return kf
 
 
 def _keras_metadata(src: _Source) -> tuple[dict[str, dict], str]:
