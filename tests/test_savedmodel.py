@@ -147,10 +147,15 @@ def test_inspect_a_savedmodel(capsys):
 
 
 @pytest.mark.parametrize("name", ["bidi_td", "encoder_decoder"])
-def test_convert_reloads_in_keras3_with_the_same_numbers(name, tmp_path):
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_convert_reloads_in_keras3_with_the_same_numbers(name, ext, tmp_path):
+    convert_and_reload(name, ext, tmp_path)
+
+
+def convert_and_reload(name, ext, tmp_path):
     keras = pytest.importorskip("keras")
     xs, want = recorded(name)
-    out = tmp_path / f"{name}.keras"
+    out = tmp_path / f"{name}{ext}"
     assert main(["convert", str(FIX / name), str(out)]) == 0
     got = keras.saving.load_model(out, compile=False).predict(
         xs if len(xs) > 1 else xs[0], verbose=0
@@ -163,7 +168,7 @@ def test_convert_reloads_in_keras3_with_the_same_numbers(name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(SAVED) - {"bidi_td", "encoder_decoder", "conv_lstm"}))
 def test_convert_reloads_in_keras3_slow(name, tmp_path):
-    test_convert_reloads_in_keras3_with_the_same_numbers(name, tmp_path)
+    convert_and_reload(name, ".keras", tmp_path)
 
 
 def test_convert_keeps_the_writing_versions_hard_sigmoid(tmp_path, capsys):
