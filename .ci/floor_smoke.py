@@ -98,11 +98,23 @@ def check_modules() -> int:
     return 2
 
 
+def check_savedmodel() -> int:
+    """A tf.keras SavedModel fixture read with the protobuf and google-crc32c floors."""
+    folder = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "savedmodel"
+    expected = np.load(folder / "lstm_seq.npz")
+    err = float(np.max(np.abs(jaxlstm.load_keras(folder / "lstm_seq")(expected["x0"]) -
+                              expected["out0"])))  # fmt: skip
+    print(f"  SavedModel lstm_seq/            max |JAX-Keras| = {err:.2e}")
+    assert err < TOLERANCE, err
+    return 1
+
+
 def main() -> int:
-    versions = {p: metadata.version(p) for p in ("jax", "jaxlib", "flax", "numpy", "h5py")}
+    names = ("jax", "jaxlib", "flax", "numpy", "h5py", "protobuf", "google-crc32c")
+    versions = {p: metadata.version(p) for p in names}
     print("floor smoke test with " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     jax.config.update("jax_default_matmul_precision", "highest")
-    n = check_demo_files() + check_modules()
+    n = check_demo_files() + check_modules() + check_savedmodel()
     with tempfile.TemporaryDirectory() as folder:
         n += check_grad_and_save(Path(folder))
     print(f"floor: {n} passed, 0 failed")

@@ -17,8 +17,14 @@ process's start to the outputs on the host, interpreter start-up included):
 Saving: ``jaxlstm.save_keras(model, "x.keras")`` against Keras's ``model.save("x.keras")`` on
 the same model, each in its own process after loading, best of 3.
 
-Usage: ``python benchmarks/bench_load_save.py [--repeat 3] [--dir DIR]`` (needs Keras 3:
-``pip install ".[bench]"``). Prints a table; ``--json FILE`` also writes the numbers.
+SavedModel (``--savedmodel PYTHON``, a Python with ``tensorflow-cpu`` and ``tf-keras``): the same
+architecture written by tf-keras's ``model.save(dir)`` (a SavedModel directory, 32 MB of
+variables), then, each in fresh processes, jaxlstm's read + build of that directory against
+``tf_keras.models.load_model`` (TensorFlow import timed apart), and the outputs compared.
+
+Usage: ``python benchmarks/bench_load_save.py [--repeat 3] [--dir DIR] [--savedmodel PYTHON]``
+(needs Keras 3: ``pip install ".[bench]"``). Prints a table; ``--json FILE`` also writes the
+numbers.
 """
 
 from __future__ import annotations
@@ -117,13 +123,56 @@ print(json.dumps(dict(save=min(times))))
 """
 
 
-def _child(code: str) -> dict:
+MAKE_SAVEDMODEL = """
+import os
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tf_keras as keras
+keras.utils.set_random_seed(0)
+inp = keras.Input((None,), dtype="int32")
+x = keras.layers.Embedding(20000, 128, mask_zero=True)(inp)
+x = keras.layers.Bidirectional(keras.layers.LSTM(512, return_sequences=True))(x)
+x = keras.layers.LSTM(512)(x)
+model = keras.Model(inp, keras.layers.Dense(10)(x))
+model.save({path!r}, save_format="tf")
+print('{{"params": %d}}' % model.count_params())
+"""
+
+JAXLSTM_SAVEDMODEL = """
+import time, json
+import numpy as np
+import jaxlstm
+jaxlstm.load_keras  # loads JAX and Flax
+from jaxlstm._src.models.graph import KerasModel
+t1 = time.perf_counter()
+kf = jaxlstm.read_keras_file({path!r})
+t2 = time.perf_counter()
+model = KerasModel(kf, kf.config)
+t3 = time.perf_counter()
+np.save({out!r}, np.asarray(jaxlstm.predictor(model)({batch})))
+print(json.dumps(dict(read=t2 - t1, build=t3 - t2)))
+"""
+
+TF_KERAS_LOAD = """
+import os, time, json
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+t0 = time.perf_counter()
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+t1 = time.perf_counter()
+model = keras.models.load_model({path!r})
+t2 = time.perf_counter()
+np.save({out!r}, model.predict({batch}, verbose=0))
+print(json.dumps(dict(import_=t1 - t0, load=t2 - t1)))
+"""
+
+
+def _child(code: str, python: str = sys.executable) -> dict:
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     start = time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
+    run = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - start
     if run.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{run.stderr[-3000:]}")
@@ -141,9 +190,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per measurement")
     parser.add_argument("--dir", help="working folder (default: a temporary one)")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--savedmodel",
+        metavar="PYTHON",
+        help="a Python with tensorflow-cpu + tf-keras: also time a tf-keras SavedModel's read",
+    )
+    parser.add_argument("--only-savedmodel", action="store_true", help="skip the Keras 3 part")
     args = parser.parse_args()
+    if args.only_savedmodel and not args.savedmodel:
+        parser.error("--only-savedmodel needs --savedmodel PYTHON")
     folder = Path(args.dir or tempfile.mkdtemp(prefix="jaxlstm-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
+    if args.savedmodel:
+        bench_savedmodel(folder, args.savedmodel, args.repeat)
+        if args.only_savedmodel:
+            return
     path = str(folder / "classifier.keras")
     if not os.path.exists(path):
         _child(MAKE_MODEL.format(path=path))
@@ -214,6 +275,37 @@ def main() -> None:
                 fh,
                 indent=1,
             )
+
+
+def bench_savedmodel(folder: Path, python: str, repeat: int) -> None:
+    """jaxlstm's read + build of a tf-keras SavedModel against tf-keras's load_model."""
+    import numpy as np
+
+    path = str(folder / "classifier_savedmodel")
+    if not os.path.exists(path):
+        _child(MAKE_SAVEDMODEL.format(path=path), python)
+    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
+    fmt = dict(path=path, batch=BATCH)
+    jx = [
+        _child(JAXLSTM_SAVEDMODEL.format(out=str(folder / "y_sm_jax.npy"), **fmt))
+        for _ in range(repeat)
+    ]
+    tk = [
+        _child(TF_KERAS_LOAD.format(out=str(folder / "y_sm_tf.npy"), **fmt), python)
+        for _ in range(repeat)
+    ]
+    err = float(np.max(np.abs(np.load(folder / "y_sm_jax.npy") - np.load(folder / "y_sm_tf.npy"))))
+    j, k = _median(jx), _median(tk)
+    print(
+        f"SavedModel {Path(path).name}/: {size:.1f} MiB; median of {repeat} fresh processes "
+        f"each; max |jaxlstm - tf-keras| = {err:.2e}"
+    )
+    ours = j["read"] + j["build"]
+    print(f"  jaxlstm read {j['read']:.3f} s + build {j['build']:.3f} s = {ours:.3f} s")
+    print(
+        f"  tf-keras load_model {k['load']:.3f} s (after importing TensorFlow + tf-keras, "
+        f"{k['import_']:.3f} s): {k['load'] / ours:.1f}x jaxlstm's\n"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ The whole public API::
     # errors
     JaxLSTMError, KerasFileError, LayerNotFoundError, UnsupportedOptionError,
     UnsupportedLayerError, UnknownActivationError, ShapeError, ChecksumError,
-    UnsafeFileError, NonFiniteWeightsError
+    UnsafeFileError, NonFiniteWeightsError, MissingDependencyError
 """
 
 import importlib as _importlib
@@ -28,6 +28,7 @@ from jaxlstm._src.errors import (
     JaxLSTMError,
     KerasFileError,
     LayerNotFoundError,
+    MissingDependencyError,
     NonFiniteWeightsError,
     ShapeError,
     UnknownActivationError,
@@ -147,6 +148,7 @@ __all__ = [
     "LSTMParams",
     "LSTMState",
     "LayerNotFoundError",
+    "MissingDependencyError",
     "NonFiniteWeightsError",
     "ShapeError",
     "SimpleRNN",

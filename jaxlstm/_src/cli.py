@@ -72,12 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a Keras file's layers (output shapes, parameters, masks) and its LSTMs'\n"
         "options and gate layout",
     )
-    p.add_argument("file", help="a Keras file: .keras, .h5 or .weights.h5")
+    p.add_argument(
+        "file",
+        help="a Keras file (.keras, .h5, .weights.h5), a tf.keras SavedModel directory or a TF "
+        "checkpoint",
+    )
 
     p = sub.add_parser(
         "convert", help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5)"
     )
-    p.add_argument("input", help="the Keras model file to read (any Keras version)")
+    p.add_argument(
+        "input", help="the Keras model file or tf.keras SavedModel directory to read (any version)"
+    )
     p.add_argument("output", help="the file to write: ends in .keras (Keras 3) or .h5 (legacy)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
 

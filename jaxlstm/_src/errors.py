@@ -47,3 +47,8 @@ class UnsafeFileError(KerasFileError):
 
 class NonFiniteWeightsError(KerasFileError):
     """Weights holding NaN or Inf, refused because ``nonfinite="error"`` was asked for."""
+
+
+class MissingDependencyError(JaxLSTMError, ImportError):
+    """A package a file format needs is not installed; the message names it and how to install
+    it."""

@@ -467,13 +467,15 @@ def load_keras_layer(
     rngs: nnx.Rngs | None = None,
     sha256: str | None = None,
     nonfinite: str = "warn",
+    weights: str | os.PathLike | None = None,
     **overrides,
 ) -> LSTM | GRU | SimpleRNN | StackedRNN | ConvLSTM | Bidirectional:
     """Load one recurrent layer (LSTM, GRU, SimpleRNN, stacked cells, ConvLSTM1D/2D/3D, or a
     Bidirectional of one) from any Keras file, ready to call.
 
-    Reads ``.keras`` archives, Keras 3 ``.weights.h5``, and legacy ``.h5`` files (full models
-    and ``save_weights`` files) written by Keras 1, Keras 2, tf.keras or Keras 3, including
+    Reads ``.keras`` archives, Keras 3 ``.weights.h5``, legacy ``.h5`` files (full models
+    and ``save_weights`` files) written by Keras 1, Keras 2, tf.keras or Keras 3, TensorFlow
+    SavedModel directories and TF-format checkpoints written by tf.keras 2.x, including
     CuDNNLSTM / CuDNNGRU weights, Keras 1's per-gate arrays, ``RNN(LSTMCell | GRUCell |
     SimpleRNNCell)``, stacked cells (``RNN([cell, ...])``, as a :class:`jaxlstm.StackedRNN`:
     overrides then apply to the RNN's own options only), and layers wrapped in
@@ -482,7 +484,8 @@ def load_keras_layer(
     executed. ``hard_sigmoid`` means what it meant in the Keras version that wrote the file.
 
     Args:
-      path: the Keras file.
+      path: the Keras file, SavedModel directory or TF checkpoint (``ckpt.index``, its prefix
+        or its directory); with ``weights``, the architecture (see there).
       name: the layer's name in the model (``"outer/inner"`` or just ``"inner"`` for a layer in
         a nested model). May be omitted when the file has exactly one recurrent layer.
       rngs: ``nnx.Rngs`` to fork dropout streams from when the module is put in training mode
@@ -492,6 +495,9 @@ def load_keras_layer(
         mismatch raises ``ChecksumError`` before anything is parsed.
       nonfinite: what to do with NaN or Inf weights: ``"warn"`` (default: load them with a
         ``RuntimeWarning``), ``"error"`` (raise ``NonFiniteWeightsError``) or ``"ignore"``.
+      weights: a TF-format checkpoint (``model.save_weights("ckpt")``) whose arrays go into
+        the architecture ``path`` gives: a ``model.to_json()`` file or a ``.keras`` / ``.h5``
+        model (Keras's ``model_from_json`` + ``load_weights``).
       **overrides: any of ``activation``, ``recurrent_activation``, ``return_sequences``,
         ``return_state``, ``go_backwards``, ``dropout``, ``recurrent_dropout``,
         ``zero_output_for_mask``, ``time_major``, ``unroll``, ``compute_dtype`` (and
@@ -522,7 +528,7 @@ def load_keras_layer(
       >>> y = lstm(x, mask=mask)                                    # doctest: +SKIP
     """
     check_nonfinite_policy(nonfinite)
-    kf = read_keras_file(path, sha256=sha256)
+    kf = read_keras_file(path, sha256=sha256, weights=weights)
     record = find_layer(kf, name)
     module = module_from_record(record, overrides, DropoutStreams(rngs), nonfinite=nonfinite)
     module.eval()  # in place: dropout off

@@ -568,8 +568,10 @@ def load_keras(
     nonfinite: str = "warn",
     outputs: list | None = None,
     inputs: list | None = None,
+    weights: str | os.PathLike | None = None,
 ) -> KerasModel:
-    """Load a whole Keras model (legacy ``.h5`` full model or ``.keras``) as a :class:`KerasModel`.
+    """Load a whole Keras model (legacy ``.h5`` full model, ``.keras``, or a TensorFlow
+    SavedModel directory written by tf.keras 2.x) as a :class:`KerasModel`.
 
     Sequential and Functional models, nested models, several inputs and outputs. Layers are
     built from their configs as plain data; unsupported ones (Lambda, custom classes) are refused
@@ -589,6 +591,11 @@ def load_keras(
     tensor. A fed tensor carries no Keras mask (as a new ``keras.Input``). A cut point inside a
     nested model, an unknown name (``LayerNotFoundError``, listing the layers) or an output
     needing a model input that ``inputs`` leaves out is an error.
+
+    ``weights`` loads a TF-format checkpoint (``model.save_weights("ckpt")``: its
+    ``ckpt.index``, its prefix or its directory) into the architecture ``path`` gives, a
+    ``model.to_json()`` file or a ``.keras`` / ``.h5`` model, as Keras's ``model_from_json`` +
+    ``load_weights`` do: ``load_keras("model.json", weights="ckpt")``.
 
     ``sha256`` pins the file: a different SHA-256 raises ``ChecksumError`` before anything is
     parsed. ``nonfinite`` says what to do with NaN or Inf weights: ``"warn"`` (default),
@@ -611,7 +618,7 @@ def load_keras(
         return {c.name for c in cut["tree"].children if c.class_name != "InputLayer"}
 
     cutting = outputs is not None or inputs is not None
-    kf = read_keras_file(path, sha256=sha256, select=select if cutting else None)
+    kf = read_keras_file(path, sha256=sha256, select=select if cutting else None, weights=weights)
     if kf.config is None:
         raise KerasFileError(
             f"{kf.path}: {kf.format} has no model config, only weights; load_keras needs a full "

@@ -24,6 +24,7 @@ from jaxlstm._src.readers.keras_v3 import is_v3_weights, read_keras_archive, rea
 from jaxlstm._src.readers.legacy_h5 import is_legacy_h5, read_legacy_h5
 from jaxlstm._src.readers.limits import Budget
 from jaxlstm._src.readers.records import KerasFile, LayerRecord, Select
+from jaxlstm._src.readers.savedmodel import is_tf_directory, read_model_json, read_tf_directory
 from jaxlstm._src.readers.translate import parse_errors
 
 __all__ = ["KerasFile", "LayerRecord", "check_sha256", "read_keras_file"]
@@ -52,19 +53,28 @@ def check_sha256(path: str, expected: str) -> None:
 
 
 def read_keras_file(
-    path: str | os.PathLike, *, sha256: str | None = None, select: Select | None = None
+    path: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    select: Select | None = None,
+    weights: str | os.PathLike | None = None,
 ) -> KerasFile:
     """Read every recurrent layer (LSTM, GRU, SimpleRNN) of a Keras file: ``.keras``,
-    ``.weights.h5`` or legacy ``.h5`` (full model or weights only; Keras 1, 2, tf.keras or 3).
+    ``.weights.h5`` or legacy ``.h5`` (full model or weights only; Keras 1, 2, tf.keras or 3),
+    a TensorFlow SavedModel directory written by tf.keras 2.x, or a TF-format checkpoint
+    (``model.save_weights("ckpt")``: its ``ckpt.index``, its prefix or its directory).
     Data only: nothing in the file is imported or executed.
 
     Args:
-      path: the file.
+      path: the file (or SavedModel / checkpoint directory); with ``weights``, the model's
+        architecture: a ``model.to_json()`` file, or a ``.keras`` / ``.h5`` model file.
       sha256: if given, the file's expected SHA-256 (hex); a mismatch raises
-        :class:`ChecksumError` before anything is parsed.
+        :class:`ChecksumError` before anything is parsed (files only, not directories).
       select: for a file with a model config, ``select(tree, keras_version)`` returns the
         names of the model's own layers whose arrays to read (``None``: all); the others' are
         not read (``load_keras(outputs=...)``: what a cut leaves out).
+      weights: a TF checkpoint (``model.save_weights("ckpt")``) to read the arrays from,
+        into the architecture ``path`` gives (Keras's ``model_from_json`` + ``load_weights``).
 
     Raises:
       KerasFileError: the file is unreadable, malformed or inconsistent; its subclasses
@@ -73,10 +83,40 @@ def read_keras_file(
         the size limits, links or storage outside the file).
     """
     path = os.fspath(path)
+    if weights is not None:
+        return _with_weights(path, os.fspath(weights), select)
+    if is_tf_directory(path):
+        if sha256 is not None:
+            raise KerasFileError(
+                f"{path}: sha256= pins one file; a SavedModel or checkpoint is several. Pin its "
+                "files yourself, or convert it once to .keras (jaxlstm convert) and pin that."
+            )
+        return _guarded(path, lambda: read_tf_directory(path, select))
     if not os.path.isfile(path):
         raise KerasFileError(f"{path}: no such file.")
     if sha256 is not None:
         check_sha256(path, sha256)
+    return _guarded(path, lambda: _read(path, select))
+
+
+def _with_weights(path: str, weights: str, select: Select | None) -> KerasFile:
+    """A TF checkpoint's arrays in the architecture of a to_json file or a Keras model file."""
+    if not is_tf_directory(weights):
+        raise KerasFileError(
+            f"{weights}: weights= takes a TF-format checkpoint (model.save_weights('ckpt'): its "
+            "ckpt.index, its prefix or its directory); for a .h5 or .keras file, load that."
+        )
+    if path.endswith(".json"):
+        config = read_model_json(path)
+    else:
+        kf = read_keras_file(path, select=lambda tree, version: set())
+        if kf.config is None:
+            raise KerasFileError(f"{path}: {kf.format} has no model config to load weights into.")
+        config = {"keras_version": kf.keras_version, **kf.config}
+    return _guarded(weights, lambda: read_tf_directory(weights, select, config=config))
+
+
+def _guarded(path: str, read) -> KerasFile:
     # Last resort for what a parsing library may still raise on input nobody anticipated
     # (only that: a bug of ours or of a dependency surfaces as itself, see readers.translate).
     malformed = parse_errors(
@@ -87,7 +127,7 @@ def read_keras_file(
     )
     try:
         with malformed:
-            return _read(path, select)
+            return read()
     except RecursionError:
         raise KerasFileError(
             f"{path}: structures nested too deeply to be a Keras file; the file is damaged or "
