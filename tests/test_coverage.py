@@ -94,6 +94,25 @@ def test_every_fixture_has_keras_recorded_outputs_and_a_test_that_reads_it():
         assert rel in everything or _named(path.name, "\n".join(TESTS.values())), rel
 
 
+def test_every_savedmodel_and_checkpoint_fixture_is_read_by_a_test():
+    """SavedModel directories and TF checkpoints (folders, not files): each is named by a test,
+    and each that loads has tf-keras's recorded outputs beside it."""
+    text = "\n".join(TESTS.values())
+    folders = {
+        p.parent if p.parent.name != "variables" else p.parent.parent
+        for pattern in ("saved_model.pb", "*.index")
+        for p in FIXTURES.rglob(pattern)
+        if "hostile" not in p.parts
+    }
+    assert folders
+    for folder in sorted(folders):
+        assert _named(folder.name, text), f"no test reads {folder.relative_to(ROOT)}"
+        refused = (folder / "saved_model.pb").exists() and not (
+            folder / "keras_metadata.pb"
+        ).exists()
+        assert folder.with_suffix(".npz").exists() or refused, folder.relative_to(ROOT)
+
+
 def test_every_loss_and_metric_is_compared_with_keras():
     from jaxlstm._src.train.losses import LOSSES, METRICS
 
