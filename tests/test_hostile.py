@@ -670,3 +670,34 @@ def test_a_stacked_cell_class_name_that_is_not_a_string_is_refused(tmp_path, val
     with pytest.raises(jaxlstm.LayerNotFoundError, match="the file has no recurrent layers"):
         jaxlstm.load_keras_layer(path)
     assert "stk" in jaxlstm.describe_keras_file(path)
+
+
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("num_heads", None, r"the config has no 'num_heads'; the file is damaged"),
+        ("num_heads", [], r"option num_heads=\[\]; expected an integer"),
+        ("num_heads", "x", r"option num_heads='x'; expected an integer"),
+        ("dropout", [], r"option dropout=\[\]; expected a number in \[0.0, 1.0\]"),
+        ("dropout", "x", r"option dropout='x'; expected a number in \[0.0, 1.0\]"),
+        ("attention_axes", 1.5, r"option attention_axes=1.5; expected an integer or a list"),
+        ("use_bias", "yes", r"option use_bias='yes'; expected true or false"),
+    ],
+)
+def test_a_damaged_attention_config_is_refused(tmp_path, key, value, match):
+    """Attention options are read through the same checks as every layer's (a single-site
+    config fuzz found raw KeyError / TypeError / ValueError here)."""
+    path = tmp_path / "mha.h5"
+    shutil.copy(FIX / "keras2_models" / "multi_head_attention.h5", path)
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        mha = next(e for e in config["config"]["layers"] if e["class_name"] == "MultiHeadAttention")
+        if value is None:
+            del mha["config"][key]
+        else:
+            mha["config"][key] = value
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(KerasFileError, match=match):
+        jaxlstm.load_keras(path)

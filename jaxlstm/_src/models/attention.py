@@ -28,9 +28,9 @@ def _is_array(x) -> bool:
 class _Attention(Stochastic):
     passes_mask = True
 
-    def __init__(self, ctx: BuildContext, dropout: float):
+    def __init__(self, ctx: BuildContext, config: dict):
         super().__init__(ctx)
-        self.rate = float(dropout)
+        self.rate = ctx.number(config, "dropout", 0.0, 0.0, 1.0)
         self.where_ = ctx.where
 
     def _dropout(self):
@@ -80,15 +80,15 @@ class DenseAttention(_Attention):
     """``Attention`` (``score_mode`` dot/concat, ``use_scale``) and ``AdditiveAttention``."""
 
     def __init__(self, config, weights, ctx: BuildContext, additive: bool = False):
-        super().__init__(ctx, config.get("dropout", 0.0))
+        super().__init__(ctx, config)
         self.additive = additive
-        self.use_scale = bool(config.get("use_scale", additive))
-        self.score_mode = "dot" if additive else str(config.get("score_mode", "dot"))
+        self.use_scale = ctx.flag(config, "use_scale", additive)
+        self.score_mode = "dot" if additive else ctx.text(config, "score_mode", "dot")
         if self.score_mode not in ("dot", "concat"):
             raise KerasFileError(
                 f"{ctx.where}: score_mode={self.score_mode!r}; expected 'dot' or 'concat'."
             )
-        self.causal = bool(config.get("causal", False))  # tf.keras < 2.11 kept it in the config
+        self.causal = ctx.flag(config, "causal", False)  # tf.keras < 2.11 kept it in the config
         n = int(self.use_scale) + int(self.score_mode == "concat")
         ctx.expect(weights, n, "scale, concat_score_weight")
         arrays = iter(weights)
@@ -140,14 +140,15 @@ class MultiHeadAttention(_Attention):
     PARTS = ("query", "key", "value", "output")
 
     def __init__(self, config, weights, ctx: BuildContext):
-        super().__init__(ctx, config.get("dropout", 0.0))
+        super().__init__(ctx, config)
         for option in ("use_gate", "sliding_window"):
             if config.get(option):
                 raise UnsupportedOptionError(
                     f"{ctx.where}: {option}={config[option]!r} is not supported."
                 )
-        self.num_heads, self.key_dim = int(config["num_heads"]), int(config["key_dim"])
-        use_bias = bool(config.get("use_bias", True))
+        self.num_heads = ctx.integer(config, "num_heads")
+        self.key_dim = ctx.integer(config, "key_dim")
+        use_bias = ctx.flag(config, "use_bias", True)
         n = 4 * (1 + int(use_bias))
         ctx.expect(weights, n, "query, key, value, output kernels" + (" and biases" * use_bias))
         arrays = iter(weights)
@@ -167,10 +168,7 @@ class MultiHeadAttention(_Attention):
                 f"{ctx.where}: query kernel has shape {tuple(self.query_kernel.shape)}; "
                 f"expected (dim, num_heads={self.num_heads}, key_dim={self.key_dim})."
             )
-        axes = config.get("attention_axes")
-        self.attention_axes = (
-            None if axes is None else ((axes,) if isinstance(axes, int) else tuple(axes))
-        )
+        self.attention_axes = ctx.integers(config, "attention_axes", None)
         self.keras3 = keras_major(ctx.keras_version) >= 3
 
     def _weights(self) -> A.MHAWeights:
