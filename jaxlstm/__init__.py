@@ -12,12 +12,14 @@ The whole public API::
     predictor
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
+    # PyTorch weights (nn.LSTM/GRU/RNN, Linear, Embedding) in, and back out
+    load_torch, torch_state_dict, save_torch, TorchConfig, describe_torch_file, RNNLayers
     # JAX's persistent compilation cache, opt-in
     enable_compilation_cache
     # errors
     JaxLSTMError, KerasFileError, LayerNotFoundError, UnsupportedOptionError,
     UnsupportedLayerError, UnknownActivationError, ShapeError, ChecksumError,
-    UnsafeFileError, NonFiniteWeightsError
+    UnsafeFileError, NonFiniteWeightsError, MissingDependencyError
 """
 
 import importlib as _importlib
@@ -28,6 +30,7 @@ from jaxlstm._src.errors import (
     JaxLSTMError,
     KerasFileError,
     LayerNotFoundError,
+    MissingDependencyError,
     NonFiniteWeightsError,
     ShapeError,
     UnknownActivationError,
@@ -75,6 +78,12 @@ _LAZY = {
     "ConvLSTM3D": "jaxlstm._src.modules.nnx_conv_lstm",
     "read_keras_file": "jaxlstm._src.readers",
     "save_keras": "jaxlstm._src.save",
+    "RNNLayers": "jaxlstm._src.modules.nnx_layers",
+    "TorchConfig": "jaxlstm._src.torch",
+    "describe_torch_file": "jaxlstm._src.torch",
+    "load_torch": "jaxlstm._src.torch",
+    "save_torch": "jaxlstm._src.torch",
+    "torch_state_dict": "jaxlstm._src.torch",
 }
 
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
@@ -107,9 +116,17 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.modules.inference import predictor
     from jaxlstm._src.modules.nnx import LSTM, Bidirectional
     from jaxlstm._src.modules.nnx_conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
+    from jaxlstm._src.modules.nnx_layers import RNNLayers
     from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
     from jaxlstm._src.readers import read_keras_file
     from jaxlstm._src.save import save_keras
+    from jaxlstm._src.torch import (
+        TorchConfig,
+        describe_torch_file,
+        load_torch,
+        save_torch,
+        torch_state_dict,
+    )
 
 
 def __getattr__(name: str):
@@ -147,12 +164,15 @@ __all__ = [
     "LSTMParams",
     "LSTMState",
     "LayerNotFoundError",
+    "MissingDependencyError",
     "NonFiniteWeightsError",
+    "RNNLayers",
     "ShapeError",
     "SimpleRNN",
     "SimpleRNNParams",
     "SimpleRNNState",
     "StackedRNN",
+    "TorchConfig",
     "UnknownActivationError",
     "UnsafeFileError",
     "UnsupportedLayerError",
@@ -160,19 +180,23 @@ __all__ = [
     "conv_lstm_scan",
     "conv_lstm_step",
     "describe_keras_file",
+    "describe_torch_file",
     "enable_compilation_cache",
     "get_activation",
     "gru_scan",
     "gru_step",
     "load_keras",
     "load_keras_layer",
+    "load_torch",
     "lstm_scan",
     "lstm_step",
     "predictor",
     "read_keras_file",
     "save_keras",
+    "save_torch",
     "simple_rnn_scan",
     "simple_rnn_step",
+    "torch_state_dict",
     "which_impl",
     "zeros_state",
 ]

@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a Keras file's layers (output shapes, parameters, masks) and its LSTMs'\n"
         "options and gate layout",
     )
-    p.add_argument("file", help="a Keras file: .keras, .h5 or .weights.h5")
+    p.add_argument(
+        "file",
+        help="a Keras file (.keras, .h5, .weights.h5) or PyTorch weights (.safetensors, .pt)",
+    )
 
     p = sub.add_parser(
         "convert", help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5)"
@@ -144,6 +147,11 @@ def _run(args) -> int:
         return 0
     if args.command == "convert":
         return _convert(args.input, args.output, args.overwrite)
+    if args.file.lower().endswith((".safetensors", ".pt", ".pth")):  # PyTorch weights
+        from jaxlstm._src.torch import describe_torch_file
+
+        print(describe_torch_file(args.file), flush=True)
+        return 0
     from jaxlstm._src.inspect import describe_keras_file, describe_model
     from jaxlstm._src.readers import read_keras_file
 

@@ -47,3 +47,8 @@ class UnsafeFileError(KerasFileError):
 
 class NonFiniteWeightsError(KerasFileError):
     """Weights holding NaN or Inf, refused because ``nonfinite="error"`` was asked for."""
+
+
+class MissingDependencyError(JaxLSTMError, ImportError):
+    """A file format or feature needs an optional package that is not installed; the message
+    names the extra to install (``pip install "jaxlstm[torch]"``, ``"jaxlstm[onnx]"``)."""
