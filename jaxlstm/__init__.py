@@ -14,6 +14,8 @@ The whole public API::
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # PyTorch weights (nn.LSTM/GRU/RNN, Linear, Embedding) in, and back out
     load_torch, torch_state_dict, save_torch, TorchConfig, describe_torch_file, RNNLayers
+    # ONNX LSTM/GRU/RNN nodes in, and back out
+    load_onnx, onnx_model, save_onnx, describe_onnx_file
     # JAX's persistent compilation cache, opt-in
     enable_compilation_cache
     # errors
@@ -79,6 +81,10 @@ _LAZY = {
     "read_keras_file": "jaxlstm._src.readers",
     "save_keras": "jaxlstm._src.save",
     "RNNLayers": "jaxlstm._src.modules.nnx_layers",
+    "describe_onnx_file": "jaxlstm._src.onnx",
+    "load_onnx": "jaxlstm._src.onnx",
+    "onnx_model": "jaxlstm._src.onnx",
+    "save_onnx": "jaxlstm._src.onnx",
     "TorchConfig": "jaxlstm._src.torch",
     "describe_torch_file": "jaxlstm._src.torch",
     "load_torch": "jaxlstm._src.torch",
@@ -118,6 +124,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.modules.nnx_conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
     from jaxlstm._src.modules.nnx_layers import RNNLayers
     from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
+    from jaxlstm._src.onnx import describe_onnx_file, load_onnx, onnx_model, save_onnx
     from jaxlstm._src.readers import read_keras_file
     from jaxlstm._src.save import save_keras
     from jaxlstm._src.torch import (
@@ -180,6 +187,7 @@ __all__ = [
     "conv_lstm_scan",
     "conv_lstm_step",
     "describe_keras_file",
+    "describe_onnx_file",
     "describe_torch_file",
     "enable_compilation_cache",
     "get_activation",
@@ -187,12 +195,15 @@ __all__ = [
     "gru_step",
     "load_keras",
     "load_keras_layer",
+    "load_onnx",
     "load_torch",
     "lstm_scan",
     "lstm_step",
+    "onnx_model",
     "predictor",
     "read_keras_file",
     "save_keras",
+    "save_onnx",
     "save_torch",
     "simple_rnn_scan",
     "simple_rnn_step",

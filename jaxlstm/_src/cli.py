@@ -152,6 +152,11 @@ def _run(args) -> int:
 
         print(describe_torch_file(args.file), flush=True)
         return 0
+    if args.file.lower().endswith(".onnx"):
+        from jaxlstm._src.onnx import describe_onnx_file
+
+        print(describe_onnx_file(args.file), flush=True)
+        return 0
     from jaxlstm._src.inspect import describe_keras_file, describe_model
     from jaxlstm._src.readers import read_keras_file
 
