@@ -289,3 +289,26 @@ def test_not_onnx(tmp_path):
     path.write_bytes(b"\xff\xff\xff garbage")
     with pytest.raises(jaxlstm.KerasFileError, match=r"not an ONNX model"):
         jaxlstm.load_onnx(path)
+
+
+def test_cli_convert_between_frameworks(tmp_path, capsys):
+    """jaxlstm convert: Keras -> .onnx, PyTorch .safetensors -> .onnx, ONNX -> .safetensors;
+    the numbers survive each step; a reverse-only ONNX node has no PyTorch equivalent."""
+    from jaxlstm._src.cli import main
+
+    record = np.load(KERAS2 / "lstm_seq.npz")
+    onnx_path, st_path = tmp_path / "lstm.onnx", tmp_path / "lstm.safetensors"
+    assert main(["--no-cache", "convert", str(KERAS2 / "lstm_seq.h5"), str(onnx_path)]) == 0
+    assert main(["--no-cache", "convert", str(onnx_path), str(st_path)]) == 0
+    out = capsys.readouterr().out
+    assert "torch.nn.LSTM(input_size=3, hidden_size=5" in out and "batch_first=False" in out
+    y = jaxlstm.load_torch(st_path)(record["x"].transpose(1, 0, 2))
+    np.testing.assert_allclose(np.asarray(y).transpose(1, 0, 2), record["out0"], atol=ATOL)
+    again = tmp_path / "again.onnx"
+    assert main(["--no-cache", "convert", str(st_path), str(again)]) == 0
+    assert main(["convert", str(st_path), str(again)]) == 2  # exists
+    rev = ONNX_DIR / "node_lstm_reverse_lens.onnx"
+    assert main(["--no-cache", "convert", str(rev), str(tmp_path / "rev.safetensors")]) == 2
+    assert "go_backwards=True alone" in capsys.readouterr().err
+    assert main(["--no-cache", "convert", str(st_path), str(tmp_path / "m.keras")]) == 2
+    assert "cannot be written as a Keras model" in capsys.readouterr().err

@@ -78,11 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "convert", help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5)"
+        "convert",
+        help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5); or one recurrent\n"
+        "layer between Keras, PyTorch (.safetensors, .pt) and ONNX (.onnx) files",
     )
     p.add_argument("input", help="the Keras model file to read (any Keras version)")
-    p.add_argument("output", help="the file to write: ends in .keras (Keras 3) or .h5 (legacy)")
+    p.add_argument(
+        "output",
+        help="the file to write: .keras (Keras 3), .h5 (legacy), .safetensors or .onnx",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="to or from PyTorch/ONNX: the recurrent layer, module or node to convert",
+    )
+    p.add_argument(
+        "--batch-first", action="store_true", help="a PyTorch input was built batch_first=True"
+    )
 
     p = sub.add_parser("finetune", help="fine-tune a Keras model as a YAML config describes")
     p.add_argument(
@@ -146,7 +159,7 @@ def _run(args) -> int:
         run_finetune(args.config, args.out, args.epochs, resume=args.resume)
         return 0
     if args.command == "convert":
-        return _convert(args.input, args.output, args.overwrite)
+        return _convert(args.input, args.output, args.overwrite, args)
     if args.file.lower().endswith((".safetensors", ".pt", ".pth")):  # PyTorch weights
         from jaxlstm._src.torch import describe_torch_file
 
@@ -166,13 +179,17 @@ def _run(args) -> int:
     return 0
 
 
-def _convert(src: str, dst: str, overwrite: bool) -> int:
+def _convert(src: str, dst: str, overwrite: bool, args=None) -> int:
+    from jaxlstm._src.convert import convert_layer, is_foreign
     from jaxlstm._src.models.graph import load_keras
     from jaxlstm._src.save import save_keras
 
     if os.path.exists(dst) and not overwrite:
         print(f"jaxlstm: error: {dst} exists; pass --overwrite to replace it.", file=sys.stderr)
         return 2
+    if is_foreign(src) or is_foreign(dst):  # PyTorch / ONNX: one recurrent layer
+        print(convert_layer(src, dst, args.layer, batch_first=args.batch_first))
+        return 0
     save_keras(load_keras(src), dst)
     print(f"wrote {dst}")
     return 0
