@@ -312,3 +312,15 @@ def test_cli_convert_between_frameworks(tmp_path, capsys):
     assert "go_backwards=True alone" in capsys.readouterr().err
     assert main(["--no-cache", "convert", str(st_path), str(tmp_path / "m.keras")]) == 2
     assert "cannot be written as a Keras model" in capsys.readouterr().err
+
+
+def test_oversized_initializer_refused(tmp_path):
+    model = onnx.load(ONNX_DIR / "node_lstm_forward.onnx")
+    w = next(t for t in model.graph.initializer if t.name == "W")
+    w.ClearField("raw_data")
+    del w.dims[:]
+    w.dims.extend([1, 1 << 20, 1 << 12])  # 16 GiB declared, nothing stored
+    path = tmp_path / "big.onnx"
+    onnx.save(model, path)
+    with pytest.raises(jaxlstm.UnsafeFileError, match=r"tensor 'W' declares 16 GiB"):
+        jaxlstm.load_onnx(path)

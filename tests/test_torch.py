@@ -359,3 +359,16 @@ def test_live_pytorch_round_trip(tmp_path):
         torch.save(net.state_dict(), pt)
         back = jaxlstm.load_torch(pt, batch_first=config.batch_first)
         np.testing.assert_allclose(back(xin), module(xin), atol=ATOL)
+
+
+def test_torch_without_weights_only_refused(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+
+    def old_load(f, map_location=None):  # a PyTorch from before weights_only (< 1.13)
+        raise AssertionError("must not be called")
+
+    monkeypatch.setattr(torch, "load", old_load)
+    path = tmp_path / "m.pt"
+    path.write_bytes(b"anything")
+    with pytest.raises(jaxlstm.UnsafeFileError, match=r"has no torch.load\(weights_only=True\)"):
+        jaxlstm.load_torch(path)
