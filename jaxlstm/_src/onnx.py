@@ -20,9 +20,9 @@ import os
 
 import numpy as np
 
-from jaxlstm._src.converters.gates import gate_slices
+from jaxlstm._src.converters.gates import JAXLSTM_GATES, gate_slices
 from jaxlstm._src.converters.onnx import FAMILY_OF_OP, ONNX_GATES, ONNX_OPS, from_onnx, to_onnx
-from jaxlstm._src.errors import LayerNotFoundError, UnsupportedOptionError
+from jaxlstm._src.errors import KerasFileError, LayerNotFoundError, UnsupportedOptionError
 from jaxlstm._src.readers.onnx_files import OnnxNode, import_onnx, read_onnx_nodes
 
 # ONNX activation name -> jaxlstm's, for those equal at ONNX's default parameters.
@@ -125,7 +125,7 @@ def load_onnx(path: str | os.PathLike, name: str | None = None):
 
 def build_from_node(node: OnnxNode, where: str):
     from jaxlstm._src.modules.nnx import Bidirectional
-    from jaxlstm._src.torch import _cell_module
+    from jaxlstm._src.modules.nnx_layers import cell_module
 
     family = FAMILY_OF_OP[node.op]
     attrs = node.attributes
@@ -154,7 +154,7 @@ def build_from_node(node: OnnxNode, where: str):
                 "a constant; jaxlstm reads weights stored in the file (initializers or Constant "
                 "nodes) only."
             )
-    g = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[family]
+    g = len(JAXLSTM_GATES[family])
     hidden = attrs.get("hidden_size", r.shape[-1] if r is not None else -1)
     want = {
         "W": (dirs, g * hidden, None),
@@ -165,13 +165,11 @@ def build_from_node(node: OnnxNode, where: str):
         if array is None:
             if label == "B":
                 continue
-            raise UnsupportedOptionError(f"{where}: input {label} is missing.")
+            raise KerasFileError(f"{where}: input {label} is missing; the node is damaged.")
         shape = want[label]
         if array.ndim != len(shape) or any(
             s is not None and s != a for s, a in zip(shape, array.shape, strict=True)
         ):
-            from jaxlstm._src.errors import KerasFileError
-
             raise KerasFileError(
                 f"{where}: {label} has shape {tuple(array.shape)}; expected "
                 f"{tuple('in' if s is None else s for s in shape)} for direction={direction}, "
@@ -190,31 +188,19 @@ def build_from_node(node: OnnxNode, where: str):
     for d in range(dirs):
         params = from_onnx(family, w[d], r[d], None if b is None else b[d], reset_after=reset_after)
         acts = activations[d]
-        options = dict(
-            go_backwards=direction == "reverse" or d == 1,
-            time_major=layout == 0,
-            zero_output_for_mask=True,
+        modules.append(
+            cell_module(
+                family,
+                params,
+                activation=acts[-1],
+                recurrent_activation=acts[0],
+                reset_after=reset_after,
+                return_sequences=True,
+                go_backwards=direction == "reverse" or d == 1,
+                time_major=layout == 0,
+                zero_output_for_mask=True,
+            )
         )
-        if family == "SimpleRNN":
-            modules.append(_cell_module(family, params, activation=acts[0], **options))
-            continue
-        from jaxlstm._src.modules.nnx import LSTM
-        from jaxlstm._src.modules.nnx_rnn import GRU
-
-        common = dict(
-            return_sequences=True,
-            use_bias=params.bias is not None,
-            weights=params,
-            deterministic=True,
-            activation=acts[1],
-            recurrent_activation=acts[0],
-            **options,
-        )
-        units, in_features = params.recurrent_kernel.shape[0], params.kernel.shape[0]
-        if family == "LSTM":
-            modules.append(LSTM(in_features, units, **common))
-        else:
-            modules.append(GRU(in_features, units, reset_after=reset_after, **common))
     if dirs == 2:
         return Bidirectional(*modules, merge_mode="concat")
     return modules[0]

@@ -289,7 +289,7 @@ def build_recurrent(
 ):
     """The jaxlstm module of one :class:`TorchRecurrent` (see :func:`load_torch`)."""
     from jaxlstm._src.modules.nnx import Bidirectional
-    from jaxlstm._src.modules.nnx_layers import RNNLayers
+    from jaxlstm._src.modules.nnx_layers import RNNLayers, cell_module
 
     layers = []
     for k in range(module.num_layers):
@@ -300,10 +300,12 @@ def build_recurrent(
                 module.family, a["weight_ih"], a["weight_hh"], a.get("bias_ih"), a.get("bias_hh")
             )
             per_direction.append(
-                _cell_module(
+                cell_module(
                     module.family,
                     params,
                     activation=activation,
+                    reset_after=True,  # nn.GRU resets after the matmul
+                    return_sequences=True,
                     go_backwards=bool(d),
                     time_major=time_major,
                     return_state=return_state,
@@ -317,25 +319,6 @@ def build_recurrent(
     if len(layers) == 1:
         return layers[0]
     return RNNLayers(layers, return_state=return_state)
-
-
-def _cell_module(family, params, *, activation, **options):
-    from jaxlstm._src.modules.nnx import LSTM
-    from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
-
-    in_features, units = params.kernel.shape[0], params.recurrent_kernel.shape[0]
-    common = dict(
-        return_sequences=True,
-        use_bias=params.bias is not None,
-        weights=params,
-        deterministic=True,
-        **options,
-    )
-    if family == "LSTM":
-        return LSTM(in_features, units, **common)
-    if family == "GRU":
-        return GRU(in_features, units, reset_after=True, **common)
-    return SimpleRNN(in_features, units, activation=activation, **common)
 
 
 def _other_module(module: TorchOther, kind: str | None, where: str):

@@ -27,7 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxlstm._src.converters.gates import check_table, from_jaxlstm_order, to_jaxlstm_order
+from jaxlstm._src.converters.gates import (
+    JAXLSTM_GATES,
+    check_table,
+    from_jaxlstm_order,
+    to_jaxlstm_order,
+)
 from jaxlstm._src.core.gru import GRUParams
 from jaxlstm._src.core.lstm import LSTMParams
 from jaxlstm._src.core.simple_rnn import SimpleRNNParams
@@ -42,7 +47,7 @@ check_table(TORCH_GATES)
 
 # PyTorch's class per jaxlstm family, and back.
 TORCH_CLASSES = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
-GATES_PER_FAMILY = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
+GATES_PER_FAMILY = {family: len(gates) for family, gates in JAXLSTM_GATES.items()}
 
 _PARAMS = {"LSTM": LSTMParams, "GRU": GRUParams, "SimpleRNN": SimpleRNNParams}
 

@@ -18,6 +18,26 @@ from flax import nnx
 from jaxlstm._src.errors import UnsupportedOptionError
 
 
+def cell_module(family: str, params, **options):
+    """A :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU` or :class:`jaxlstm.SimpleRNN` (``family``
+    ``"LSTM"``, ``"GRU"``, ``"SimpleRNN"``) built from ``params`` in Keras's layout, in eval
+    mode, its sizes and ``use_bias`` from the arrays; ``options`` are the module's keyword
+    arguments (``reset_after`` is used by a GRU only, ``recurrent_activation`` not by a
+    SimpleRNN). How the PyTorch and ONNX loaders build theirs."""
+    from jaxlstm._src.modules.nnx import LSTM
+    from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
+
+    in_features, units = params.kernel.shape[0], params.recurrent_kernel.shape[0]
+    options = dict(use_bias=params.bias is not None, weights=params, deterministic=True, **options)
+    reset_after = options.pop("reset_after", True)
+    if family == "LSTM":
+        return LSTM(in_features, units, **options)
+    if family == "GRU":
+        return GRU(in_features, units, reset_after=reset_after, **options)
+    options.pop("recurrent_activation", None)
+    return SimpleRNN(in_features, units, **options)
+
+
 def layer_state_count(layer) -> int:
     """How many state arrays ``layer`` takes and returns (2 for an LSTM, 4 for a
     Bidirectional of LSTMs, 1 for a GRU or SimpleRNN)."""
