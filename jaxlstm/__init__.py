@@ -13,7 +13,8 @@ The whole public API::
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
     # PyTorch weights (nn.LSTM/GRU/RNN, Linear, Embedding) in, and back out
-    load_torch, torch_state_dict, save_torch, TorchConfig, describe_torch_file, RNNLayers
+    load_torch, torch_state_dict, save_torch, TorchConfig, describe_torch_file, RNNLayers,
+    ProjLSTM, ProjLSTMParams, proj_lstm_scan
     # ONNX LSTM/GRU/RNN nodes in, and back out
     load_onnx, onnx_model, save_onnx, describe_onnx_file
     # JAX's persistent compilation cache, opt-in
@@ -81,6 +82,9 @@ _LAZY = {
     "read_keras_file": "jaxlstm._src.readers",
     "save_keras": "jaxlstm._src.save",
     "RNNLayers": "jaxlstm._src.modules.nnx_layers",
+    "ProjLSTM": "jaxlstm._src.modules.nnx_proj",
+    "ProjLSTMParams": "jaxlstm._src.core.lstm_proj",
+    "proj_lstm_scan": "jaxlstm._src.core.lstm_proj",
     "describe_onnx_file": "jaxlstm._src.onnx",
     "load_onnx": "jaxlstm._src.onnx",
     "onnx_model": "jaxlstm._src.onnx",
@@ -110,6 +114,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
         which_impl,
         zeros_state,
     )
+    from jaxlstm._src.core.lstm_proj import ProjLSTMParams, proj_lstm_scan
     from jaxlstm._src.core.simple_rnn import (
         SimpleRNNParams,
         SimpleRNNState,
@@ -123,6 +128,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.modules.nnx import LSTM, Bidirectional
     from jaxlstm._src.modules.nnx_conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
     from jaxlstm._src.modules.nnx_layers import RNNLayers
+    from jaxlstm._src.modules.nnx_proj import ProjLSTM
     from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
     from jaxlstm._src.onnx import describe_onnx_file, load_onnx, onnx_model, save_onnx
     from jaxlstm._src.readers import read_keras_file
@@ -173,6 +179,8 @@ __all__ = [
     "LayerNotFoundError",
     "MissingDependencyError",
     "NonFiniteWeightsError",
+    "ProjLSTM",
+    "ProjLSTMParams",
     "RNNLayers",
     "ShapeError",
     "SimpleRNN",
@@ -201,6 +209,7 @@ __all__ = [
     "lstm_step",
     "onnx_model",
     "predictor",
+    "proj_lstm_scan",
     "read_keras_file",
     "save_keras",
     "save_onnx",

@@ -204,6 +204,11 @@ def test_write_refusals():
     )
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"merge_mode='ave'"):
         jaxlstm.onnx_model(bi)
+    proj = jaxlstm.load_torch(
+        Path(__file__).parent / "fixtures" / "torch" / "lstm_proj_stack_bi_packed.safetensors"
+    )
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"has no output projection"):
+        jaxlstm.onnx_model(proj)
 
 
 def test_keras_file_to_onnx_and_pytorch(tmp_path):

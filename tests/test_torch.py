@@ -31,6 +31,7 @@ CASES = {
     "gru_packed_nobias": (False, None),
     "rnn_tanh_stack": (False, None),
     "rnn_relu_bi_packed": (False, "relu"),
+    "lstm_proj_stack_bi_packed": (True, None),
 }
 
 
@@ -133,9 +134,17 @@ def test_one_recurrent_module_needs_no_name():
     assert isinstance(lstm, jaxlstm.LSTM)
 
 
-def test_proj_size_is_refused():
-    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"proj_size > 0 .* refused"):
-        jaxlstm.load_torch(FIXTURES / "lstm_proj.safetensors")
+def test_proj_size_is_a_projected_lstm():
+    m = jaxlstm.load_torch(FIXTURES / "lstm_proj_stack_bi_packed.safetensors", batch_first=True)
+    first = m.layers[0].forward
+    assert isinstance(first, jaxlstm.ProjLSTM)
+    assert (first.in_features, first.units, first.proj_size) == (3, 4, 2)
+    assert first.projection.shape == (4, 2) and first.recurrent_kernel.shape == (2, 16)
+    assert m.layers[1].forward.in_features == 4  # both directions' projected outputs
+    _, config = jaxlstm.torch_state_dict(m)
+    assert config.kwargs()["proj_size"] == 2
+    text = jaxlstm.describe_torch_file(FIXTURES / "lstm_proj_stack_bi_packed.safetensors")
+    assert "proj_size=2 (from the arrays: weight_hr_l* (2, 4), projection = weight_hr^T)" in text
 
 
 def test_nonlinearity_only_for_rnn():
@@ -346,8 +355,13 @@ def test_live_pytorch_round_trip(tmp_path):
         ]
     )
     gru = jaxlstm.GRU(3, 5, return_sequences=True, rngs=rngs)
+    proj = jaxlstm.Bidirectional(
+        jaxlstm.ProjLSTM(3, 5, 2, return_sequences=True, rngs=rngs),
+        jaxlstm.ProjLSTM(3, 5, 2, return_sequences=True, go_backwards=True, rngs=rngs),
+    )
     x = np.random.default_rng(1).normal(size=(6, 2, 3)).astype(np.float32)
-    for module, xin in ((layers, x), (gru, x.transpose(1, 0, 2))):
+    xb = x.transpose(1, 0, 2)
+    for module, xin in ((layers, x), (gru, xb), (proj, xb)):
         path = tmp_path / "m.safetensors"
         config = jaxlstm.save_torch(module, path)
         net = getattr(torch.nn, config.mode)(**config.kwargs())

@@ -295,6 +295,11 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
         family = _family_of(cells[0])
         where = f"layer {k}"
         for cell in cells:
+            if getattr(cell, "proj_size", 0):
+                raise UnsupportedOptionError(
+                    f"{where}: a ProjLSTM (proj_size={cell.proj_size}); the ONNX LSTM operator "
+                    "has no output projection, so it has no ONNX equivalent."
+                )
             if _family_of(cell) != family:
                 raise UnsupportedOptionError(
                     f"{where}: its two directions are of different families."

@@ -52,6 +52,7 @@ class TorchRecurrent:
     bidirectional: bool
     bias: bool
     arrays: dict = field(repr=False)
+    proj_size: int = 0
 
     @property
     def torch_class(self) -> str:
@@ -108,13 +109,6 @@ def _recurrent(name: str, layers: dict, where: str) -> TorchRecurrent:
         for _, params in sorted(layers.items())
         for key, a in params.values()
     )
-    if any("weight_hr" in p for p in layers.values()):
-        raise UnsupportedOptionError(
-            f"{label} has weight_hr_l* arrays: an nn.LSTM built with proj_size > 0 (its h is "
-            "projected, h = W_hr (o * tanh(c)), to proj_size units). jaxlstm's LSTM cell has "
-            "no projection, so it is refused rather than run without it; rebuild the model "
-            "with proj_size=0."
-        )
     num_layers = max(k for k, _ in layers) + 1
     directions = sorted({d for _, d in layers})
     bidirectional = directions == [0, 1]
@@ -129,27 +123,47 @@ def _recurrent(name: str, layers: dict, where: str) -> TorchRecurrent:
     if "weight_ih" not in first or "weight_hh" not in first:
         raise KerasFileError(f"{label}: weight_ih_l0 and weight_hh_l0 are needed; found {listing}.")
     w_hh = first["weight_hh"][1]
-    if np.ndim(w_hh) != 2 or w_hh.shape[1] < 1 or w_hh.shape[0] % w_hh.shape[1]:
-        raise KerasFileError(
-            f"{label}: weight_hh_l0 should be (G*hidden_size, hidden_size), G = 4 (LSTM), 3 "
-            f"(GRU) or 1 (RNN); found {listing}."
-        )
-    hidden = w_hh.shape[1]
-    family = _FAMILY_OF_GATES.get(w_hh.shape[0] // hidden)
-    if family is None:
-        raise KerasFileError(
-            f"{label}: weight_hh_l0 is {tuple(w_hh.shape)}: {w_hh.shape[0] // hidden} gate "
-            "blocks of hidden_size rows; expected 4 (nn.LSTM), 3 (nn.GRU) or 1 (nn.RNN)."
-        )
+    w_hr = first["weight_hr"][1] if "weight_hr" in first else None
+    proj = 0
+    if w_hr is not None:  # nn.LSTM(proj_size=P): weight_hr (P, H), weight_hh (4H, P)
+        if np.ndim(w_hr) != 2 or not 0 < w_hr.shape[0] < w_hr.shape[1]:
+            raise KerasFileError(
+                f"{label}: weight_hr_l0 should be (proj_size, hidden_size) with proj_size < "
+                f"hidden_size; found {listing}."
+            )
+        proj, hidden = w_hr.shape
+        if np.shape(w_hh) != (4 * hidden, proj):
+            raise KerasFileError(
+                f"{label}: weight_hr_l0 {tuple(w_hr.shape)} is an nn.LSTM's projection, so "
+                f"weight_hh_l0 should be (4*hidden_size, proj_size) = ({4 * hidden}, {proj}); "
+                f"found {listing}."
+            )
+        family = "LSTM"
+    else:
+        if np.ndim(w_hh) != 2 or w_hh.shape[1] < 1 or w_hh.shape[0] % w_hh.shape[1]:
+            raise KerasFileError(
+                f"{label}: weight_hh_l0 should be (G*hidden_size, hidden_size), G = 4 (LSTM), 3 "
+                f"(GRU) or 1 (RNN); found {listing}."
+            )
+        hidden = w_hh.shape[1]
+        family = _FAMILY_OF_GATES.get(w_hh.shape[0] // hidden)
+        if family is None:
+            raise KerasFileError(
+                f"{label}: weight_hh_l0 is {tuple(w_hh.shape)}: {w_hh.shape[0] // hidden} gate "
+                "blocks of hidden_size rows; expected 4 (nn.LSTM), 3 (nn.GRU) or 1 (nn.RNN)."
+            )
     g = GATES_PER_FAMILY[family]
+    out_size = proj or hidden
     input_size = np.shape(first["weight_ih"][1])[-1] if np.ndim(first["weight_ih"][1]) else -1
     has_bias = "bias_ih" in first
     arrays = {}
     for (k, d), params in sorted(layers.items()):
-        in_k = input_size if k == 0 else hidden * len(directions)
-        shapes = {"weight_ih": (g * hidden, in_k), "weight_hh": (g * hidden, hidden)}
+        in_k = input_size if k == 0 else out_size * len(directions)
+        shapes = {"weight_ih": (g * hidden, in_k), "weight_hh": (g * hidden, out_size)}
         if has_bias:
             shapes.update(bias_ih=(g * hidden,), bias_hh=(g * hidden,))
+        if proj:
+            shapes["weight_hr"] = (proj, hidden)
         got = {p: tuple(np.shape(a)) for p, (_, a) in params.items()}
         if got != shapes:
             raise KerasFileError(
@@ -157,12 +171,20 @@ def _recurrent(name: str, layers: dict, where: str) -> TorchRecurrent:
                 f"{', '.join(f'{p} {s}' for p, s in got.items())}; expected "
                 f"{', '.join(f'{p} {s}' for p, s in shapes.items())} for an "
                 f"nn.{TORCH_CLASSES[family]}(input_size={input_size}, hidden_size={hidden}, "
-                f"bias={has_bias}"
+                f"bias={has_bias}{f', proj_size={proj}' if proj else ''}"
                 f"{', bidirectional=True' if bidirectional else ''})."
             )
         arrays[(k, d)] = {p: np.asarray(a) for p, (_, a) in params.items()}
     return TorchRecurrent(
-        name, family, int(input_size), int(hidden), num_layers, bidirectional, has_bias, arrays
+        name,
+        family,
+        int(input_size),
+        int(hidden),
+        num_layers,
+        bidirectional,
+        has_bias,
+        arrays,
+        proj_size=int(proj),
     )
 
 
@@ -239,14 +261,15 @@ def load_torch(
         A packed sequence is a mask: ``mask = jnp.arange(T)[:, None] < lengths`` (``(T, B)``,
         or ``(B, T)`` with ``batch_first``). With ``return_state`` the call returns
         ``(output, *states)``: per layer ``h, c`` (LSTM) or ``h`` (GRU, RNN), forward then
-        reverse, layer 0 first; PyTorch's ``h_n[2 * k + d]``.
+        reverse, layer 0 first; PyTorch's ``h_n[2 * k + d]``. With ``proj_size`` (arrays
+        ``weight_hr_l*``) the LSTMs are :class:`jaxlstm.ProjLSTM` (outputs and ``h`` of
+        ``proj_size``, ``c`` of ``hidden_size``).
       * ``nn.Linear``: a ``Dense`` layer (``x @ weight.T + bias``); ``nn.Embedding``: an
         ``Embedding`` layer (integer ids -> rows of ``weight``); both NNX modules called as
         ``layer(x)``.
 
     Raises:
-      UnsupportedOptionError: ``proj_size > 0`` (``weight_hr_l*`` arrays; the LSTM cell has no
-        projection), or an option PyTorch does not have.
+      UnsupportedOptionError: an option PyTorch does not have.
       LayerNotFoundError: ``name`` is not a module of the state dict (the message lists them).
       KerasFileError: arrays inconsistent with one PyTorch module, or a damaged file
         (:class:`UnsafeFileError` for a hostile one; :class:`MissingDependencyError` when
@@ -297,11 +320,16 @@ def build_recurrent(
         for d in range(2 if module.bidirectional else 1):
             a = module.arrays[(k, d)]
             params = from_torch(
-                module.family, a["weight_ih"], a["weight_hh"], a.get("bias_ih"), a.get("bias_hh")
+                module.family,
+                a["weight_ih"],
+                a["weight_hh"],
+                a.get("bias_ih"),
+                a.get("bias_hh"),
+                a.get("weight_hr"),
             )
             per_direction.append(
                 cell_module(
-                    module.family,
+                    "ProjLSTM" if module.proj_size else module.family,
                     params,
                     activation=activation,
                     reset_after=True,  # nn.GRU resets after the matmul
@@ -372,9 +400,11 @@ def _activation_name(value) -> str | None:
 
 def _family_of(module) -> str:
     from jaxlstm._src.modules.nnx import LSTM
+    from jaxlstm._src.modules.nnx_proj import ProjLSTM
     from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
 
-    for cls, family in ((LSTM, "LSTM"), (GRU, "GRU"), (SimpleRNN, "SimpleRNN")):
+    classes = ((LSTM, "LSTM"), (ProjLSTM, "LSTM"), (GRU, "GRU"), (SimpleRNN, "SimpleRNN"))
+    for cls, family in classes:
         if isinstance(module, cls):
             return family
     raise UnsupportedOptionError(
@@ -424,6 +454,7 @@ class TorchConfig:
     bidirectional: bool = False
     batch_first: bool = False
     nonlinearity: str | None = None
+    proj_size: int = 0
 
     def kwargs(self) -> dict:
         out = dict(
@@ -436,6 +467,8 @@ class TorchConfig:
         )
         if self.nonlinearity is not None:
             out["nonlinearity"] = self.nonlinearity
+        if self.proj_size:
+            out["proj_size"] = self.proj_size
         return out
 
 
@@ -505,6 +538,7 @@ def torch_state_dict(module, prefix: str = "") -> tuple[dict[str, np.ndarray], T
     first = layers[0][0]
     family = _family_of(first)
     hidden, use_bias = first.units, first.bias is not None
+    proj_size = getattr(first, "proj_size", 0)
     bidirectional = len(layers[0]) == 2
     nonlinearity = None
     state: dict[str, np.ndarray] = {}
@@ -521,11 +555,13 @@ def torch_state_dict(module, prefix: str = "") -> tuple[dict[str, np.ndarray], T
                     f"{where} is a {_family_of(cell)} but layer 0 is a {family}; a PyTorch "
                     "module's layers are all of one class."
                 )
-            if cell.units != hidden or (cell.bias is not None) != use_bias:
+            proj = getattr(cell, "proj_size", 0)
+            if cell.units != hidden or (cell.bias is not None) != use_bias or proj != proj_size:
                 raise UnsupportedOptionError(
-                    f"{where} has units={cell.units}, use_bias={cell.bias is not None}; layer "
-                    f"0 has units={hidden}, use_bias={use_bias}; a PyTorch module's layers "
-                    "share hidden_size and bias."
+                    f"{where} has units={cell.units}, use_bias={cell.bias is not None}, "
+                    f"proj_size={proj}; layer 0 has units={hidden}, use_bias={use_bias}, "
+                    f"proj_size={proj_size}; a PyTorch module's layers share hidden_size, bias "
+                    "and proj_size."
                 )
             act = _check_cell(cell, family, where)
             if family == "SimpleRNN":
@@ -547,6 +583,7 @@ def torch_state_dict(module, prefix: str = "") -> tuple[dict[str, np.ndarray], T
         bidirectional=bidirectional,
         batch_first=not _time_major(module),
         nonlinearity=nonlinearity,
+        proj_size=proj_size,
     )
     return state, config
 
@@ -587,7 +624,8 @@ def describe_torch_file(source, *, batch_first: bool = False, nonlinearity=None)
     if not recurrent:
         out.append("  no recurrent modules (nn.LSTM, nn.GRU, nn.RNN)")
     for m in recurrent:
-        out.append(f"\nmodule {m.name!r}: nn.{m.torch_class} -> jaxlstm.{m.family}")
+        target = "ProjLSTM" if m.proj_size else m.family
+        out.append(f"\nmodule {m.name!r}: nn.{m.torch_class} -> jaxlstm.{target}")
         out.append(
             f"  input_size={m.input_size}, hidden_size={m.hidden_size}, num_layers="
             f"{m.num_layers}, bidirectional={m.bidirectional}, bias={m.bias} (from the arrays)"
@@ -599,11 +637,17 @@ def describe_torch_file(source, *, batch_first: bool = False, nonlinearity=None)
         if m.family == "SimpleRNN":
             text = nonlinearity or "tanh (assumed: PyTorch's default; not in the state dict)"
             out.append(f"  nonlinearity={text}")
-        out.append("  proj_size=0 (from the arrays: no weight_hr)" if m.family == "LSTM" else "")
+        if m.proj_size:
+            out.append(
+                f"  proj_size={m.proj_size} (from the arrays: weight_hr_l* ({m.proj_size}, "
+                f"{m.hidden_size}), projection = weight_hr^T)"
+            )
+        elif m.family == "LSTM":
+            out.append("  proj_size=0 (from the arrays: no weight_hr)")
         g, h = GATES_PER_FAMILY[m.family], m.hidden_size
         out.append(
-            f"  weight_ih_l* ({g}*{h}, in) / weight_hh_l* ({g}*{h}, {h}): rows in PyTorch's "
-            f"order -> jaxlstm kernel/recurrent_kernel columns (transposed):"
+            f"  weight_ih_l* ({g}*{h}, in) / weight_hh_l* ({g}*{h}, {m.proj_size or h}): rows "
+            "in PyTorch's order -> jaxlstm kernel/recurrent_kernel columns (transposed):"
         )
         for name, rows, cols in gate_slices(TORCH_GATES[m.family], h):
             out.append(f"    {name}: rows {rows:<12} -> {cols}")
@@ -614,7 +658,6 @@ def describe_torch_file(source, *, batch_first: bool = False, nonlinearity=None)
                 else "bias = bias_ih + bias_hh"
             )
             out.append(f"  bias_ih_l*, bias_hh_l*: same row order -> {target}")
-        out[:] = [line for line in out if line != ""]
     others = [m for m in found.values() if isinstance(m, TorchOther)]
     if others:
         out.append(

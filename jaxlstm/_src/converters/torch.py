@@ -35,6 +35,7 @@ from jaxlstm._src.converters.gates import (
 )
 from jaxlstm._src.core.gru import GRUParams
 from jaxlstm._src.core.lstm import LSTMParams
+from jaxlstm._src.core.lstm_proj import ProjLSTMParams
 from jaxlstm._src.core.simple_rnn import SimpleRNNParams
 
 # PyTorch's row blocks in file order: (PyTorch's name, jaxlstm's gate).
@@ -52,11 +53,13 @@ GATES_PER_FAMILY = {family: len(gates) for family, gates in JAXLSTM_GATES.items(
 _PARAMS = {"LSTM": LSTMParams, "GRU": GRUParams, "SimpleRNN": SimpleRNNParams}
 
 
-def from_torch(family: str, w_ih, w_hh, b_ih=None, b_hh=None):
+def from_torch(family: str, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None):
     """One direction of one PyTorch layer as the family's params in Keras's layout:
     ``kernel = W_ih^T``, ``recurrent_kernel = W_hh^T`` with columns in jaxlstm's gate order;
     bias ``b_ih + b_hh`` (LSTM, SimpleRNN) or ``[b_ih; b_hh]`` ``(2, 3u)`` (GRU); ``None``
-    without biases. Arrays are numpy, shapes already checked by the caller."""
+    without biases. An LSTM with ``proj_size`` (``w_hr`` ``(P, H)``) gives
+    :class:`ProjLSTMParams` with ``projection = W_hr^T``. Arrays are numpy, shapes already
+    checked by the caller."""
     blocks = TORCH_GATES[family]
     kernel = to_jaxlstm_order(w_ih, blocks).T
     recurrent = to_jaxlstm_order(w_hh, blocks).T
@@ -64,14 +67,17 @@ def from_torch(family: str, w_ih, w_hh, b_ih=None, b_hh=None):
     if b_ih is not None:
         b_ih, b_hh = to_jaxlstm_order(b_ih, blocks), to_jaxlstm_order(b_hh, blocks)
         bias = np.stack([b_ih, b_hh]) if family == "GRU" else b_ih + b_hh
-    return _PARAMS[family](np.ascontiguousarray(kernel), np.ascontiguousarray(recurrent), bias)
+    kernel, recurrent = np.ascontiguousarray(kernel), np.ascontiguousarray(recurrent)
+    if w_hr is not None:
+        return ProjLSTMParams(kernel, recurrent, bias, np.ascontiguousarray(np.asarray(w_hr).T))
+    return _PARAMS[family](kernel, recurrent, bias)
 
 
 def to_torch(family: str, params) -> dict[str, np.ndarray]:
     """The inverse of :func:`from_torch` for one direction of one layer: ``{"weight_ih": ...,
     "weight_hh": ..., "bias_ih": ..., "bias_hh": ...}`` (no biases when ``params.bias`` is
-    ``None``). A GRU's bias must be ``(2, 3u)`` (``reset_after=True``; the caller refuses the
-    other convention)."""
+    ``None``), and ``"weight_hr"`` for :class:`ProjLSTMParams`. A GRU's bias must be ``(2, 3u)``
+    (``reset_after=True``; the caller refuses the other convention)."""
     blocks = TORCH_GATES[family]
     out = {
         "weight_ih": from_jaxlstm_order(np.asarray(params.kernel).T, blocks),
@@ -85,4 +91,6 @@ def to_torch(family: str, params) -> dict[str, np.ndarray]:
             b_ih, b_hh = bias, np.zeros_like(bias)
         out["bias_ih"] = from_jaxlstm_order(b_ih, blocks)
         out["bias_hh"] = from_jaxlstm_order(b_hh, blocks)
+    if getattr(params, "projection", None) is not None:  # nn.LSTM(proj_size=p)
+        out["weight_hr"] = np.asarray(params.projection).T
     return {k: np.ascontiguousarray(v) for k, v in out.items()}

@@ -19,17 +19,23 @@ from jaxlstm._src.errors import UnsupportedOptionError
 
 
 def cell_module(family: str, params, **options):
-    """A :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU` or :class:`jaxlstm.SimpleRNN` (``family``
-    ``"LSTM"``, ``"GRU"``, ``"SimpleRNN"``) built from ``params`` in Keras's layout, in eval
-    mode, its sizes and ``use_bias`` from the arrays; ``options`` are the module's keyword
-    arguments (``reset_after`` is used by a GRU only, ``recurrent_activation`` not by a
-    SimpleRNN). How the PyTorch and ONNX loaders build theirs."""
+    """A :class:`jaxlstm.LSTM`, :class:`jaxlstm.GRU`, :class:`jaxlstm.SimpleRNN` or
+    :class:`jaxlstm.ProjLSTM` (``family`` ``"LSTM"``, ``"GRU"``, ``"SimpleRNN"``,
+    ``"ProjLSTM"``) built from ``params`` in Keras's layout, in eval mode, its sizes and
+    ``use_bias`` from the arrays; ``options`` are the module's keyword arguments
+    (``reset_after`` is used by a GRU only, ``recurrent_activation`` not by a SimpleRNN).
+    How the PyTorch and ONNX loaders build theirs."""
     from jaxlstm._src.modules.nnx import LSTM
     from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN
 
     in_features, units = params.kernel.shape[0], params.recurrent_kernel.shape[0]
     options = dict(use_bias=params.bias is not None, weights=params, deterministic=True, **options)
     reset_after = options.pop("reset_after", True)
+    if family == "ProjLSTM":  # an LSTM with projection: params.projection (units, proj_size)
+        from jaxlstm._src.modules.nnx_proj import ProjLSTM
+
+        units, proj = params.projection.shape
+        return ProjLSTM(in_features, units, proj, **options)
     if family == "LSTM":
         return LSTM(in_features, units, **options)
     if family == "GRU":
