@@ -5,6 +5,7 @@ back; Keras files through both ways; refusals; hostile external data."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,7 @@ def test_cli_inspect_onnx(capsys):
 # --- jaxlstm -> ONNX ------------------------------------------------------------------------
 
 
+@functools.cache
 def _modules():
     rngs = nnx.Rngs(3)
     lstm = jaxlstm.LSTM(3, 4, return_sequences=True, zero_output_for_mask=True, rngs=rngs)
@@ -161,12 +163,15 @@ def _modules():
     return {"lstm": lstm, "bi_gru_reset_before": bi_gru, "rnn_then_reverse_lstm": stack}
 
 
+MODULE_NAMES = ("lstm", "bi_gru_reset_before", "rnn_then_reverse_lstm")
+
+
 X = np.random.default_rng(5).normal(size=(3, 6, 3)).astype(np.float32)
 LENGTHS = np.asarray([6, 2, 4], np.int32)
 MASK = np.arange(6)[None, :] < LENGTHS[:, None]
 
 
-@pytest.mark.parametrize("name", list(_modules()))
+@pytest.mark.parametrize("name", MODULE_NAMES)
 def test_written_onnx_runs_in_onnxruntime(name, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     module = _modules()[name]
