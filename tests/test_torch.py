@@ -386,3 +386,35 @@ def test_torch_without_weights_only_refused(tmp_path, monkeypatch):
     path.write_bytes(b"anything")
     with pytest.raises(jaxlstm.UnsafeFileError, match=r"has no torch.load\(weights_only=True\)"):
         jaxlstm.load_torch(path)
+
+
+@pytest.mark.slow
+def test_live_keras_file_to_pytorch(tmp_path):
+    """tf.keras files -> jaxlstm -> .safetensors -> nn.LSTM / nn.GRU (strict=True): PyTorch
+    computes what Keras recorded, on the rows whose mask PyTorch can express (a left-padded
+    row is the sequence after its padding; rows with gaps are skipped)."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    keras2 = Path(__file__).parent / "fixtures" / "keras2"
+    for name in ("lstm_seq", "bidi_concat", "gru_reset_after"):
+        record = np.load(keras2 / f"{name}.npz")
+        layer = jaxlstm.load_keras_layer(keras2 / f"{name}.h5")
+        path = tmp_path / f"{name}.safetensors"
+        config = jaxlstm.save_torch(layer, path)
+        net = getattr(torch.nn, config.mode)(**config.kwargs())
+        net.load_state_dict(load_file(path), strict=True)
+        mask = record["mask"] if "mask" in record else np.ones(record["x"].shape[:2], bool)
+        checked = 0
+        for row, m in enumerate(mask.astype(bool)):
+            first = int(np.argmax(m)) if m.any() else len(m)
+            if not m[first:].all() or first == len(m):
+                continue  # gaps, or nothing unmasked: no PyTorch equivalent
+            # left padding: Keras carries the zero state over it (and outputs zeros there)
+            with torch.no_grad():
+                y, _ = net(torch.from_numpy(record["x"][row : row + 1, first:]))
+            np.testing.assert_allclose(
+                y.numpy()[0], record["out0"][row, first:], atol=ATOL, err_msg=name
+            )
+            checked += 1
+        assert checked, name
