@@ -336,3 +336,18 @@ def test_oversized_initializer_refused(tmp_path):
     onnx.save(model, path)
     with pytest.raises(jaxlstm.UnsafeFileError, match=r"tensor 'W' declares 16 GiB"):
         jaxlstm.load_onnx(path)
+
+
+def test_constant_initial_state_refused(tmp_path):
+    model = onnx.load(ONNX_DIR / "node_lstm_forward.onnx")
+    h0 = onnx.numpy_helper.from_array(np.ones((1, 3, 4), np.float32), "H0")
+    model.graph.initializer.append(h0)
+    node = model.graph.node[0]
+    inputs = list(node.input) + [""] * (6 - len(node.input))
+    inputs[5] = "H0"
+    del node.input[:]
+    node.input.extend(inputs)
+    path = tmp_path / "h0.onnx"
+    onnx.save(model, path)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"initial_h is a non-zero constant"):
+        jaxlstm.load_onnx(path)

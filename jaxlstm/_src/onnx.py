@@ -182,6 +182,14 @@ def build_from_node(node: OnnxNode, where: str):
                 f"{where}: non-zero peepholes P; jaxlstm's LSTM cell has no peephole "
                 "connections, so the node is refused rather than run without them."
             )
+    for index, label in ((5, "initial_h"), (6, "initial_c")):
+        state = node.array(index) if index < 6 or family == "LSTM" else None
+        if state is not None and np.any(state != 0):
+            raise UnsupportedOptionError(
+                f"{where}: {label} is a non-zero constant of the file; jaxlstm modules take "
+                "initial states per call (initial_state=), not from the file, so the node is "
+                "refused rather than run from zeros."
+            )
     activations = _activations(node, family, dirs, where)
     reset_after = bool(attrs.get("linear_before_reset", 0)) if family == "GRU" else True
     modules = []

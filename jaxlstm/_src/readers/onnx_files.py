@@ -63,7 +63,7 @@ def read_onnx_nodes(path: str | os.PathLike) -> tuple[list[OnnxNode], str]:
         raise KerasFileError(f"{path}: no such file.")
     try:
         model = onnx.load(path, load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError) as err:
+    except DecodeError as err:  # what protobuf raises for bytes that are not a ModelProto
         raise KerasFileError(f"{path}: not an ONNX model ({str(err)[:200]}).") from None
     graph = model.graph
     budget = Budget(path, _total_size(path, graph))
