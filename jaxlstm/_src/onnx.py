@@ -11,7 +11,8 @@ states (at call time), ``activations`` that are jaxlstm activations with ONNX's 
 parameters (Sigmoid, Tanh, Relu, Softsign, Softplus, Elu, HardSigmoid = Keras 2's
 ``hard_sigmoid``; an LSTM's g and h the same), a GRU's ``linear_before_reset`` 0 or 1, peepholes
 that are all zero. Refused: non-zero peepholes, ``clip``, ``input_forget=1``, explicit
-``activation_alpha`` / ``activation_beta``, an LSTM whose g and h activations differ.
+``activation_alpha`` / ``activation_beta``, an LSTM whose g and h activations differ, initial
+states stored as non-zero constants (modules take them per call).
 """
 
 from __future__ import annotations

@@ -44,6 +44,11 @@ def cell_module(family: str, params, **options):
     return SimpleRNN(in_features, units, **options)
 
 
+def _time_major(layer) -> bool:
+    forward = getattr(layer, "forward", None)  # a Bidirectional
+    return bool((forward if forward is not None else layer).time_major)
+
+
 def layer_state_count(layer) -> int:
     """How many state arrays ``layer`` takes and returns (2 for an LSTM, 4 for a
     Bidirectional of LSTMs, 1 for a GRU or SimpleRNN)."""
@@ -92,6 +97,12 @@ class RNNLayers(nnx.Module):
                     "expected every layer built with return_sequences=True (the next layer "
                     "reads its whole output sequence)."
                 )
+        majors = {_time_major(layer) for layer in layers}
+        if len(majors) > 1:
+            raise UnsupportedOptionError(
+                "RNNLayers' layers disagree on time_major; expected every layer built with the "
+                "same (the next layer reads the previous one's output as it is)."
+            )
         self.layers = nnx.List(layers)
         self.return_state = return_state
         self.return_sequences = True
