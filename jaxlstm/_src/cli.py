@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "file",
-        help="a Keras file (.keras, .h5, .weights.h5) or PyTorch weights (.safetensors, .pt)",
+        help="a Keras file (.keras, .h5, .weights.h5), PyTorch weights (.safetensors, .pt) or\n"
+        "an ONNX model (.onnx)",
     )
 
     p = sub.add_parser(
@@ -82,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5); or one recurrent\n"
         "layer between Keras, PyTorch (.safetensors, .pt) and ONNX (.onnx) files",
     )
-    p.add_argument("input", help="the Keras model file to read (any Keras version)")
+    p.add_argument(
+        "input", help="the file to read: a Keras model (any version), .safetensors/.pt or .onnx"
+    )
     p.add_argument(
         "output",
         help="the file to write: .keras (Keras 3), .h5 (legacy), .safetensors or .onnx",
@@ -159,7 +162,9 @@ def _run(args) -> int:
         run_finetune(args.config, args.out, args.epochs, resume=args.resume)
         return 0
     if args.command == "convert":
-        return _convert(args.input, args.output, args.overwrite, args)
+        return _convert(
+            args.input, args.output, args.overwrite, layer=args.layer, batch_first=args.batch_first
+        )
     if args.file.lower().endswith((".safetensors", ".pt", ".pth")):  # PyTorch weights
         from jaxlstm._src.torch import describe_torch_file
 
@@ -179,7 +184,9 @@ def _run(args) -> int:
     return 0
 
 
-def _convert(src: str, dst: str, overwrite: bool, args=None) -> int:
+def _convert(
+    src: str, dst: str, overwrite: bool, *, layer: str | None = None, batch_first: bool = False
+) -> int:
     from jaxlstm._src.convert import convert_layer, is_foreign
     from jaxlstm._src.models.graph import load_keras
     from jaxlstm._src.save import save_keras
@@ -188,7 +195,7 @@ def _convert(src: str, dst: str, overwrite: bool, args=None) -> int:
         print(f"jaxlstm: error: {dst} exists; pass --overwrite to replace it.", file=sys.stderr)
         return 2
     if is_foreign(src) or is_foreign(dst):  # PyTorch / ONNX: one recurrent layer
-        print(convert_layer(src, dst, args.layer, batch_first=args.batch_first))
+        print(convert_layer(src, dst, layer, batch_first=batch_first))
         return 0
     save_keras(load_keras(src), dst)
     print(f"wrote {dst}")
