@@ -16,7 +16,8 @@ The whole public API::
     load_torch, torch_state_dict, save_torch, TorchConfig, describe_torch_file, RNNLayers,
     ProjLSTM, ProjLSTMParams, proj_lstm_scan
     # ONNX LSTM/GRU/RNN nodes in, and back out
-    load_onnx, onnx_model, save_onnx, describe_onnx_file
+    load_onnx, onnx_model, save_onnx, describe_onnx_file, PeepholeLSTM, PeepholeLSTMParams,
+    peephole_lstm_scan
     # JAX's persistent compilation cache, opt-in
     enable_compilation_cache
     # errors
@@ -83,6 +84,9 @@ _LAZY = {
     "save_keras": "jaxlstm._src.save",
     "RNNLayers": "jaxlstm._src.modules.nnx_layers",
     "ProjLSTM": "jaxlstm._src.modules.nnx_proj",
+    "PeepholeLSTM": "jaxlstm._src.modules.nnx_peephole",
+    "PeepholeLSTMParams": "jaxlstm._src.core.lstm_peephole",
+    "peephole_lstm_scan": "jaxlstm._src.core.lstm_peephole",
     "ProjLSTMParams": "jaxlstm._src.core.lstm_proj",
     "proj_lstm_scan": "jaxlstm._src.core.lstm_proj",
     "describe_onnx_file": "jaxlstm._src.onnx",
@@ -114,6 +118,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
         which_impl,
         zeros_state,
     )
+    from jaxlstm._src.core.lstm_peephole import PeepholeLSTMParams, peephole_lstm_scan
     from jaxlstm._src.core.lstm_proj import ProjLSTMParams, proj_lstm_scan
     from jaxlstm._src.core.simple_rnn import (
         SimpleRNNParams,
@@ -128,6 +133,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.modules.nnx import LSTM, Bidirectional
     from jaxlstm._src.modules.nnx_conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
     from jaxlstm._src.modules.nnx_layers import RNNLayers
+    from jaxlstm._src.modules.nnx_peephole import PeepholeLSTM
     from jaxlstm._src.modules.nnx_proj import ProjLSTM
     from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
     from jaxlstm._src.onnx import describe_onnx_file, load_onnx, onnx_model, save_onnx
@@ -179,6 +185,8 @@ __all__ = [
     "LayerNotFoundError",
     "MissingDependencyError",
     "NonFiniteWeightsError",
+    "PeepholeLSTM",
+    "PeepholeLSTMParams",
     "ProjLSTM",
     "ProjLSTMParams",
     "RNNLayers",
@@ -208,6 +216,7 @@ __all__ = [
     "lstm_scan",
     "lstm_step",
     "onnx_model",
+    "peephole_lstm_scan",
     "predictor",
     "proj_lstm_scan",
     "read_keras_file",

@@ -30,6 +30,10 @@ NODE_CASES = [
     "gru_bi_lbr",
     "gru_lbr0",
     "rnn_relu_reverse",
+    "lstm_peepholes",
+    "lstm_clip",
+    "lstm_clip_saturated",
+    "lstm_input_forget",
 ]
 
 
@@ -99,17 +103,32 @@ def test_pytorch_export_matches_onnxruntime(name):
     np.testing.assert_allclose(y, record["y"], atol=ATOL, rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("name", "match"),
-    [
-        ("lstm_clip", r"clip=0\.5; clipping the gates' pre-activations is not implemented"),
-        ("lstm_peepholes", r"non-zero peepholes P; jaxlstm's LSTM cell has no peephole"),
-        ("lstm_input_forget", r"input_forget=1 couples the input and forget gates"),
-    ],
-)
-def test_refused_nodes(name, match):
-    with pytest.raises(jaxlstm.UnsupportedOptionError, match=match):
-        jaxlstm.load_onnx(ONNX_DIR / f"node_{name}.onnx")
+def _with_attribute(tmp_path: Path, name: str, **attrs) -> Path:
+    model = onnx.load(ONNX_DIR / f"node_{name}.onnx")
+    model.graph.node[0].attribute.extend(onnx.helper.make_attribute(k, v) for k, v in attrs.items())
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_extras_are_a_peephole_lstm():
+    """Peepholes, clip (bounding the activations' inputs, not c: the saturated fixture's c
+    passes the clip) and input_forget load as jaxlstm.PeepholeLSTM; P all zeros is the LSTM."""
+    for name in ("lstm_peepholes", "lstm_clip", "lstm_clip_saturated", "lstm_input_forget"):
+        assert isinstance(jaxlstm.load_onnx(ONNX_DIR / f"node_{name}.onnx"), jaxlstm.PeepholeLSTM)
+    record = np.load(ONNX_DIR / "node_lstm_clip_saturated.npz")
+    assert np.abs(record["Y_c"]).max() > 1.5  # the clip is 1.5
+
+
+def test_refused_nodes(tmp_path):
+    gru_clip = _with_attribute(tmp_path, "gru_lbr0", clip=1.0)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"clip=1\.0; a cell clip is implem"):
+        jaxlstm.load_onnx(gru_clip)
+    alpha = _with_attribute(tmp_path, "lstm_forward", activation_alpha=[0.3])
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"activation_alpha=\[0\.3"):
+        jaxlstm.load_onnx(alpha)
+    text = jaxlstm.describe_onnx_file(gru_clip)
+    assert "loads: no (node 'gru_lbr0': clip=1.0; a cell clip" in text
 
 
 def test_unknown_node_lists_them():
@@ -124,8 +143,8 @@ def test_inspect_onnx():
     assert "f: rows 8:12         -> f 4:8" in text
     assert "c: rows 12:16        -> c 8:12" in text
     assert "loads: yes" in text
-    text = jaxlstm.describe_onnx_file(ONNX_DIR / "node_lstm_clip.onnx")
-    assert "loads: no (node 'lstm_clip': clip=0.5" in text
+    text = jaxlstm.describe_onnx_file(ONNX_DIR / "node_lstm_peepholes.onnx")
+    assert "P (1, 12)" in text and "loads: yes" in text
 
 
 def test_cli_inspect_onnx(capsys):
@@ -160,10 +179,19 @@ def _modules():
             ),
         ]
     )
-    return {"lstm": lstm, "bi_gru_reset_before": bi_gru, "rnn_then_reverse_lstm": stack}
+    peephole = jaxlstm.Bidirectional(
+        jaxlstm.PeepholeLSTM(3, 4, clip=0.8, return_sequences=True, rngs=rngs),
+        jaxlstm.PeepholeLSTM(3, 4, clip=0.8, return_sequences=True, go_backwards=True, rngs=rngs),
+    )
+    return {
+        "lstm": lstm,
+        "bi_gru_reset_before": bi_gru,
+        "rnn_then_reverse_lstm": stack,
+        "bi_peephole_clip": peephole,
+    }
 
 
-MODULE_NAMES = ("lstm", "bi_gru_reset_before", "rnn_then_reverse_lstm")
+MODULE_NAMES = ("lstm", "bi_gru_reset_before", "rnn_then_reverse_lstm", "bi_peephole_clip")
 
 
 X = np.random.default_rng(5).normal(size=(3, 6, 3)).astype(np.float32)

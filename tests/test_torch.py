@@ -222,6 +222,8 @@ def test_write_refusals():
     )
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"layer 1 is a GRU but layer 0"):
         jaxlstm.torch_state_dict(mixed)
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"PeepholeLSTM has no PyTorch"):
+        jaxlstm.torch_state_dict(jaxlstm.PeepholeLSTM(3, 4, clip=1.0, rngs=nnx.Rngs(0)))
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"writes .safetensors files"):
         jaxlstm.save_torch(_lstm(), "x.pt")
 

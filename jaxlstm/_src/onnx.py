@@ -9,10 +9,11 @@ What is exact is implemented, the rest refused with :class:`UnsupportedOptionErr
 ``direction`` values, ``layout`` 0 and 1, ``sequence_lens`` (a mask at call time), initial
 states (at call time), ``activations`` that are jaxlstm activations with ONNX's default
 parameters (Sigmoid, Tanh, Relu, Softsign, Softplus, Elu, HardSigmoid = Keras 2's
-``hard_sigmoid``; an LSTM's g and h the same), a GRU's ``linear_before_reset`` 0 or 1, peepholes
-that are all zero. Refused: non-zero peepholes, ``clip``, ``input_forget=1``, explicit
-``activation_alpha`` / ``activation_beta``, an LSTM whose g and h activations differ, initial
-states stored as non-zero constants (modules take them per call).
+``hard_sigmoid``; an LSTM's g and h the same), a GRU's ``linear_before_reset`` 0 or 1, an
+LSTM's peepholes, ``clip`` and ``input_forget`` (:class:`jaxlstm.PeepholeLSTM`). Refused:
+``clip`` on a GRU or RNN, explicit ``activation_alpha`` / ``activation_beta``, an LSTM whose g
+and h activations differ, initial states stored as non-zero constants (modules take them per
+call).
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ import os
 import numpy as np
 
 from jaxlstm._src.converters.gates import JAXLSTM_GATES, gate_slices
-from jaxlstm._src.converters.onnx import FAMILY_OF_OP, ONNX_GATES, ONNX_OPS, from_onnx, to_onnx
+from jaxlstm._src.converters.onnx import (
+    FAMILY_OF_OP,
+    ONNX_GATES,
+    ONNX_OPS,
+    from_onnx,
+    peephole_from_onnx,
+    peephole_to_onnx,
+    to_onnx,
+)
+from jaxlstm._src.core.lstm_peephole import PeepholeLSTMParams
 from jaxlstm._src.errors import KerasFileError, LayerNotFoundError, UnsupportedOptionError
 from jaxlstm._src.readers.onnx_files import OnnxNode, import_onnx, read_onnx_nodes
 
@@ -134,16 +144,14 @@ def build_from_node(node: OnnxNode, where: str):
     if direction not in DIRECTIONS:
         raise UnsupportedOptionError(f"{where}: direction={direction!r}; expected {DIRECTIONS}.")
     dirs = 2 if direction == "bidirectional" else 1
-    if attrs.get("clip") is not None:
+    clip = attrs.get("clip")
+    if clip is not None and family != "LSTM":
         raise UnsupportedOptionError(
-            f"{where}: clip={attrs['clip']}; clipping the gates' pre-activations is not "
-            "implemented in jaxlstm's cells, so the node is refused rather than run unclipped."
+            f"{where}: clip={clip}; a cell clip is implemented for the LSTM only "
+            "(jaxlstm.PeepholeLSTM), not in jaxlstm's GRU or SimpleRNN cells, so the node is "
+            "refused rather than run unclipped."
         )
-    if attrs.get("input_forget", 0):
-        raise UnsupportedOptionError(
-            f"{where}: input_forget=1 couples the input and forget gates; jaxlstm's LSTM cell "
-            "does not, so the node is refused."
-        )
+    input_forget = bool(attrs.get("input_forget", 0)) and family == "LSTM"
     layout = attrs.get("layout", 0)
     if layout not in (0, 1):
         raise UnsupportedOptionError(f"{where}: layout={layout}; expected 0 or 1.")
@@ -176,13 +184,21 @@ def build_from_node(node: OnnxNode, where: str):
                 f"{tuple('in' if s is None else s for s in shape)} for direction={direction}, "
                 f"hidden_size={hidden}."
             )
+    peephole = None
     if family == "LSTM" and node.given(7):
-        p = node.array(7)
-        if p is None or np.any(p != 0):
+        peephole = node.array(7)
+        if peephole is None:
             raise UnsupportedOptionError(
-                f"{where}: non-zero peepholes P; jaxlstm's LSTM cell has no peephole "
-                "connections, so the node is refused rather than run without them."
+                f"{where}: input P ({node.inputs[7]!r}) is computed in the graph, not a "
+                "constant; jaxlstm reads weights stored in the file only."
             )
+        if tuple(peephole.shape) != (dirs, 3 * hidden):
+            raise KerasFileError(
+                f"{where}: P has shape {tuple(peephole.shape)}; expected ({dirs}, {3 * hidden})."
+            )
+        if not np.any(peephole):
+            peephole = None  # all zeros: the plain LSTM, exactly
+    extras = peephole is not None or clip is not None or input_forget
     for index, label in ((5, "initial_h"), (6, "initial_c")):
         state = node.array(index) if index < 6 or family == "LSTM" else None
         if state is not None and np.any(state != 0):
@@ -197,9 +213,18 @@ def build_from_node(node: OnnxNode, where: str):
     for d in range(dirs):
         params = from_onnx(family, w[d], r[d], None if b is None else b[d], reset_after=reset_after)
         acts = activations[d]
+        kind = family
+        options = {}
+        if extras:  # peepholes, clip or input_forget: the ONNX LSTM's own cell
+            kind = "PeepholeLSTM"
+            p = np.zeros((3, hidden), np.float32)
+            if peephole is not None:
+                p = peephole_from_onnx(peephole[d])
+            params = PeepholeLSTMParams(*params, p)
+            options = dict(clip=clip, input_forget=input_forget)
         modules.append(
             cell_module(
-                family,
+                kind,
                 params,
                 activation=acts[-1],
                 recurrent_activation=acts[0],
@@ -208,6 +233,7 @@ def build_from_node(node: OnnxNode, where: str):
                 go_backwards=direction == "reverse" or d == 1,
                 time_major=layout == 0,
                 zero_output_for_mask=True,
+                **options,
             )
         )
     if dirs == 2:
@@ -232,12 +258,46 @@ def _onnx_activation(value, where: str) -> str:
     return JAXLSTM_TO_ONNX[name]
 
 
+def _onnx_family(cell) -> str:
+    """A cell module's ONNX family: a :class:`jaxlstm.PeepholeLSTM` is an ``LSTM`` node (with
+    ``P``, ``clip``, ``input_forget``); the others as for PyTorch."""
+    from jaxlstm._src.modules.nnx_peephole import PeepholeLSTM
+    from jaxlstm._src.torch import _family_of
+
+    return "LSTM" if isinstance(cell, PeepholeLSTM) else _family_of(cell)
+
+
+def _lstm_extras(cells, where: str) -> tuple[list[np.ndarray], dict] | None:
+    """``P`` per direction and the ``clip`` / ``input_forget`` attributes of an LSTM node whose
+    cells are :class:`jaxlstm.PeepholeLSTM` s (``None`` when none is): both directions must
+    agree on clip and input_forget; a plain LSTM direction gets zero peepholes."""
+    extras = [(c.clip, c.input_forget) for c in cells if hasattr(c, "peephole")]
+    if not extras:
+        return None
+    if len(set(extras)) > 1 or (len(extras) != len(cells) and extras[0] != (None, False)):
+        raise UnsupportedOptionError(
+            f"{where}: the directions differ in clip or input_forget ({extras}); one ONNX node "
+            "has one of each."
+        )
+    ps = [
+        peephole_to_onnx(c.peephole[...])
+        if hasattr(c, "peephole")
+        else np.zeros(3 * c.units, np.float32)
+        for c in cells
+    ]
+    attrs = {}
+    if extras[0][0] is not None:
+        attrs["clip"] = float(extras[0][0])
+    if extras[0][1]:
+        attrs["input_forget"] = 1
+    return ps, attrs
+
+
 def _onnx_layers(module) -> list[list]:
     """The module's cells as ONNX nodes: a list of layers, each ``[cell]`` or ``[fw, bw]``."""
     from jaxlstm._src.modules.nnx import Bidirectional
     from jaxlstm._src.modules.nnx_layers import RNNLayers
     from jaxlstm._src.modules.nnx_rnn import StackedRNN
-    from jaxlstm._src.torch import _family_of
 
     if isinstance(module, RNNLayers):
         return [d for layer in module.layers for d in _onnx_layers(layer)]
@@ -259,9 +319,9 @@ def _onnx_layers(module) -> list[list]:
                 "a Bidirectional of stacked cells has no ONNX node equivalent (its directions "
                 "run cells in turn at every step)."
             )
-        _family_of(module.forward), _family_of(module.backward)
+        _onnx_family(module.forward), _onnx_family(module.backward)
         return [[module.forward, module.backward]]
-    _family_of(module)
+    _onnx_family(module)
     return [[module]]
 
 
@@ -284,7 +344,7 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
     onnx = import_onnx()
     from onnx import TensorProto, helper, numpy_helper
 
-    from jaxlstm._src.torch import _family_of, _time_major
+    from jaxlstm._src.torch import _time_major
 
     layers = _onnx_layers(module)
     time_major = _time_major(module)
@@ -298,10 +358,8 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
         cur = "X_tm"
     if sequence_lens:
         inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["batch"]))
-    inits.append(numpy_helper.from_array(np.asarray([1], np.int64), "axis1"))
-    inits.append(numpy_helper.from_array(np.asarray([0, 0, -1], np.int64), "shape_concat"))
     for k, cells in enumerate(layers):
-        family = _family_of(cells[0])
+        family = _onnx_family(cells[0])
         where = f"layer {k}"
         for cell in cells:
             if getattr(cell, "proj_size", 0):
@@ -309,10 +367,11 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
                     f"{where}: a ProjLSTM (proj_size={cell.proj_size}); the ONNX LSTM operator "
                     "has no output projection, so it has no ONNX equivalent."
                 )
-            if _family_of(cell) != family:
+            if _onnx_family(cell) != family:
                 raise UnsupportedOptionError(
                     f"{where}: its two directions are of different families."
                 )
+        extras = _lstm_extras(cells, where) if family == "LSTM" else None
         reverse_only = len(cells) == 1 and cells[0].go_backwards
         direction = (
             "bidirectional" if len(cells) == 2 else ("reverse" if reverse_only else "forward")
@@ -337,12 +396,17 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
         for n, a in zip(names, (np.stack(ws), np.stack(rs), np.stack(bs)), strict=True):
             inits.append(numpy_helper.from_array(a, n))
         node_inputs = [cur, *names, "sequence_lens" if sequence_lens else ""]
+        if extras is not None:
+            inits.append(numpy_helper.from_array(np.stack(extras[0]), f"P{k}"))
+            node_inputs += ["", "", f"P{k}"]  # initial_h, initial_c left out
         while node_inputs[-1] == "":
             node_inputs.pop()
         outs = [f"Y{k}", f"Y_h{k}"] + ([f"Y_c{k}"] if family == "LSTM" else [])
         attrs = dict(hidden_size=int(cells[0].units), direction=direction, activations=acts)
         if family == "GRU":
             attrs["linear_before_reset"] = int(bool(reset_after))
+        if extras is not None:
+            attrs.update(extras[1])
         nodes.append(helper.make_node(op, node_inputs, outs, name=f"{op.lower()}_{k}", **attrs))
         outputs += [
             helper.make_tensor_value_info(
@@ -351,13 +415,15 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
             for o in outs[1:]
         ]
         if len(cells) == 2:
+            _constant(inits, "shape_concat", [0, 0, -1])
             nodes.append(helper.make_node("Transpose", [f"Y{k}"], [f"Y{k}_t"], perm=[0, 2, 1, 3]))
             nodes.append(helper.make_node("Reshape", [f"Y{k}_t", "shape_concat"], [f"S{k}"]))
         else:
+            _constant(inits, "axis1", [1])
             nodes.append(helper.make_node("Squeeze", [f"Y{k}", "axis1"], [f"S{k}"]))
         cur = f"S{k}"
         if reverse_only:  # jaxlstm returns a go_backwards layer's outputs in processing order
-            nodes.append(_reverse_time(helper, inits, numpy_helper, cur, f"S{k}_rev"))
+            nodes.append(_reverse_time(helper, inits, cur, f"S{k}_rev"))
             cur = f"S{k}_rev"
     width = layers[-1][0].units * len(layers[-1])
     if not time_major:
@@ -376,14 +442,20 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
     return model
 
 
-def _reverse_time(helper, inits, numpy_helper, src: str, dst: str):
-    if not any(i.name == "rev_starts" for i in inits):
-        inits.append(numpy_helper.from_array(np.asarray([-1], np.int64), "rev_starts"))
-        inits.append(
-            numpy_helper.from_array(np.asarray([np.iinfo(np.int64).min], np.int64), "rev_ends")
-        )
-        inits.append(numpy_helper.from_array(np.asarray([0], np.int64), "rev_axes"))
-        inits.append(numpy_helper.from_array(np.asarray([-1], np.int64), "rev_steps"))
+def _constant(inits, name: str, values) -> None:
+    """An int64 initializer ``name`` (once)."""
+    from onnx import numpy_helper
+
+    if not any(i.name == name for i in inits):
+        inits.append(numpy_helper.from_array(np.asarray(values, np.int64), name))
+
+
+def _reverse_time(helper, inits, src: str, dst: str):
+    """A ``Slice`` reversing axis 0 (time)."""
+    _constant(inits, "rev_starts", [-1])
+    _constant(inits, "rev_ends", [np.iinfo(np.int64).min])
+    _constant(inits, "rev_axes", [0])
+    _constant(inits, "rev_steps", [-1])
     return helper.make_node(
         "Slice", [src, "rev_starts", "rev_ends", "rev_axes", "rev_steps"], [dst]
     )

@@ -66,3 +66,16 @@ def to_onnx(family: str, params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         wb, rb = (bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros_like(bias))
         b = np.concatenate([from_jaxlstm_order(wb, blocks), from_jaxlstm_order(rb, blocks)])
     return tuple(np.ascontiguousarray(a, np.float32) for a in (w, r, b))
+
+
+def peephole_from_onnx(p) -> np.ndarray:
+    """ONNX's ``P[d]`` ``(3H,)``, blocks i, o, f, as jaxlstm's ``peephole`` ``(3, u)``, rows
+    i, f, o."""
+    p_i, p_o, p_f = np.split(np.asarray(p), 3)
+    return np.stack([p_i, p_f, p_o])
+
+
+def peephole_to_onnx(peephole) -> np.ndarray:
+    """The inverse of :func:`peephole_from_onnx`."""
+    p_i, p_f, p_o = np.asarray(peephole)
+    return np.ascontiguousarray(np.concatenate([p_i, p_o, p_f]), np.float32)

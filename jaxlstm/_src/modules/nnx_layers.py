@@ -31,6 +31,10 @@ def cell_module(family: str, params, **options):
     in_features, units = params.kernel.shape[0], params.recurrent_kernel.shape[0]
     options = dict(use_bias=params.bias is not None, weights=params, deterministic=True, **options)
     reset_after = options.pop("reset_after", True)
+    if family == "PeepholeLSTM":  # ONNX's peepholes, clip, input_forget
+        from jaxlstm._src.modules.nnx_peephole import PeepholeLSTM
+
+        return PeepholeLSTM(in_features, units, **options)
     if family == "ProjLSTM":  # an LSTM with projection: params.projection (units, proj_size)
         from jaxlstm._src.modules.nnx_proj import ProjLSTM
 
