@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flax import nnx
+from rosetta_helpers import make
 
 import jaxlstm
 from jaxlstm._src.readers.onnx_files import read_onnx_nodes
@@ -159,29 +159,50 @@ def test_cli_inspect_onnx(capsys):
 
 @functools.cache
 def _modules():
-    rngs = nnx.Rngs(3)
-    lstm = jaxlstm.LSTM(3, 4, return_sequences=True, zero_output_for_mask=True, rngs=rngs)
+    seeds = iter(range(3, 100))
+    lstm = make(
+        jaxlstm.LSTM, 3, 4, return_sequences=True, zero_output_for_mask=True, seed=next(seeds)
+    )
     bi_gru = jaxlstm.Bidirectional(
-        jaxlstm.GRU(3, 4, return_sequences=True, reset_after=False, rngs=rngs),
-        jaxlstm.GRU(3, 4, return_sequences=True, reset_after=False, go_backwards=True, rngs=rngs),
+        make(jaxlstm.GRU, 3, 4, return_sequences=True, reset_after=False, seed=next(seeds)),
+        make(
+            jaxlstm.GRU,
+            3,
+            4,
+            return_sequences=True,
+            reset_after=False,
+            go_backwards=True,
+            seed=next(seeds),
+        ),
     )
     stack = jaxlstm.RNNLayers(
         [
-            jaxlstm.SimpleRNN(3, 4, return_sequences=True, activation="relu", rngs=rngs),
-            jaxlstm.LSTM(
+            make(
+                jaxlstm.SimpleRNN, 3, 4, return_sequences=True, activation="relu", seed=next(seeds)
+            ),
+            make(
+                jaxlstm.LSTM,
                 4,
                 4,
                 return_sequences=True,
                 go_backwards=True,
                 recurrent_activation="hard_sigmoid_keras2",
                 zero_output_for_mask=True,
-                rngs=rngs,
+                seed=next(seeds),
             ),
         ]
     )
     peephole = jaxlstm.Bidirectional(
-        jaxlstm.PeepholeLSTM(3, 4, clip=0.8, return_sequences=True, rngs=rngs),
-        jaxlstm.PeepholeLSTM(3, 4, clip=0.8, return_sequences=True, go_backwards=True, rngs=rngs),
+        make(jaxlstm.PeepholeLSTM, 3, 4, clip=0.8, return_sequences=True, seed=next(seeds)),
+        make(
+            jaxlstm.PeepholeLSTM,
+            3,
+            4,
+            clip=0.8,
+            return_sequences=True,
+            go_backwards=True,
+            seed=next(seeds),
+        ),
     )
     return {
         "lstm": lstm,
@@ -229,11 +250,15 @@ def test_written_onnx_reads_back(tmp_path):
 
 
 def test_write_refusals():
-    rngs = nnx.Rngs(0)
+    seeds = iter(range(100))
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"Keras 3's hard_sigmoid would"):
-        jaxlstm.onnx_model(jaxlstm.LSTM(3, 4, recurrent_activation="hard_sigmoid", rngs=rngs))
+        jaxlstm.onnx_model(
+            make(jaxlstm.LSTM, 3, 4, recurrent_activation="hard_sigmoid", seed=next(seeds))
+        )
     bi = jaxlstm.Bidirectional(
-        jaxlstm.LSTM(3, 4, rngs=rngs), jaxlstm.LSTM(3, 4, go_backwards=True, rngs=rngs), "ave"
+        make(jaxlstm.LSTM, 3, 4, seed=next(seeds)),
+        make(jaxlstm.LSTM, 3, 4, go_backwards=True, seed=next(seeds)),
+        "ave",
     )
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"merge_mode='ave'"):
         jaxlstm.onnx_model(bi)

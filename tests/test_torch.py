@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
+from rosetta_helpers import make
 
 import jaxlstm
 from jaxlstm._src.readers import torch_files
@@ -202,28 +203,26 @@ def test_write_back_round_trip(tmp_path):
 
 
 def _lstm(**kw):
-    return jaxlstm.LSTM(3, 4, return_sequences=True, rngs=nnx.Rngs(0), **kw)
+    return make(jaxlstm.LSTM, 3, 4, return_sequences=True, seed=0, **kw)
 
 
 def test_write_refusals():
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"reset_after=False .* no PyTorch"):
-        jaxlstm.torch_state_dict(jaxlstm.GRU(3, 4, reset_after=False, rngs=nnx.Rngs(0)))
+        jaxlstm.torch_state_dict(make(jaxlstm.GRU, 3, 4, reset_after=False, seed=0))
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"hard_sigmoid, relu, ... have no"):
         jaxlstm.torch_state_dict(_lstm(recurrent_activation="hard_sigmoid"))
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"only tanh or relu"):
-        jaxlstm.torch_state_dict(jaxlstm.SimpleRNN(3, 4, activation="elu", rngs=nnx.Rngs(0)))
+        jaxlstm.torch_state_dict(make(jaxlstm.SimpleRNN, 3, 4, activation="elu", seed=0))
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"go_backwards=True alone"):
         jaxlstm.torch_state_dict(_lstm(go_backwards=True))
     bi = jaxlstm.Bidirectional(_lstm(), _lstm(go_backwards=True), merge_mode="sum")
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"merge_mode='sum'"):
         jaxlstm.torch_state_dict(bi)
-    mixed = jaxlstm.StackedRNN(
-        [jaxlstm.LSTM(3, 4, rngs=nnx.Rngs(0)), jaxlstm.GRU(4, 4, rngs=nnx.Rngs(1))]
-    )
+    mixed = jaxlstm.StackedRNN([make(jaxlstm.LSTM, 3, 4, seed=0), make(jaxlstm.GRU, 4, 4, seed=1)])
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"layer 1 is a GRU but layer 0"):
         jaxlstm.torch_state_dict(mixed)
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"PeepholeLSTM has no PyTorch"):
-        jaxlstm.torch_state_dict(jaxlstm.PeepholeLSTM(3, 4, clip=1.0, rngs=nnx.Rngs(0)))
+        jaxlstm.torch_state_dict(make(jaxlstm.PeepholeLSTM, 3, 4, clip=1.0, seed=0))
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"writes .safetensors files"):
         jaxlstm.save_torch(_lstm(), "x.pt")
 
@@ -232,7 +231,7 @@ def test_stacked_cells_are_num_layers():
     """Keras's per-step stacked cells of one family and size are PyTorch's num_layers (forward
     only): written, read back as RNNLayers, same numbers."""
     stack = jaxlstm.StackedRNN(
-        [jaxlstm.LSTM(3, 4, rngs=nnx.Rngs(0)), jaxlstm.LSTM(4, 4, rngs=nnx.Rngs(1))],
+        [make(jaxlstm.LSTM, 3, 4, seed=0), make(jaxlstm.LSTM, 4, 4, seed=1)],
         return_sequences=True,
     )
     state, config = jaxlstm.torch_state_dict(stack)
@@ -339,27 +338,39 @@ def test_live_pytorch_round_trip(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
 
-    rngs = nnx.Rngs(0)
+    seeds = iter(range(100))
     layers = jaxlstm.RNNLayers(
         [
             jaxlstm.Bidirectional(
-                jaxlstm.LSTM(3, 4, return_sequences=True, time_major=True, rngs=rngs),
-                jaxlstm.LSTM(
-                    3, 4, return_sequences=True, go_backwards=True, time_major=True, rngs=rngs
+                make(jaxlstm.LSTM, 3, 4, return_sequences=True, time_major=True, seed=next(seeds)),
+                make(
+                    jaxlstm.LSTM,
+                    3,
+                    4,
+                    return_sequences=True,
+                    go_backwards=True,
+                    time_major=True,
+                    seed=next(seeds),
                 ),
             ),
             jaxlstm.Bidirectional(
-                jaxlstm.LSTM(8, 4, return_sequences=True, time_major=True, rngs=rngs),
-                jaxlstm.LSTM(
-                    8, 4, return_sequences=True, go_backwards=True, time_major=True, rngs=rngs
+                make(jaxlstm.LSTM, 8, 4, return_sequences=True, time_major=True, seed=next(seeds)),
+                make(
+                    jaxlstm.LSTM,
+                    8,
+                    4,
+                    return_sequences=True,
+                    go_backwards=True,
+                    time_major=True,
+                    seed=next(seeds),
                 ),
             ),
         ]
     )
-    gru = jaxlstm.GRU(3, 5, return_sequences=True, rngs=rngs)
+    gru = make(jaxlstm.GRU, 3, 5, return_sequences=True, seed=next(seeds))
     proj = jaxlstm.Bidirectional(
-        jaxlstm.ProjLSTM(3, 5, 2, return_sequences=True, rngs=rngs),
-        jaxlstm.ProjLSTM(3, 5, 2, return_sequences=True, go_backwards=True, rngs=rngs),
+        make(jaxlstm.ProjLSTM, 3, 5, 2, return_sequences=True, seed=next(seeds)),
+        make(jaxlstm.ProjLSTM, 3, 5, 2, return_sequences=True, go_backwards=True, seed=next(seeds)),
     )
     x = np.random.default_rng(1).normal(size=(6, 2, 3)).astype(np.float32)
     xb = x.transpose(1, 0, 2)
