@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+import sys
 from pathlib import Path
 
 import jax
@@ -431,3 +432,13 @@ def test_live_keras_file_to_pytorch(tmp_path):
             )
             checked += 1
         assert checked, name
+
+
+def test_missing_extras_are_named(monkeypatch):
+    """Without the package a format needs: an error naming the extra to install."""
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    with pytest.raises(jaxlstm.MissingDependencyError, match=r'pip install "jaxlstm\[torch\]"'):
+        jaxlstm.load_torch(FIXTURES / "lstm.safetensors")
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(jaxlstm.MissingDependencyError, match=r'pip install "jaxlstm\[onnx\]"'):
+        jaxlstm.load_onnx(FIXTURES / "onnx" / "node_lstm_forward.onnx")
