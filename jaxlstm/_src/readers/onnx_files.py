@@ -9,6 +9,7 @@ the model and its data files``)``); anything else is an :class:`UnsafeFileError`
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -117,8 +118,16 @@ def _inside(folder: str, full: str) -> bool:
 
 
 def _to_array(onnx, tensor, path: str, budget: Budget) -> np.ndarray:
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
-    nbytes = int(np.prod(tensor.dims, dtype=np.int64)) * np.dtype(dtype).itemsize
+    floats = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+    floats[onnx.TensorProto.FLOAT16] = np.float16
+    if tensor.data_type not in floats:
+        raise KerasFileError(
+            f"{path}: tensor {tensor.name!r} has ONNX data type {tensor.data_type}; a recurrent "
+            "node's weights and states are float, double or float16."
+        )
+    if any(d < 0 for d in tensor.dims):
+        raise KerasFileError(f"{path}: tensor {tensor.name!r} has dims {list(tensor.dims)}.")
+    nbytes = math.prod(tensor.dims) * np.dtype(floats[tensor.data_type]).itemsize
     budget.take(nbytes, f"tensor {tensor.name!r}")
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         tensor = _load_external(onnx, tensor, path, nbytes)
@@ -149,8 +158,14 @@ def _load_external(onnx, tensor, path: str, nbytes: int):
             f"{path}: tensor {tensor.name!r}'s external data {location!r} is missing; keep the "
             "data file beside the model."
         )
-    offset = int(info.get("offset", 0) or 0)
-    length = int(info.get("length", nbytes) or nbytes)
+    try:
+        offset = int(info.get("offset") or 0)
+        length = int(info.get("length") or nbytes)
+    except ValueError:
+        raise KerasFileError(
+            f"{path}: tensor {tensor.name!r} has external data offset/length "
+            f"{info.get('offset')!r}/{info.get('length')!r}; expected integers."
+        ) from None
     size = os.path.getsize(full)
     if length != nbytes or offset < 0 or offset + length > size:
         raise UnsafeFileError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import struct
 from collections.abc import Mapping
@@ -131,7 +132,7 @@ def _check_entry(path: str, key: str, entry, data_bytes: int, budget: Budget) ->
             "and save again."
         )
     begin, end = entry["data_offsets"]
-    nbytes = int(np.prod(entry["shape"], dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
+    nbytes = math.prod(entry["shape"]) * np.dtype(_DTYPES[dtype]).itemsize  # exact, no overflow
     if end < begin or end > data_bytes or end - begin != nbytes:
         raise UnsafeFileError(
             f"{path}: tensor {key!r} {dtype} {tuple(entry['shape'])} declares bytes "
