@@ -220,15 +220,32 @@ LENGTHS = np.asarray([6, 2, 4], np.int32)
 MASK = np.arange(6)[None, :] < LENGTHS[:, None]
 
 
+def _layers_and_states(module, seed: int):
+    """Random initial states for ``module``: (per-layer ONNX feeds, the module's flat list)."""
+    rng = np.random.default_rng(seed)
+    feeds, flat = {}, []
+    cells = [[c] for c in module.layers] if isinstance(module, jaxlstm.RNNLayers) else [[module]]
+    for k, (layer,) in enumerate(cells):
+        dirs = [layer.forward, layer.backward] if hasattr(layer, "forward") else [layer]
+        names = ["initial_h", "initial_c"][: len(dirs[0].state_fields)]
+        per = {n: rng.normal(size=(len(dirs), 3, dirs[0].units)).astype(np.float32) for n in names}
+        feeds.update({f"{n}{k}": a for n, a in per.items()})
+        flat += [per[n][d] for d in range(len(dirs)) for n in names]
+    return feeds, flat
+
+
 @pytest.mark.parametrize("name", MODULE_NAMES)
 def test_written_onnx_runs_in_onnxruntime(name, tmp_path):
+    """Masks as sequence_lens and initial states as graph inputs: onnxruntime computes what
+    the module does."""
     ort = pytest.importorskip("onnxruntime")
     module = _modules()[name]
     path = tmp_path / "m.onnx"
-    jaxlstm.save_onnx(module, path, sequence_lens=True)
+    jaxlstm.save_onnx(module, path, sequence_lens=True, initial_states=True)
+    feeds, init = _layers_and_states(module, 7)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (y,) = sess.run(["Y"], {"X": X, "sequence_lens": LENGTHS})
-    np.testing.assert_allclose(y, module(X, mask=MASK), atol=ATOL, rtol=1e-6)
+    (y,) = sess.run(["Y"], {"X": X, "sequence_lens": LENGTHS, **feeds})
+    np.testing.assert_allclose(y, module(X, mask=MASK, initial_state=init), atol=ATOL, rtol=1e-6)
 
 
 def test_written_onnx_reads_back(tmp_path):

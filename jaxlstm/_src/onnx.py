@@ -325,7 +325,9 @@ def _onnx_layers(module) -> list[list]:
     return [[module]]
 
 
-def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
+def onnx_model(
+    module, *, sequence_lens: bool = False, initial_states: bool = False, opset: int = 14
+):
     """A jaxlstm recurrent module as an ONNX ``ModelProto``: one ``LSTM``/``GRU``/``RNN`` node
     per layer (``layout=0``, with ``Transpose`` nodes around them for a batch-major module).
 
@@ -335,7 +337,10 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
     ``zero_output_for_mask=True`` as ``load_torch``/``load_onnx`` build theirs). Output ``Y`` is
     the module's output sequence (what it returns with ``return_sequences=True``; a
     ``go_backwards`` layer's in processing order, as jaxlstm returns it), and ``Y_h{k}`` (and
-    ``Y_c{k}``) each layer's final states ``(directions, B, H)``.
+    ``Y_c{k}``) each layer's final states ``(directions, B, H)``. With ``initial_states=True``
+    the graph also takes ``initial_h{k}`` (and ``initial_c{k}``) ``(directions, B, H)`` per
+    layer: the module's ``initial_state`` (``[h, c]``, or ``[h_fw, c_fw, h_bw, c_bw]``)
+    stacked per direction.
 
     ``module``: as for :func:`jaxlstm.torch_state_dict`, and a lone ``go_backwards`` layer
     (``direction="reverse"``) and a GRU with ``reset_after=False`` (``linear_before_reset=0``)
@@ -395,10 +400,19 @@ def onnx_model(module, *, sequence_lens: bool = False, opset: int = 14):
         names = [f"W{k}", f"R{k}", f"B{k}"]
         for n, a in zip(names, (np.stack(ws), np.stack(rs), np.stack(bs)), strict=True):
             inits.append(numpy_helper.from_array(a, n))
-        node_inputs = [cur, *names, "sequence_lens" if sequence_lens else ""]
+        node_inputs = [cur, *names, "sequence_lens" if sequence_lens else "", "", ""]
+        if initial_states:
+            units = int(cells[0].units)
+            for i, state in enumerate(["initial_h", "initial_c"][: 2 if family == "LSTM" else 1]):
+                node_inputs[5 + i] = f"{state}{k}"
+                inputs.append(
+                    helper.make_tensor_value_info(
+                        f"{state}{k}", TensorProto.FLOAT, [len(cells), "batch", units]
+                    )
+                )
         if extras is not None:
             inits.append(numpy_helper.from_array(np.stack(extras[0]), f"P{k}"))
-            node_inputs += ["", "", f"P{k}"]  # initial_h, initial_c left out
+            node_inputs.append(f"P{k}")
         while node_inputs[-1] == "":
             node_inputs.pop()
         outs = [f"Y{k}", f"Y_h{k}"] + ([f"Y_c{k}"] if family == "LSTM" else [])
@@ -461,13 +475,20 @@ def _reverse_time(helper, inits, src: str, dst: str):
     )
 
 
-def save_onnx(module, path: str | os.PathLike, *, sequence_lens: bool = False) -> None:
-    """Write :func:`onnx_model` ``(module)`` to ``path`` (a ``.onnx`` file)."""
+def save_onnx(
+    module,
+    path: str | os.PathLike,
+    *,
+    sequence_lens: bool = False,
+    initial_states: bool = False,
+) -> None:
+    """Write :func:`onnx_model` ``(module, sequence_lens=..., initial_states=...)`` to ``path``
+    (a ``.onnx`` file)."""
     onnx = import_onnx()
     path = os.fspath(path)
     if not path.lower().endswith(".onnx"):
         raise UnsupportedOptionError(f"save_onnx writes .onnx files; received {path!r}.")
-    onnx.save(onnx_model(module, sequence_lens=sequence_lens), path)
+    onnx.save(onnx_model(module, sequence_lens=sequence_lens, initial_states=initial_states), path)
 
 
 # ---------------------------------------------------------------------------------------------
