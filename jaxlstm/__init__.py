@@ -12,6 +12,12 @@ The whole public API::
     predictor
     # Keras files
     load_keras, KerasModel, save_keras, load_keras_layer, read_keras_file, describe_keras_file
+    # PyTorch weights (nn.LSTM/GRU/RNN, Linear, Embedding) in, and back out
+    load_torch, torch_state_dict, save_torch, TorchConfig, describe_torch_file, RNNLayers,
+    ProjLSTM, ProjLSTMParams, proj_lstm_scan
+    # ONNX LSTM/GRU/RNN nodes in, and back out
+    load_onnx, onnx_model, save_onnx, describe_onnx_file, PeepholeLSTM, PeepholeLSTMParams,
+    peephole_lstm_scan
     # JAX's persistent compilation cache, opt-in
     enable_compilation_cache
     # errors
@@ -76,6 +82,22 @@ _LAZY = {
     "ConvLSTM3D": "jaxlstm._src.modules.nnx_conv_lstm",
     "read_keras_file": "jaxlstm._src.readers",
     "save_keras": "jaxlstm._src.save",
+    "RNNLayers": "jaxlstm._src.modules.nnx_layers",
+    "ProjLSTM": "jaxlstm._src.modules.nnx_proj",
+    "PeepholeLSTM": "jaxlstm._src.modules.nnx_peephole",
+    "PeepholeLSTMParams": "jaxlstm._src.core.lstm_peephole",
+    "peephole_lstm_scan": "jaxlstm._src.core.lstm_peephole",
+    "ProjLSTMParams": "jaxlstm._src.core.lstm_proj",
+    "proj_lstm_scan": "jaxlstm._src.core.lstm_proj",
+    "describe_onnx_file": "jaxlstm._src.onnx",
+    "load_onnx": "jaxlstm._src.onnx",
+    "onnx_model": "jaxlstm._src.onnx",
+    "save_onnx": "jaxlstm._src.onnx",
+    "TorchConfig": "jaxlstm._src.torch",
+    "describe_torch_file": "jaxlstm._src.torch",
+    "load_torch": "jaxlstm._src.torch",
+    "save_torch": "jaxlstm._src.torch",
+    "torch_state_dict": "jaxlstm._src.torch",
 }
 
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
@@ -96,6 +118,8 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
         which_impl,
         zeros_state,
     )
+    from jaxlstm._src.core.lstm_peephole import PeepholeLSTMParams, peephole_lstm_scan
+    from jaxlstm._src.core.lstm_proj import ProjLSTMParams, proj_lstm_scan
     from jaxlstm._src.core.simple_rnn import (
         SimpleRNNParams,
         SimpleRNNState,
@@ -108,9 +132,20 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see: the real objects
     from jaxlstm._src.modules.inference import predictor
     from jaxlstm._src.modules.nnx import LSTM, Bidirectional
     from jaxlstm._src.modules.nnx_conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
+    from jaxlstm._src.modules.nnx_layers import RNNLayers
+    from jaxlstm._src.modules.nnx_peephole import PeepholeLSTM
+    from jaxlstm._src.modules.nnx_proj import ProjLSTM
     from jaxlstm._src.modules.nnx_rnn import GRU, SimpleRNN, StackedRNN
+    from jaxlstm._src.onnx import describe_onnx_file, load_onnx, onnx_model, save_onnx
     from jaxlstm._src.readers import read_keras_file
     from jaxlstm._src.save import save_keras
+    from jaxlstm._src.torch import (
+        TorchConfig,
+        describe_torch_file,
+        load_torch,
+        save_torch,
+        torch_state_dict,
+    )
 
 
 def __getattr__(name: str):
@@ -150,11 +185,17 @@ __all__ = [
     "LayerNotFoundError",
     "MissingDependencyError",
     "NonFiniteWeightsError",
+    "PeepholeLSTM",
+    "PeepholeLSTMParams",
+    "ProjLSTM",
+    "ProjLSTMParams",
+    "RNNLayers",
     "ShapeError",
     "SimpleRNN",
     "SimpleRNNParams",
     "SimpleRNNState",
     "StackedRNN",
+    "TorchConfig",
     "UnknownActivationError",
     "UnsafeFileError",
     "UnsupportedLayerError",
@@ -162,19 +203,29 @@ __all__ = [
     "conv_lstm_scan",
     "conv_lstm_step",
     "describe_keras_file",
+    "describe_onnx_file",
+    "describe_torch_file",
     "enable_compilation_cache",
     "get_activation",
     "gru_scan",
     "gru_step",
     "load_keras",
     "load_keras_layer",
+    "load_onnx",
+    "load_torch",
     "lstm_scan",
     "lstm_step",
+    "onnx_model",
+    "peephole_lstm_scan",
     "predictor",
+    "proj_lstm_scan",
     "read_keras_file",
     "save_keras",
+    "save_onnx",
+    "save_torch",
     "simple_rnn_scan",
     "simple_rnn_step",
+    "torch_state_dict",
     "which_impl",
     "zeros_state",
 ]

@@ -39,6 +39,8 @@ def test_core_imports_no_flax():
         "jaxlstm._src.core.activations",
         "jaxlstm._src.core.layer",
         "jaxlstm._src.core.stacked",
+        "jaxlstm._src.core.lstm_proj",
+        "jaxlstm._src.core.lstm_peephole",
     ):
         with open(importlib.util.find_spec(mod).origin) as fh:
             imports = [line for line in fh if line.startswith(("import ", "from "))]

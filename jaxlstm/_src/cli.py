@@ -74,18 +74,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "file",
-        help="a Keras file (.keras, .h5, .weights.h5), a tf.keras SavedModel directory or a TF "
-        "checkpoint",
+        help="a Keras file (.keras, .h5, .weights.h5), a tf.keras SavedModel directory or TF\n"
+        "checkpoint, PyTorch weights (.safetensors, .pt) or an ONNX model (.onnx)",
     )
 
     p = sub.add_parser(
-        "convert", help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5)"
+        "convert",
+        help="rewrite a Keras model file as Keras 3 .keras (or legacy .h5); or one recurrent\n"
+        "layer between Keras, PyTorch (.safetensors, .pt) and ONNX (.onnx) files",
     )
     p.add_argument(
-        "input", help="the Keras model file or tf.keras SavedModel directory to read (any version)"
+        "input",
+        help="the file to read: a Keras model (any version) or tf.keras SavedModel directory,\n"
+        ".safetensors/.pt or .onnx",
     )
-    p.add_argument("output", help="the file to write: ends in .keras (Keras 3) or .h5 (legacy)")
+    p.add_argument(
+        "output",
+        help="the file to write: .keras (Keras 3), .h5 (legacy), .safetensors or .onnx",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="to or from PyTorch/ONNX: the recurrent layer, module or node to convert",
+    )
+    p.add_argument(
+        "--batch-first", action="store_true", help="a PyTorch input was built batch_first=True"
+    )
 
     p = sub.add_parser("finetune", help="fine-tune a Keras model as a YAML config describes")
     p.add_argument(
@@ -149,7 +164,19 @@ def _run(args) -> int:
         run_finetune(args.config, args.out, args.epochs, resume=args.resume)
         return 0
     if args.command == "convert":
-        return _convert(args.input, args.output, args.overwrite)
+        return _convert(
+            args.input, args.output, args.overwrite, layer=args.layer, batch_first=args.batch_first
+        )
+    if args.file.lower().endswith((".safetensors", ".pt", ".pth")):  # PyTorch weights
+        from jaxlstm._src.torch import describe_torch_file
+
+        print(describe_torch_file(args.file), flush=True)
+        return 0
+    if args.file.lower().endswith(".onnx"):
+        from jaxlstm._src.onnx import describe_onnx_file
+
+        print(describe_onnx_file(args.file), flush=True)
+        return 0
     from jaxlstm._src.inspect import describe_keras_file, describe_model
     from jaxlstm._src.readers import read_keras_file
 
@@ -159,13 +186,19 @@ def _run(args) -> int:
     return 0
 
 
-def _convert(src: str, dst: str, overwrite: bool) -> int:
+def _convert(
+    src: str, dst: str, overwrite: bool, *, layer: str | None = None, batch_first: bool = False
+) -> int:
+    from jaxlstm._src.convert import convert_layer, is_foreign
     from jaxlstm._src.models.graph import load_keras
     from jaxlstm._src.save import save_keras
 
     if os.path.exists(dst) and not overwrite:
         print(f"jaxlstm: error: {dst} exists; pass --overwrite to replace it.", file=sys.stderr)
         return 2
+    if is_foreign(src) or is_foreign(dst):  # PyTorch / ONNX: one recurrent layer
+        print(convert_layer(src, dst, layer, batch_first=batch_first))
+        return 0
     save_keras(load_keras(src), dst)
     print(f"wrote {dst}")
     return 0

@@ -50,5 +50,6 @@ class NonFiniteWeightsError(KerasFileError):
 
 
 class MissingDependencyError(JaxLSTMError, ImportError):
-    """A package a file format needs is not installed; the message names it and how to install
-    it."""
+    """A file format or feature needs a package that is not installed (a core dependency
+    missing from the environment, or an optional extra: ``pip install "jaxlstm[torch]"``,
+    ``"jaxlstm[onnx]"``); the message names it and how to install it."""
