@@ -15,6 +15,13 @@ Example::
 
 from jaxlstm._src.train.checkpoint import CheckpointError
 from jaxlstm._src.train.data import Batches, Data
+from jaxlstm._src.train.distributed import (
+    DistributedError,
+    global_mesh,
+    initialize,
+    is_primary,
+    process_rows,
+)
 from jaxlstm._src.train.fit import (
     CompileClock,
     History,
@@ -22,6 +29,7 @@ from jaxlstm._src.train.fit import (
     evaluate,
     fit,
     layer_paths,
+    predict,
     trainable_filter,
 )
 from jaxlstm._src.train.losses import (
@@ -43,6 +51,7 @@ __all__ = [
     "CheckpointError",
     "CompileClock",
     "Data",
+    "DistributedError",
     "History",
     "Loss",
     "Metric",
@@ -51,9 +60,14 @@ __all__ = [
     "default_optimizer",
     "evaluate",
     "fit",
+    "global_mesh",
+    "initialize",
+    "is_primary",
     "layer_paths",
     "mae",
     "mse",
+    "predict",
+    "process_rows",
     "sparse_categorical_crossentropy",
     "trainable_filter",
 ]
