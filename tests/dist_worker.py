@@ -11,8 +11,8 @@ numbers as ``OUT_DIR/<scenario>_<process id>.json``.
   which process 1 dies in its third epoch (``DIE_AT`` batches in).
 * ``resume``: ``fit(resume=True)`` from ``ckpt_a`` to epoch 3.
 * ``reference``: the same as ``tune`` (without the death) and ``resume`` in one process,
-  in ``ckpt_b``; then a resume from ``ckpt_a_copy`` (written by two processes), in its own
-  ``OUT_DIR``.
+  in ``ckpt_b``; then, once ``ckpt_a_copy.ready`` appears, a resume from ``ckpt_a_copy``
+  (written by two processes), in its own ``OUT_DIR``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> None:
                 **kw,
             )
         result["tune"] = numbers(model, history)
-        result["evaluate"] = evaluate(model, xv, yv, loss="mse", metrics=["mae"], batch_size=8)
+        result["evaluate"] = evaluate(model, x, y, loss="mse", metrics=["mae"], batch_size=16)
         result["predict"] = predict(model, x, batch_size=16).tolist()
         rows = process_rows(16)
         own = predict(model, (x[i : i + 16][rows] for i in range(0, 80, 16)))
@@ -117,6 +117,10 @@ def main() -> None:
     else:
         tune("ckpt_b")
         resume("ckpt_b")
+        ready = out / "ckpt_a_copy.ready"  # written by the test once the pair has ended
+        deadline = time.monotonic() + 200
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         resume("ckpt_a_copy", "resharded")
         (out / f"{scenario}_{pid}.json").write_text(json.dumps(result))
 
