@@ -213,3 +213,50 @@ def test_initialize_refuses_incomplete_arguments_before_starting_anything():
     with pytest.raises(DistributedError, match=r"process_id=2 for num_processes=2; expected"):
         initialize("127.0.0.1:1234", 2, 2)
     assert process_rows(8) == slice(0, 8)  # one process holds every row
+
+
+def test_finetune_cli_refuses_an_incomplete_process_group_before_starting_jax(capsys):
+    from jaxlstm._src.cli import main
+
+    argv = ["finetune", "--config", "airline_finetune", "--coordinator", "127.0.0.1:1"]
+    assert main(argv) == 2
+    assert "pass all three (--coordinator HOST:PORT" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two processes fine-tuning the shipped airline config: ~1 min
+def test_finetune_cli_over_two_processes(tmp_path):
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+        "JAX_PLATFORMS": "cpu",
+        "JAXLSTM_CACHE_DIR": str(tmp_path / "xla_cache"),
+    }
+    port = free_port()
+    procs = []
+    try:
+        for pid in range(2):
+            cmd = [sys.executable, "-m", "jaxlstm", "finetune", "--config", "airline_finetune"]
+            cmd += ["--out", str(tmp_path), "--epochs", "2", "--coordinator", f"127.0.0.1:{port}"]
+            cmd += ["--num-processes", "2", "--process-id", str(pid), "--heartbeat-timeout", "10"]
+            procs.append(
+                subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
+        outs = [p.communicate(timeout=LIMIT)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "validation loss:" in outs[0] and "validation loss:" not in outs[1]
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2
+    assert (tmp_path / "airline_finetuned.keras").exists()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best", "latest"]
