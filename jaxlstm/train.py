@@ -11,6 +11,9 @@ Example::
                   loss="binary_crossentropy", metrics=["accuracy"], freeze=["embedding"],
                   patience=3, restore_best_weights=True, checkpoint_dir="ckpt")
     jaxlstm.save_keras(model, "classifier_tuned.keras")
+
+Over several processes or hosts, call ``initialize()`` first in every process (then the same
+code): see ``jaxlstm/_src/train/distributed.py`` and the README.
 """
 
 from jaxlstm._src.train.checkpoint import CheckpointError

@@ -58,8 +58,8 @@ def main() -> None:
 
     def numbers(model, history):
         leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
-        rows = [{k: v for k, v in r.items() if k != "seconds"} for r in history.epochs]
-        return {"weights": [np.asarray(v).ravel().tolist() for v in leaves], "history": rows}
+        weights = [np.asarray(v).ravel().tolist() for v in leaves]
+        return {"weights": weights, "history": history.epochs}
 
     def tune(ckpt):
         model = jaxlstm.load_keras(fix)

@@ -92,8 +92,9 @@ def max_diff(a, b) -> float:
 
 
 def history_diff(a, b) -> float:
+    """The largest difference of logged values (wall-clock seconds aside) of two runs."""
     assert [sorted(r) for r in a] == [sorted(r) for r in b]
-    return max(abs(r[k] - s[k]) for r, s in zip(a, b, strict=True) for k in r)
+    return max(abs(r[k] - s[k]) for r, s in zip(a, b, strict=True) for k in r if k != "seconds")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_two_processes_fine_tune_evaluate_predict_as_one_four_device_process(run
     a, b, r = read(pair, "tune_0"), read(pair, "tune_1"), read(ref, "reference_0")
     assert (a["devices"], a["processes"], r["devices"], r["processes"]) == (4, 2, 4, 1)
     for key in ("tune", "evaluate", "predict", "saved_seen"):
-        assert a[key] == b[key], key  # every process: the same History, weights, outputs
+        assert a[key] == b[key], key  # every process: the same History (seconds too), outputs
     diffs = {
         "weights": max_diff(a["tune"]["weights"], r["tune"]["weights"]),
         "history": history_diff(a["tune"]["history"], r["tune"]["history"]),
@@ -205,6 +206,24 @@ def test_a_killed_process_ends_its_peer_within_the_heartbeat_bound(runs):
     print(f"survivor ended {waited:.1f} s after its peer died (heartbeat {HEARTBEAT} s)")
     assert waited < LIMIT
     # its checkpoint (epoch 2) stayed whole: the resumed runs above restored it
+
+
+def test_a_peer_that_never_arrives_ends_the_run_after_the_initialization_timeout():
+    code = (
+        "from jaxlstm.train import initialize\n"
+        f"initialize('127.0.0.1:{free_port()}', 2, 1, initialization_timeout=2)\n"
+        "print('started without its peer')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        check=False,
+    )
+    assert run.returncode != 0 and "started" not in run.stdout
+    assert "DEADLINE_EXCEEDED" in run.stderr and "RegisterTask" in run.stderr
 
 
 def test_initialize_refuses_incomplete_arguments_before_starting_anything():
