@@ -96,6 +96,16 @@ def main() -> None:
         result[key] = numbers(model, history)
 
     if scenario == "tune":
+        refused = []
+        for bad in (
+            dict(x=xt, y=yt, mesh=jax.sharding.Mesh(np.array(jax.local_devices()), ("data",))),
+            dict(x=xt[: 64 - 16 * pid], y=yt[: 64 - 16 * pid]),  # process 1 holds less
+        ):
+            try:
+                fit(jaxlstm.load_keras(fix), epochs=1, progress=False, **bad, **kw)
+            except DistributedError as err:
+                refused.append(str(err))
+        result["refused"] = refused
         tune("ckpt_a")
         (out / f"{scenario}_{pid}.json").write_text(json.dumps(result))
         rows = process_rows(16)

@@ -157,6 +157,10 @@ def test_two_processes_fine_tune_evaluate_predict_as_one_four_device_process(run
     rows = [a["predict_rows"], b["predict_rows"]]
     assert [rows[0][:2], rows[1][:2]] == [[0, 8], [8, 16]]
     assert a["uneven"].startswith("a global batch of 6 does not split over the mesh's 4")
+    assert a["refused"][0].startswith("mesh has 2 devices but the 2 processes have 4")
+    assert a["refused"][1].startswith(
+        "the processes disagree on the number of training examples: [64, 48]"
+    )
     whole = np.asarray(r["predict"]).reshape(5, 16, -1)
     for start, stop, own in rows:
         got = np.asarray(own).reshape(5, stop - start, -1)
