@@ -246,6 +246,22 @@ def test_finetune_cli_refuses_an_incomplete_process_group_before_starting_jax(ca
     assert "pass all three (--coordinator HOST:PORT" in capsys.readouterr().err
 
 
+def test_the_cli_joins_the_processes_a_launcher_started(monkeypatch):
+    from jaxlstm._src.train.distributed import launcher
+
+    for name in ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert launcher() is None
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    assert launcher() is None  # one task: nothing to join
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    assert launcher() == "SLURM"
+    monkeypatch.delenv("SLURM_JOB_ID")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert launcher() == "Open MPI"
+
+
 @pytest.mark.slow  # two processes fine-tuning the shipped airline config: ~1 min
 def test_finetune_cli_over_two_processes(tmp_path):
     env = {

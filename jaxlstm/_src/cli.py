@@ -97,14 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group(
         "several processes (jax.distributed)",
-        "Run the same command in every process. --distributed alone lets JAX find the others "
-        "(SLURM, Open MPI, Cloud TPU, or JAX_COORDINATOR_ADDRESS...); elsewhere give "
-        "--coordinator, --num-processes and --process-id.",
+        "Run the same command in every process. Under srun (SLURM) or mpirun (Open MPI) with "
+        "several tasks, or with JAX_COORDINATOR_ADDRESS set, it joins the others by itself "
+        "(jax.distributed.initialize() detects them); on a Cloud TPU slice pass --distributed; "
+        "elsewhere give --coordinator, --num-processes and --process-id.",
     )
     g.add_argument(
         "--distributed",
         action="store_true",
-        help="join a multi-process run that JAX detects (under srun, mpirun, on a TPU slice)",
+        help="join a multi-process run that JAX detects (a TPU slice; srun/mpirun: implied)",
     )
     g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address and a port")
     g.add_argument("--num-processes", type=int, metavar="N", help="how many processes run")
@@ -154,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    if args.command == "finetune":
+        from jaxlstm._src.train.distributed import launcher
+
+        args.distributed = args.distributed or launcher() is not None
     if args.command == "finetune" and (
         args.distributed or args.coordinator or args.num_processes is not None
     ):

@@ -26,6 +26,7 @@ no checkpoint is half written (orbax commits a checkpoint by renaming it once co
 from __future__ import annotations
 
 import itertools
+import os
 
 import jax
 import numpy as np
@@ -98,6 +99,20 @@ def initialize(
             "other JAX work, with the coordinator address, process count and id (or under "
             "a launcher JAX detects: SLURM, Open MPI, Cloud TPU)."
         ) from None
+
+
+def launcher() -> str | None:
+    """The launcher of a multi-process job this process belongs to, from its environment
+    (what ``jax.distributed.initialize()`` then reads), or None: SLURM (``srun``, more than
+    one task), Open MPI (``mpirun``, more than one rank) or JAX's own variables."""
+    env = os.environ
+    if env.get("JAX_COORDINATOR_ADDRESS"):
+        return "JAX_COORDINATOR_ADDRESS"
+    if env.get("SLURM_JOB_ID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
+        return "SLURM"
+    if int(env.get("OMPI_COMM_WORLD_SIZE", "1") or 1) > 1:
+        return "Open MPI"
+    return None
 
 
 def is_primary() -> bool:
