@@ -9,6 +9,7 @@ numbers as ``OUT_DIR/<scenario>_<process id>.json``.
 * ``tune``: 2 epochs of ``fit`` with checkpoints (``ckpt_a``), ``evaluate``, ``predict`` (in
   memory and from an iterable of this process's rows), ``save_keras``; then a resumed run on
   which process 1 dies in its third epoch (``DIE_AT`` batches in).
+* ``tune_only``: the same 2 epochs etc. on any number of processes, nothing dying.
 * ``resume``: ``fit(resume=True)`` from ``ckpt_a`` to epoch 3.
 * ``reference``: the same as ``tune`` (without the death) and ``resume`` in one process,
   in ``ckpt_b``; then, once ``ckpt_a_copy.ready`` appears, a resume from ``ckpt_a_copy``
@@ -121,6 +122,9 @@ def main() -> None:
         fit(model, batches(), epochs=3, checkpoint_dir=out / "ckpt_a", resume=True,
             progress=False, **kw)  # fmt: skip
         (out / f"survived_{pid}").write_text("the run went on without its peer")
+    elif scenario == "tune_only":  # any number of processes: no refusals, no death
+        tune("ckpt_a")
+        (out / f"tune_{pid}.json").write_text(json.dumps(result))
     elif scenario == "resume":
         resume("ckpt_a")
         (out / f"{scenario}_{pid}.json").write_text(json.dumps(result))

@@ -299,3 +299,28 @@ def test_finetune_cli_over_two_processes(tmp_path):
     assert len(rows) == 2
     assert (tmp_path / "airline_finetuned.keras").exists()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best", "latest"]
+
+
+@pytest.mark.slow  # four processes and a reference: ~1-2 min
+def test_four_processes_of_one_device_equal_one_process_of_four(tmp_path):
+    pair, ref = tmp_path / "four", tmp_path / "ref"
+    pair.mkdir()
+    ref.mkdir()
+    reference = launch("reference", ref, 1, 4)
+    try:
+        codes = finish(launch("tune_only", pair, 4, 1))
+        assert codes == [0, 0, 0, 0], tail(pair, "tune_only_0")
+        shutil.copytree(pair / "ckpt_a", ref / "ckpt_a_copy")
+        (ref / "ckpt_a_copy.ready").write_text("")
+    finally:
+        ref_codes = finish(reference)
+    assert ref_codes == [0], tail(ref, "reference_0")
+    runs = [read(pair, f"tune_{k}") for k in range(4)]
+    r = read(ref, "reference_0")
+    assert all(run["tune"] == runs[0]["tune"] for run in runs)
+    assert [run["predict_rows"][:2] for run in runs] == [[0, 4], [4, 8], [8, 12], [12, 16]]
+    assert max_diff(runs[0]["tune"]["weights"], r["tune"]["weights"]) < 1e-5
+    assert history_diff(runs[0]["tune"]["history"], r["tune"]["history"]) < 1e-5
+    assert max_diff(runs[0]["predict"], r["predict"]) < 1e-5
+    # four processes' checkpoint, resumed by one process: the unbroken run's numbers
+    assert max_diff(r["resharded"]["weights"], r["resume"]["weights"]) < 1e-5
