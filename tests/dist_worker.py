@@ -108,6 +108,12 @@ def main() -> None:
                 refused.append(str(err))
         result["refused"] = refused
         tune("ckpt_a")
+        try:  # a checkpoint folder that only process 0 sees
+            elsewhere = out / ("ckpt_a" if pid == 0 else "ckpt_elsewhere")
+            fit(jaxlstm.load_keras(fix), xt, yt, epochs=3, checkpoint_dir=elsewhere,
+                resume=True, progress=False, **kw)  # fmt: skip
+        except DistributedError as err:
+            result["refused"].append(str(err))
         (out / f"{scenario}_{pid}.json").write_text(json.dumps(result))
         rows = process_rows(16)
 

@@ -161,6 +161,11 @@ def test_two_processes_fine_tune_evaluate_predict_as_one_four_device_process(run
     assert a["refused"][1].startswith(
         "the processes disagree on the number of training examples: [64, 48]"
     )
+    assert (
+        "ckpt_a holds a checkpoint (1) or not (0): [1, 0] (by process); checkpoint_dir"
+        in (a["refused"][2])
+    )
+    assert b["refused"][2] == a["refused"][2].replace("ckpt_a", "ckpt_elsewhere")
     whole = np.asarray(r["predict"]).reshape(5, 16, -1)
     for start, stop, own in rows:
         got = np.asarray(own).reshape(5, stop - start, -1)

@@ -232,18 +232,22 @@ def place_local(batch, mesh: Mesh):
     )
 
 
-def check_same(value: int, what: str) -> None:
-    """Every process passed the same ``value`` (e.g. the number of examples), else an error."""
+_SAME_DATA = (
+    "with in-memory arrays every process passes all the data, the same on each. For data "
+    "that only parts of are on each process, pass an iterable of batches."
+)
+
+
+def check_same(value: int, what: str, advice: str = _SAME_DATA) -> None:
+    """Every process has the same ``value`` (e.g. the number of examples), else an error."""
     if not is_multiprocess():
         return
     from jax.experimental import multihost_utils
 
-    values = np.asarray(multihost_utils.process_allgather(np.asarray(value, np.int64)))
+    values = np.asarray(multihost_utils.process_allgather(np.asarray(value, np.int32)))
     if len(set(values.ravel().tolist())) > 1:
         raise DistributedError(
-            f"the processes disagree on {what}: {values.ravel().tolist()} (by process); with "
-            "in-memory arrays every process passes all the data, the same on each. For data "
-            "that only parts of are on each process, pass an iterable of batches."
+            f"the processes disagree on {what}: {values.ravel().tolist()} (by process); {advice}"
         )
 
 

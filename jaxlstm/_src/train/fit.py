@@ -677,6 +677,11 @@ def fit(
                 "seed": seed,
                 **(run_settings or {}),
             }
+            dist.check_same(  # before orbax, whose barriers would wait for the others
+                int(not ckpt.is_empty()),
+                f"whether {ckpt.directory} holds a checkpoint (1) or not (0)",
+                "checkpoint_dir must be one folder every process sees (a shared file system).",
+            )
             record = ckpt.record()
             dist.barrier("jaxlstm.fit.record")  # all have read it before any writes
             if record is not None:
