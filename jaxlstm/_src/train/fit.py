@@ -860,7 +860,9 @@ def evaluate(
 ) -> dict:
     """Keras's ``model.evaluate``: the loss and metrics of ``model`` on the data, in eval mode,
     averaged over examples as Keras averages them. Data forms and loss/metrics as in :func:`fit`;
-    the step is compiled once per model and shapes and shared with ``fit``'s validation."""
+    the step is compiled once per model and shapes and shared with ``fit``'s validation. Over
+    several processes (``mesh`` as in :func:`fit`) every process gets the results of the whole
+    data, counted once."""
     CompileClock.install()
     data = as_data(x, y, sample_weight)
     mesh = _run_mesh(mesh)
