@@ -329,3 +329,18 @@ def test_four_processes_of_one_device_equal_one_process_of_four(tmp_path):
     assert max_diff(runs[0]["predict"], r["predict"]) < 1e-5
     # four processes' checkpoint, resumed by one process: the unbroken run's numbers
     assert max_diff(r["resharded"]["weights"], r["resume"]["weights"]) < 1e-5
+
+
+def test_predict_in_one_process_arrays_or_batches_one_or_several_outputs():
+    from jaxlstm.train import predict
+
+    model = jaxlstm.load_keras(HERE / "fixtures" / "keras2_models" / "two_outputs.h5")
+    npz = np.load(HERE / "fixtures" / "keras2_models" / "two_outputs.npz")
+    x, expected = npz["in0"], [npz["out0"], npz["out1"]]  # what tf.keras computed
+    outs = predict(model, x, batch_size=2)  # 3 examples: batches of 2 and 1
+    assert isinstance(outs, tuple) and len(outs) == 2
+    assert max_diff(outs, expected) < 1e-5
+    batches = predict(model, (x[i : i + 2] for i in range(0, len(x), 2)))
+    assert max_diff(batches, outs) == 0.0
+    with pytest.raises(jaxlstm.JaxLSTMError, match=r"disagree on the number of examples"):
+        predict(model, [x, x[:1]])

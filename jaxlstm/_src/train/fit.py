@@ -902,7 +902,8 @@ def _local_rows(out) -> np.ndarray:
     if out.is_fully_addressable or out.is_fully_replicated:
         return np.asarray(out)
     shards = sorted(
-        (s for s in out.addressable_shards if s.replica_id == 0), key=lambda s: s.index[0].start
+        (s for s in out.addressable_shards if s.replica_id == 0),
+        key=lambda s: s.index[0].indices(out.shape[0])[0],
     )
     return np.concatenate([np.asarray(s.data) for s in shards])
 
