@@ -21,6 +21,9 @@ A peer that dies, or never arrives, is handled by JAX's coordination service: af
 start) it ends every other process, from C++ (``SIGABRT``, exit status 134, with JAX's
 "another task died" message); no Python code of ours can run after that, so nothing hangs and
 no checkpoint is half written (orbax commits a checkpoint by renaming it once complete).
+JAX's experimental ``jax_enable_recoverability`` would let the survivors go on, but their next
+collective then waits for the dead peer (forever, unless the backend has a collective timeout
+of its own), so it is left off.
 """
 
 from __future__ import annotations
