@@ -11,10 +11,20 @@ Example::
                   loss="binary_crossentropy", metrics=["accuracy"], freeze=["embedding"],
                   patience=3, restore_best_weights=True, checkpoint_dir="ckpt")
     jaxlstm.save_keras(model, "classifier_tuned.keras")
+
+Over several processes or hosts, call ``initialize()`` first in every process (then the same
+code): see ``jaxlstm/_src/train/distributed.py`` and the README.
 """
 
 from jaxlstm._src.train.checkpoint import CheckpointError
 from jaxlstm._src.train.data import Batches, Data
+from jaxlstm._src.train.distributed import (
+    DistributedError,
+    global_mesh,
+    initialize,
+    is_primary,
+    process_rows,
+)
 from jaxlstm._src.train.fit import (
     CompileClock,
     History,
@@ -22,6 +32,7 @@ from jaxlstm._src.train.fit import (
     evaluate,
     fit,
     layer_paths,
+    predict,
     trainable_filter,
 )
 from jaxlstm._src.train.losses import (
@@ -43,6 +54,7 @@ __all__ = [
     "CheckpointError",
     "CompileClock",
     "Data",
+    "DistributedError",
     "History",
     "Loss",
     "Metric",
@@ -51,9 +63,14 @@ __all__ = [
     "default_optimizer",
     "evaluate",
     "fit",
+    "global_mesh",
+    "initialize",
+    "is_primary",
     "layer_paths",
     "mae",
     "mse",
+    "predict",
+    "process_rows",
     "sparse_categorical_crossentropy",
     "trainable_filter",
 ]

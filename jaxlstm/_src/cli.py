@@ -116,6 +116,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in its checkpoint folder (without it, a non-empty one is an error)",
     )
+    g = p.add_argument_group(
+        "several processes (jax.distributed)",
+        "Run the same command in every process. Under srun (SLURM) or mpirun (Open MPI) with "
+        "several tasks, or with JAX_COORDINATOR_ADDRESS set, it joins the others by itself "
+        "(jax.distributed.initialize() detects them); on a Cloud TPU slice pass --distributed; "
+        "elsewhere give --coordinator, --num-processes and --process-id.",
+    )
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run that JAX detects (a TPU slice; srun/mpirun: implied)",
+    )
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address and a port")
+    g.add_argument("--num-processes", type=int, metavar="N", help="how many processes run")
+    g.add_argument("--process-id", type=int, metavar="K", help="this process's id, 0 to N-1")
+    g.add_argument(
+        "--init-timeout",
+        type=int,
+        default=300,
+        metavar="S",
+        help="seconds to wait for every process to arrive (default 300)",
+    )
+    g.add_argument(
+        "--heartbeat-timeout",
+        type=int,
+        default=60,
+        metavar="S",
+        help="seconds without a peer's heartbeat before the run is ended (default 60)",
+    )
     return parser
 
 
@@ -147,6 +176,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    if args.command == "finetune":
+        from jaxlstm._src.train.distributed import launcher
+
+        args.distributed = args.distributed or launcher() is not None
+    if args.command == "finetune" and (
+        args.distributed or args.coordinator or args.num_processes is not None
+    ):
+        from jaxlstm._src.train.distributed import initialize
+
+        initialize(  # first, before any other JAX work
+            args.coordinator,
+            args.num_processes,
+            args.process_id,
+            initialization_timeout=args.init_timeout,
+            heartbeat_timeout=args.heartbeat_timeout,
+        )
     if not args.no_cache and args.command in ("demo", "finetune", "convert"):
         from jaxlstm._src.cache import enable_compilation_cache
 

@@ -127,7 +127,10 @@ def save_keras(model: KerasModel, path: str | os.PathLike) -> None:
     the model's own (config) order. Arrays are written one at a time, straight to disk (memory
     stays near the largest array), archive members uncompressed as Keras stores them. The write
     is atomic (a temporary file in the same folder, renamed over ``path``) and the file gets the
-    mode ``open`` would give it (0o666 less the umask).
+    mode ``open`` would give it (0o666 less the umask). Over several processes (after
+    ``jax.distributed.initialize``, e.g. at the end of a distributed ``fit``, which leaves every
+    process with the same weights) process 0 writes the one file and every process returns
+    once it is written (a barrier): call it on every process.
 
     Raises:
       JaxLSTMError: ``model`` is not a :class:`KerasModel`, the name has none of the endings
@@ -148,6 +151,19 @@ def save_keras(model: KerasModel, path: str | os.PathLike) -> None:
     folder = _folder(path)
     _check_input_shapes(model)
     config = keras3_config(model.config, model.keras_version, path)
+    import jax
+
+    if jax.process_count() > 1:  # after jax.distributed.initialize: one writer, all wait
+        from jax.experimental import multihost_utils
+
+        if jax.process_index() == 0:
+            _write(model, config, kind, path, folder)
+        multihost_utils.sync_global_devices(f"jaxlstm.save_keras:{path}")
+        return
+    _write(model, config, kind, path, folder)
+
+
+def _write(model, config, kind, path, folder) -> None:
     with atomic_output(path, folder) as tmp:
         if kind == "legacy":
             write_legacy_h5(model, config, model.keras_version, tmp)

@@ -8,6 +8,12 @@ A checkpoint is restored only into the same model and run settings: the fingerpr
 with it (model config and weight shapes, trainable weights, optimizer state layout, loss,
 batch size, seed...) is compared first, and a difference is an error naming it, never a raw
 orbax error. This module knows nothing of ``fit``: it stores arrays and a JSON record.
+
+Over several processes every process calls the same methods on the same (shared) folder and
+orbax does the multi-process work: each array's shards are written once, by the process
+holding them, the metadata by process 0, with orbax's barriers between. A restore places the
+arrays replicated on the run's mesh, whatever mesh or process count wrote them (orbax reads
+each process's part from the saved arrays).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, SingleDeviceSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxlstm._src.errors import JaxLSTMError
 
@@ -45,11 +53,20 @@ def layout(tree) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def _barriers(name: str):
+    """Orbax's multi-process options with barriers of their own: the two managers save the
+    same step, and equal barrier names would collide across processes."""
+    return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=f"jaxlstm_{name}")
+
+
 class Checkpoints:
     """The checkpoint folder of one run (see the module docstring)."""
 
-    def __init__(self, directory: str | os.PathLike, monitor: str | None, maximize: bool):
+    def __init__(
+        self, directory: str | os.PathLike, monitor: str | None, maximize: bool, mesh=None
+    ):
         self.directory = Path(os.path.abspath(os.fspath(directory)))
+        self.mesh = mesh
         self.monitor = monitor
         self._latest = None
         self._best = None
@@ -63,7 +80,9 @@ class Checkpoints:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._latest = ocp.CheckpointManager(
                 self.directory / "latest",
-                options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=1, create=True, multiprocessing_options=_barriers("latest")
+                ),
             )
             monitor = self.monitor
             self._best = ocp.CheckpointManager(
@@ -73,6 +92,7 @@ class Checkpoints:
                     create=True,
                     best_fn=(lambda metrics: metrics[monitor]) if monitor else None,
                     best_mode="max" if self._maximize else "min",
+                    multiprocessing_options=_barriers("best"),
                 ),
             )
         return self._latest, self._best
@@ -102,7 +122,7 @@ class Checkpoints:
         """Write epoch ``epoch``: ``state`` (any pytree of arrays) and ``meta`` (JSON) to
         ``latest/``; with ``weights``, also to ``best/`` scored by ``value``."""
         latest, best = self._managers()
-        leaves = {str(i): np.asarray(a) for i, a in enumerate(saved_leaves(state))}
+        leaves = {str(i): self._host(a) for i, a in enumerate(saved_leaves(state))}
         latest.save(
             epoch,
             args=ocp.args.Composite(
@@ -111,7 +131,7 @@ class Checkpoints:
             force=True,
         )
         if weights is not None:
-            w = {str(i): np.asarray(a) for i, a in enumerate(saved_leaves(weights))}
+            w = {str(i): self._host(a) for i, a in enumerate(saved_leaves(weights))}
             best.save(
                 epoch,
                 args=ocp.args.Composite(
@@ -123,10 +143,23 @@ class Checkpoints:
         latest.wait_until_finished()
         best.wait_until_finished()
 
+    @staticmethod
+    def _host(a):
+        """One process's arrays as numpy; a global array as it is, for orbax to write its
+        shards from the processes that hold them."""
+        if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            return a
+        return np.asarray(a)
+
     def _restore(self, manager, step, like):
         target = saved_leaves(like)
+        if self.mesh is None:
+            sharding = SingleDeviceSharding(jax.local_devices()[0])
+        else:
+            sharding = NamedSharding(self.mesh, P())
         abstract = {
-            str(i): jax.ShapeDtypeStruct(np.shape(a), a.dtype) for i, a in enumerate(target)
+            str(i): jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=sharding)
+            for i, a in enumerate(target)
         }
         try:
             restored = manager.restore(

@@ -10,7 +10,9 @@ times a second for a live progress bar). Batches go to the device ahead of their
 Shuffling draws one permutation per epoch from ``fold_in(key(seed), epoch)`` and dropout is
 re-keyed the same way, so a run is a pure function of its seed and a resumed run continues
 exactly as the uninterrupted one would have. With ``mesh`` the batch is sharded over the
-mesh's first axis and the model replicated (plain ``jax.sharding`` data parallelism).
+mesh's first axis and the model replicated (plain ``jax.sharding`` data parallelism). After
+``jax.distributed.initialize`` the same program runs on every process over a mesh of every
+process's devices (see ``distributed.py`` for what each process must hold).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxlstm._src.errors import ShapeError, UnsupportedOptionError
 from jaxlstm._src.train import checkpoint as ckpt_lib
+from jaxlstm._src.train import distributed as dist
 from jaxlstm._src.train.data import (
     Batches,
     Data,
@@ -491,7 +494,12 @@ def _model_digest(model, state) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16] + ckpt_lib.layout(state)
 
 
-def _place(batch, mesh):
+def _place(batch, mesh, local=False):
+    """A batch on the devices: sharded over ``mesh`` 's first axis when it splits evenly.
+    Over several processes each places its own rows: of a global batch it holds whole
+    (in-memory arrays), or of its ``local`` part of one (an iterable of batches)."""
+    if dist.is_multiprocess():
+        return dist.place_local(batch, mesh) if local else dist.place_global(batch, mesh)
     if mesh is not None and batch_size_of(batch) % mesh.devices.shape[0] == 0:
         sharding = NamedSharding(mesh, P(mesh.axis_names[0]))
         return jax.device_put(batch, sharding)
@@ -499,7 +507,25 @@ def _place(batch, mesh):
 
 
 def _replicated(tree, mesh):
+    if dist.is_multiprocess():
+        return dist.replicate(tree, mesh)
     return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def _run_mesh(mesh):
+    """``mesh``, or over several processes the mesh of every process's devices by default;
+    a mesh of one process's devices there would run N separate trainings, and is refused."""
+    if not dist.is_multiprocess():
+        return mesh
+    if mesh is None:
+        return dist.global_mesh()
+    if mesh.devices.size != jax.device_count():
+        raise dist.DistributedError(
+            f"mesh has {mesh.devices.size} devices but the {jax.process_count()} processes "
+            f"have {jax.device_count()}; over several processes the mesh spans every "
+            "process's devices: pass mesh=None (jaxlstm.train.global_mesh())."
+        )
+    return mesh
 
 
 def _seed_dropout(model, key):
@@ -575,6 +601,11 @@ def fit(
         stopped early (Keras 3's rule; its default, False, keeps the last epoch's weights).
       seed: shuffling and dropout; the same seed gives the same run.
       mesh: a ``jax.sharding.Mesh``: the batch is split over its first axis (data parallel).
+        After ``jaxlstm.train.initialize`` (several processes) the default is the mesh of
+        every process's devices, and each process passes all the in-memory data (or, as an
+        iterable, its own rows of every global batch: ``jaxlstm.train.process_rows``);
+        ``batch_size`` is the global batch. Only process 0 writes ``log_path``, progress and
+        prints; every process returns the same History.
       log_path: ``.jsonl`` or ``.csv`` receiving one row per epoch.
       checkpoint_dir: orbax checkpoints (``latest/`` each epoch, ``best/``). A folder with a
         checkpoint is refused unless ``resume=True``, which continues that run.
@@ -600,6 +631,9 @@ def fit(
         train, val = train.split(validation_split)
     else:
         val = None if validation_data is None else as_data(validation_data, what="validation_data")
+    mesh = _run_mesh(mesh)
+    _check_same_data(train, "training")
+    _check_same_data(val, "validation")
     if isinstance(train, Data):
         train = with_class_weight(train, class_weight)
     elif class_weight is not None:
@@ -629,7 +663,10 @@ def fit(
         ckpt, start = None, 0
         if checkpoint_dir is not None:
             ckpt = ckpt_lib.Checkpoints(
-                checkpoint_dir, monitor if tracks else None, bool(stopper and stopper.maximize)
+                checkpoint_dir,
+                monitor if tracks else None,
+                bool(stopper and stopper.maximize),
+                mesh=mesh,
             )
             fingerprint = {
                 "model": _model_digest(model, nnx.state(model)),
@@ -640,7 +677,13 @@ def fit(
                 "seed": seed,
                 **(run_settings or {}),
             }
+            dist.check_same(  # before orbax, whose barriers would wait for the others
+                int(not ckpt.is_empty()),
+                f"whether {ckpt.directory} holds a checkpoint (1) or not (0)",
+                "checkpoint_dir must be one folder every process sees (a shared file system).",
+            )
             record = ckpt.record()
+            dist.barrier("jaxlstm.fit.record")  # all have read it before any writes
             if record is not None:
                 if not resume:
                     raise ckpt_lib.CheckpointError(
@@ -667,7 +710,7 @@ def fit(
                 if stopper is not None and record.get("early_stopping"):
                     stopper.load(record["early_stopping"])
                 nnx.update(model, trainable, rest)
-        log = Log(log_path, history.epochs)
+        log = Log(log_path if dist.is_primary() else None, history.epochs)
         trainable, rest, opt_state = _replicated((trainable, rest, opt_state), mesh)
         best_state = None
         if restore_best_weights and ckpt is not None and start:
@@ -678,7 +721,8 @@ def fit(
         raise
 
     key = jax.random.key(seed)
-    show = Progress(epochs, progress, stream)
+    show = Progress(epochs, progress and dist.is_primary(), stream)
+    local = isinstance(train, Batches)  # over processes: each yields its rows of a batch
     step_fn = train_step_fn(graphdef, tx, obj, wrt)
     eval_fn = None
     try:
@@ -702,7 +746,7 @@ def fit(
             acc = _zeros(obj)
             show.start_epoch(epoch + 1, steps)
             done = 0
-            for batch in prefetch(batches, lambda b: _place(b, mesh)):
+            for batch in prefetch(batches, lambda b: _place(b, mesh, local)):
                 trainable, rest, opt_state, acc = step_fn(trainable, rest, opt_state, acc, batch)
                 done += 1
                 show.step(done, functools.partial(_results, obj, acc))
@@ -729,8 +773,9 @@ def fit(
             if lr is not None:
                 row["learning_rate"] = lr
             compile_s = CompileClock.seconds - c0
+            seconds = max(time.perf_counter() - t0 - compile_s, 0.0)
+            row["seconds"], compile_s = dist.broadcast([seconds, compile_s])  # process 0's
             history.compile_seconds += compile_s
-            row["seconds"] = max(time.perf_counter() - t0 - compile_s, 0.0)
             history.epochs.append(row)
             log.write(row)
             show.end_epoch(row, done, compile_s)
@@ -775,9 +820,14 @@ def fit(
                 f"{monitor} {history.best:.5f})"
             )
     finally:
-        nnx.update(model, trainable, rest)
+        nnx.update(model, *dist.to_local((trainable, rest)))  # this process's own copy
         model.eval()
     return history
+
+
+def _check_same_data(data, what) -> None:
+    if isinstance(data, Data):
+        dist.check_same(len(data), f"the number of {what} examples")
 
 
 def _n_targets(train) -> int:
@@ -789,7 +839,8 @@ def _n_targets(train) -> int:
 def _run_eval(eval_fn, obj, state, data, batch_size, mesh) -> dict:
     acc = _zeros(obj)
     batches = array_batches(data, batch_size) if isinstance(data, Data) else data.epoch()
-    for batch in prefetch(batches, lambda b: _place(b, mesh)):
+    local = isinstance(data, Batches)
+    for batch in prefetch(batches, lambda b: _place(b, mesh, local)):
         acc = eval_fn(state, acc, batch)
     return _results(obj, acc)
 
@@ -809,9 +860,13 @@ def evaluate(
 ) -> dict:
     """Keras's ``model.evaluate``: the loss and metrics of ``model`` on the data, in eval mode,
     averaged over examples as Keras averages them. Data forms and loss/metrics as in :func:`fit`;
-    the step is compiled once per model and shapes and shared with ``fit``'s validation."""
+    the step is compiled once per model and shapes and shared with ``fit``'s validation. Over
+    several processes (``mesh`` as in :func:`fit`) every process gets the results of the whole
+    data, counted once."""
     CompileClock.install()
     data = as_data(x, y, sample_weight)
+    mesh = _run_mesh(mesh)
+    _check_same_data(data, "evaluation")
     names = output_names(model) or tuple(f"output_{i}" for i in range(_n_targets(data)))
     compiled = with_file_defaults(model, names, loss, loss_weights, metrics, weighted_metrics)
     obj = make_objective(names, *compiled)
@@ -825,3 +880,89 @@ def evaluate(
         32 if batch_size is None else batch_size,
         mesh,
     )
+
+
+# ---- batch prediction ----------------------------------------------------------------------
+
+
+def _predict_step(graphdef, state, x):
+    outs, _ = _forward(nnx.merge(graphdef, state), x)
+    return outs
+
+
+def predict_step_fn(graphdef):
+    """The jitted ``(state, x) -> outputs``, one per model structure."""
+    return _cached(
+        ("predict", graphdef), lambda: jax.jit(functools.partial(_predict_step, graphdef))
+    )
+
+
+def _local_rows(out) -> np.ndarray:
+    """The rows of a batch-sharded global array that this process's devices hold, in order."""
+    if out.is_fully_addressable or out.is_fully_replicated:
+        return np.asarray(out)
+    shards = sorted(
+        (s for s in out.addressable_shards if s.replica_id == 0),
+        key=lambda s: s.index[0].indices(out.shape[0])[0],
+    )
+    return np.concatenate([np.asarray(s.data) for s in shards])
+
+
+def predict(model, x, *, batch_size: int | None = None, mesh=None):
+    """Keras's ``model.predict``: the model's outputs on ``x``, in eval mode, batch by batch.
+
+    Args:
+      x: the inputs, the batch on the first axis of every array: one array, or a list/tuple
+        of arrays for several model inputs; or, for data that does not fit in memory, any
+        other iterable (a generator, a loader) of such input batches.
+      batch_size: rows per step for in-memory ``x`` (32 by default).
+      mesh: as in :func:`fit`: the batch is split over its first axis. After
+        ``jaxlstm.train.initialize`` (several processes) the default mesh spans every process;
+        each process passes all of in-memory ``x`` and gets all the outputs, or, with an
+        iterable, yields its own rows of each global batch (``jaxlstm.train.process_rows``)
+        and gets the outputs of those rows.
+
+    Returns:
+      numpy outputs over every example in order: one array, or a tuple for several outputs.
+    """
+    mesh = _run_mesh(mesh)
+    model.eval()
+    graphdef, state = nnx.split(model)
+    state = _replicated(state, mesh)
+    step = predict_step_fn(graphdef)
+    in_memory = isinstance(x, np.ndarray | jax.Array) or (
+        isinstance(x, list | tuple) and all(isinstance(a, np.ndarray | jax.Array) for a in x)
+    )
+    if in_memory:
+        inputs = tuple(np.asarray(a) for a in (x if isinstance(x, list | tuple) else (x,)))
+        n = len(inputs[0])
+        if any(len(a) != n for a in inputs):
+            raise ShapeError(
+                f"predict's inputs disagree on the number of examples: "
+                f"{[len(a) for a in inputs]}; the first axis of every array is the batch."
+            )
+        dist.check_same(n, "the number of examples to predict")
+        size = 32 if batch_size is None else int(batch_size)
+        batches = (tuple(a[i : i + size] for a in inputs) for i in range(0, n, size))
+    else:
+        batches = (tuple(b) if isinstance(b, list | tuple) else (b,) for b in x)
+    parts = []
+    for batch in prefetch(batches, lambda b: _place(b, mesh, not in_memory)):
+        outs = step(state, batch)
+        rows = [np.asarray(o) for o in _gathered(outs)] if in_memory else map(_local_rows, outs)
+        parts.append(list(rows))
+    if not parts:
+        raise UnsupportedOptionError("predict received no batch; x is empty.")
+    outs = tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+    return outs[0] if len(outs) == 1 else outs
+
+
+def _gathered(outs):
+    """Over several processes, a batch's outputs of in-memory data, whole, on every process."""
+    if not dist.is_multiprocess():
+        return outs
+    from jax.experimental import multihost_utils
+
+    return [
+        o if o.is_fully_replicated else multihost_utils.process_allgather(o, True) for o in outs
+    ]

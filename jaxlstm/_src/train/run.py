@@ -183,13 +183,20 @@ def run_finetune(
 ) -> dict:
     """Run a config (a path or a shipped config's name): load, measure, fine-tune, measure
     again, write the model, checkpoints, log and plot under ``output.dir`` (relative to the
-    config) or ``out_dir``. ``resume`` continues the run in the checkpoint folder."""
+    config) or ``out_dir``. ``resume`` continues the run in the checkpoint folder.
+
+    Over several processes (after ``jaxlstm.train.initialize``) every process runs it with
+    the same config and the same files; process 0 alone prints and writes the plot, the log
+    and the model; the config's ``devices`` is then replaced by every process's devices."""
     import jax
 
     from jaxlstm._src.models.graph import load_keras
     from jaxlstm._src.save import save_keras
+    from jaxlstm._src.train.distributed import is_multiprocess, is_primary
     from jaxlstm._src.train.fit import evaluate, fit
 
+    if not is_primary():  # over several processes, process 0 alone prints and plots
+        print_fn = _quiet
     cfg, base = load_config(config_path)
     where = str(config_path)
     if epochs is not None:
@@ -225,8 +232,8 @@ def run_finetune(
     check = val or train
     kw = dict(loss=loss, metrics=metrics, batch_size=cfg.batch_size)
     before = evaluate(model, check, **kw)
-    mesh = None
-    if cfg.devices > 1:
+    mesh = None  # over several processes: fit's default, every process's devices
+    if cfg.devices > 1 and not is_multiprocess():
         if len(jax.devices()) < cfg.devices:
             raise ConfigError(
                 f"{where}: devices: {cfg.devices} but only {len(jax.devices())} are present."
@@ -264,7 +271,7 @@ def run_finetune(
     saved = out / cfg.output.model
     save_keras(model, saved)
     plot = None
-    if cfg.output.plot:
+    if cfg.output.plot and is_primary():
         plot = out / cfg.output.plot
         _plot(history, plot)
     which = "validation" if val is not None else "training"
@@ -287,6 +294,10 @@ def run_finetune(
         "model_path": saved,
         "plot_path": plot,
     }
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
 
 
 def _plot(history, path: Path) -> None:
