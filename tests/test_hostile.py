@@ -701,3 +701,31 @@ def test_a_damaged_attention_config_is_refused(tmp_path, key, value, match):
         f.attrs["model_config"] = json.dumps(config)
     with pytest.raises(KerasFileError, match=match):
         jaxlstm.load_keras(path)
+
+
+@pytest.mark.parametrize(
+    "fixture,cls,key,value,match",
+    [
+        ("conv_pool_2d", "Conv2D", "groups", [], r"option groups=\[\]; expected an integer"),
+        ("conv_pool_2d", "Conv2D", "groups", "x", r"option groups='x'; expected an integer"),
+        ("conv_pool_2d", "Conv2D", "use_bias", [1], r"option use_bias=\[1\]; expected true or"),
+        ("merges", "ZeroPadding1D", "padding", [[], 1], r"padding=\[\[\], 1\]; expected an int"),
+        ("merges", "ZeroPadding1D", "padding", [["x", 1]], r"padding=\[\['x', 1\]\]; expected"),
+    ],
+)
+def test_a_damaged_convolution_or_padding_config_is_refused(
+    tmp_path, fixture, cls, key, value, match
+):
+    """Convolution and padding options go through the same checks as every layer's (the
+    single-site config fuzz found raw TypeError / ValueError from int() here)."""
+    path = tmp_path / f"{fixture}.h5"
+    shutil.copy(FIX / "keras2_models" / f"{fixture}.h5", path)
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        entry = next(e for e in config["config"]["layers"] if e["class_name"] == cls)
+        entry["config"][key] = value
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(KerasFileError, match=match):
+        jaxlstm.load_keras(path)

@@ -14,6 +14,7 @@ from jaxlstm._src.core import conv as C
 from jaxlstm._src.core.activations import get_activation
 from jaxlstm._src.errors import KerasFileError, UnsupportedOptionError
 from jaxlstm._src.models.layers import BuildContext, KerasLayer, _param, _trainable
+from jaxlstm._src.vocabulary import is_int
 
 _FORMATS = ("channels_last", "channels_first")
 
@@ -34,6 +35,7 @@ def ntuple(value, n: int, what: str, ctx: BuildContext) -> tuple[int, ...]:
 def pairs(value, n: int, what: str, ctx: BuildContext) -> tuple[tuple[int, int], ...]:
     """Keras's padding/cropping argument: an int (everywhere), ``n`` ints (symmetric per axis)
     or ``n`` pairs ``(before, after)``; 1-D layers take one int or one pair."""
+    given = value
     if n == 1 and isinstance(value, list | tuple) and len(value) == 2:
         value = [value]
     if isinstance(value, int) and not isinstance(value, bool):
@@ -43,14 +45,14 @@ def pairs(value, n: int, what: str, ctx: BuildContext) -> tuple[tuple[int, int],
         for v in value:
             if isinstance(v, int):
                 out.append((v, v))
-            elif isinstance(v, list | tuple) and len(v) == 2:
+            elif isinstance(v, list | tuple) and len(v) == 2 and all(is_int(e) for e in v):
                 out.append((int(v[0]), int(v[1])))
             else:
                 break
         else:
             return tuple(out)
     raise KerasFileError(
-        f"{ctx.where}: {what}={value!r}; expected an int, {n} ints or {n} (before, after) pairs."
+        f"{ctx.where}: {what}={given!r}; expected an int, {n} ints or {n} (before, after) pairs."
     )
 
 
@@ -102,7 +104,7 @@ class Conv(KerasLayer):
         _refuse_keras1(config, ctx)
         self.rank, self.kind = rank, kind
         n_kernels = 2 if kind == "separable" else 1
-        use_bias = bool(config.get("use_bias", True))
+        use_bias = ctx.flag(config, "use_bias", True)
         names = ["depthwise_kernel", "pointwise_kernel"] if kind == "separable" else ["kernel"]
         ctx.expect(weights, n_kernels + int(use_bias), ", ".join(names + ["bias"] * use_bias))
         self.kernel = _kernel(weights, 0, rank, names[0], ctx)
@@ -113,7 +115,7 @@ class Conv(KerasLayer):
         causal = ("causal",) if kind == "conv" and rank == 1 else ()
         self.padding = _padding(config, ctx, ("valid", "same", *causal))
         self.data_format = data_format(config, ctx)
-        self.groups = int(config.get("groups", 1))
+        self.groups = ctx.integer(config, "groups", 1)
         if kind != "conv" and self.groups != 1:
             raise UnsupportedOptionError(f"{ctx.where}: groups={self.groups} on a {kind} conv.")
         self.activation = ctx.activation(config.get("activation", "linear"))
@@ -178,7 +180,7 @@ class GlobalPooling(KerasLayer):
     passes_mask = False
 
     def __init__(self, config, weights, ctx: BuildContext, kind: str):
-        self.kind, self.keepdims = kind, bool(config.get("keepdims", False))
+        self.kind, self.keepdims = kind, ctx.flag(config, "keepdims", False)
         self.data_format = data_format(config, ctx)
 
     def __call__(self, x, mask=None):
