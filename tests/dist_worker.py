@@ -56,7 +56,14 @@ def main() -> None:
     xt, yt, xv, yv = x[:64], y[:64], x[64:], y[64:]
     kw = dict(batch_size=16, loss="mse", metrics=["mae"], seed=3, validation_data=(xv, yv))
     ekw = dict(loss="mse", metrics=["mae"], batch_size=16)
-    result: dict = {"devices": jax.device_count(), "processes": jax.process_count()}
+    from jaxlstm.train import global_mesh, is_primary
+
+    result: dict = {
+        "devices": jax.device_count(),
+        "processes": jax.process_count(),
+        "mesh": global_mesh().devices.size,  # every process's devices, on one axis
+        "primary": is_primary(),  # process 0 only
+    }
 
     def numbers(model, history):
         leaves = jax.tree.leaves(nnx.state(model, nnx.Param))

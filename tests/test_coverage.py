@@ -18,7 +18,8 @@ import jaxlstm.train
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-TESTS = {p.name: p.read_text() for p in (ROOT / "tests").glob("test_*.py")}
+# the test files and the scripts and helpers they run (a worker process's checks count)
+TESTS = {p.name: p.read_text() for p in (ROOT / "tests").glob("*.py") if p.name != "conftest.py"}
 ELSEWHERE = "\n".join(
     text for name, text in TESTS.items() if name not in ("test_api.py", "test_coverage.py")
 )

@@ -157,6 +157,8 @@ def test_two_processes_fine_tune_evaluate_predict_as_one_four_device_process(run
     assert runs["codes"][2] == 0, tail(ref, "reference_0")
     a, b, r = read(pair, "tune_0"), read(pair, "tune_1"), read(ref, "reference_0")
     assert (a["devices"], a["processes"], r["devices"], r["processes"]) == (4, 2, 4, 1)
+    assert a["mesh"] == b["mesh"] == r["mesh"] == 4  # the global mesh spans both processes
+    assert (a["primary"], b["primary"], r["primary"]) == (True, False, True)
     for key in ("tune", "evaluate", "predict", "saved_seen"):
         assert a[key] == b[key], key  # every process: the same History (seconds too), outputs
     diffs = {

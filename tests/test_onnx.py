@@ -1,5 +1,5 @@
 """ONNX recurrent nodes in jaxlstm and back: PyTorch 2.13's own ONNX exports and hand-written
-single nodes (tests/fixtures/torch/make_torch_fixtures.py) against onnxruntime's recorded
+single nodes (tests/fixtures/pytorch/make_torch_fixtures.py) against onnxruntime's recorded
 outputs; jaxlstm modules written as ONNX models run by onnxruntime (where installed) and read
 back; Keras files through both ways; refusals; hostile external data."""
 
@@ -17,7 +17,7 @@ from jaxlstm._src.readers.onnx_files import read_onnx_nodes
 
 onnx = pytest.importorskip("onnx")
 
-ONNX_DIR = Path(__file__).parent / "fixtures" / "torch" / "onnx"
+ONNX_DIR = Path(__file__).parent / "fixtures" / "pytorch" / "onnx"
 KERAS2 = Path(__file__).parent / "fixtures" / "keras2"
 ATOL = 1e-5
 H = 4
@@ -280,7 +280,7 @@ def test_write_refusals():
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"merge_mode='ave'"):
         jaxlstm.onnx_model(bi)
     proj = jaxlstm.load_torch(
-        Path(__file__).parent / "fixtures" / "torch" / "lstm_proj_stack_bi_packed.safetensors"
+        Path(__file__).parent / "fixtures" / "pytorch" / "lstm_proj_stack_bi_packed.safetensors"
     )
     with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"has no output projection"):
         jaxlstm.onnx_model(proj)

@@ -1,5 +1,5 @@
 """PyTorch weights in jaxlstm and back: nn.LSTM / nn.GRU / nn.RNN state dicts written by real
-PyTorch 2.13 (tests/fixtures/torch/make_torch_fixtures.py), against the outputs, final states and
+PyTorch 2.13 (tests/fixtures/pytorch/make_torch_fixtures.py), against the outputs, final states and
 gradients PyTorch recorded; the jaxlstm -> PyTorch state dict round trip; refusals; hostile
 files. A live-PyTorch round trip runs with -m slow where PyTorch is installed."""
 
@@ -20,7 +20,7 @@ from rosetta_helpers import make
 import jaxlstm
 from jaxlstm._src.readers import torch_files
 
-FIXTURES = Path(__file__).parent / "fixtures" / "torch"
+FIXTURES = Path(__file__).parent / "fixtures" / "pytorch"
 ATOL = 1e-5
 
 # name -> (batch_first, nonlinearity), as the fixture script built them
