@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_matches_keras, random_mask
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import jaxlstm
@@ -123,8 +123,16 @@ def call_jax(module, cfg, feed, mask):
     return module(feed[0], **kwargs)
 
 
+# Past this, outputs are float32-ill-conditioned: an exponential (or linear) activation that
+# explodes multiplies a 1-ulp difference in a pre-activation by its own size (exp at 1.7e15 is
+# 3e-5 off from Keras's relative to the output, i.e. ~15 ulps of its 35-ish input). Parity
+# there says nothing about the layout or the math that moderate outputs don't already pin.
+ILL_CONDITIONED = 1e6
+
+
 def check_every_format(cfg, tmp_path_factory):
     model, name, feed, mask, want = build_keras(cfg)
+    assume(max(float(np.max(np.abs(w))) for w in want) < ILL_CONDITIONED)
     tmp = tmp_path_factory.mktemp("k3")
     model.save(tmp / "m.keras")
     model.save_weights(tmp / "m.weights.h5")
