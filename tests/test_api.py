@@ -24,6 +24,8 @@ def test_public_api_is_explicit():
         "ConvLSTM1D",
         "ConvLSTM2D",
         "ConvLSTM3D",
+        "ProjLSTM",
+        "PeepholeLSTM",
         "Bidirectional",
     }
 

@@ -104,3 +104,46 @@ def test_torch_config_names_the_module_that_loads_the_state_dict():
         assert shapes[f"rnn.weight_hh_l0{suffix}"] == (16, 4)
         assert shapes[f"rnn.bias_ih_l0{suffix}"] == shapes[f"rnn.bias_hh_l0{suffix}"] == (16,)
     assert len(state) == 8
+
+
+def _linen_twin_matches(linen_module, nnx_module, x, **call):
+    import jax
+
+    import jaxlstm.linen as jl  # noqa: F401  (the twins under test)
+
+    params = nnx_module.params._asdict()
+    variables = {"params": {k: v for k, v in params.items() if v is not None}}
+    got = linen_module.apply(variables, x, deterministic=True, **call)
+    want = nnx_module(x, **call)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-6)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_linen_twins_of_the_variants_match_nnx(go_backwards):
+    """jaxlstm.linen.ProjLSTM / PeepholeLSTM with the NNX module's params give its numbers:
+    masks, initial states, return_state, go_backwards, clip and input_forget."""
+    import jaxlstm.linen as jl
+
+    x = RNG.normal(size=(3, 5, 2)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 1, 1, 0]], bool)
+    opts = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
+    proj = jaxlstm.ProjLSTM(2, 6, 3, **opts, rngs=nnx.Rngs(0))
+    h0, c0 = RNG.normal(size=(3, 3)).astype(np.float32), RNG.normal(size=(3, 6)).astype(np.float32)
+    _linen_twin_matches(
+        jl.ProjLSTM(units=6, proj_size=3, **opts), proj, x, mask=mask, initial_state=[h0, c0]
+    )
+    peep = jaxlstm.PeepholeLSTM(2, 4, clip=0.7, input_forget=True, **opts, rngs=nnx.Rngs(1))
+    _linen_twin_matches(
+        jl.PeepholeLSTM(units=4, clip=0.7, input_forget=True, **opts), peep, x, mask=mask
+    )
+
+
+def test_a_linen_projlstm_without_its_size_is_refused():
+    import jax
+    import jax.numpy as jnp
+
+    import jaxlstm.linen as jl
+
+    with pytest.raises(jaxlstm.UnsupportedOptionError, match=r"ProjLSTM\(proj_size=None\)"):
+        jl.ProjLSTM(units=4).init(jax.random.key(0), jnp.ones((1, 2, 3)), deterministic=True)
