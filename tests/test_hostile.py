@@ -729,3 +729,20 @@ def test_a_damaged_convolution_or_padding_config_is_refused(
         f.attrs["model_config"] = json.dumps(config)
     with pytest.raises(KerasFileError, match=match):
         jaxlstm.load_keras(path)
+
+
+@pytest.mark.parametrize("value", [None, "2", {"a": 1}, True])
+def test_a_damaged_conv_lstm_stride_is_refused(tmp_path, value):
+    """A ConvLSTM's strides that are no int or ints (None is not iterable) is refused naming
+    the option, not a raw TypeError (the single-site config fuzz)."""
+    path = tmp_path / "conv_lstm2d.h5"
+    shutil.copy(FIX / "keras2" / "conv_lstm2d.h5", path)
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        entry = next(e for e in config["config"]["layers"] if e["class_name"] == "ConvLSTM2D")
+        entry["config"]["strides"] = value
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(UnsupportedOptionError, match=r"strides=.*; expected a positive int or 2"):
+        jaxlstm.load_keras(path)

@@ -88,8 +88,15 @@ class ConvLSTMState(NamedTuple):
 
 def _tuple(value, rank: int, name: str) -> tuple[int, ...]:
     """Keras's ``standardize_tuple``: an int, or ``rank`` positive ints."""
-    values = (value,) * rank if isinstance(value, int) else tuple(value)
-    if len(values) != rank or not all(isinstance(v, int) and v >= 1 for v in values):
+    if isinstance(value, int):
+        values = (value,) * rank
+    elif isinstance(value, list | tuple):
+        values = tuple(value)
+    else:  # None, a string, a dict: no tuple of ints (a damaged config, a wrong argument)
+        values = ()
+    if len(values) != rank or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
+    ):
         raise UnsupportedOptionError(
             f"{name}={value!r}; expected a positive int or {rank} positive ints for a rank-{rank} "
             "ConvLSTM."
