@@ -746,3 +746,21 @@ def test_a_damaged_conv_lstm_stride_is_refused(tmp_path, value):
         f.attrs["model_config"] = json.dumps(config)
     with pytest.raises(UnsupportedOptionError, match=r"strides=.*; expected a positive int or 2"):
         jaxlstm.load_keras(path)
+
+
+def test_an_activation_whose_class_name_is_not_a_string_is_refused(tmp_path):
+    """``activation={"class_name": [], ...}`` (unhashable) is an activation jaxlstm cannot
+    read, not a raw TypeError (the single-site config fuzz)."""
+    path = tmp_path / "activation_layers.h5"
+    shutil.copy(FIX / "keras2_models" / "activation_layers.h5", path)
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        entry = next(
+            e for e in config["config"]["layers"] if isinstance(e["config"].get("activation"), dict)
+        )
+        entry["config"]["activation"]["class_name"] = []
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(JaxLSTMError, match=rf"layer '{entry['config']['name']}'"):
+        jaxlstm.load_keras(path)

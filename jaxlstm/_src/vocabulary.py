@@ -197,7 +197,7 @@ RNN_CALL_CLASSES = (*RECURRENT_CLASSES, "Bidirectional", "RNN")
 # --- config entries -----------------------------------------------------------------------
 
 
-def _named_in(value: Any, table) -> bool:
+def named_in(value: Any, table) -> bool:
     """Whether a config value is one of ``table``'s names (a damaged file's list or dict is
     not, rather than a TypeError)."""
     return isinstance(value, str) and value in table
@@ -210,10 +210,10 @@ def rnn_config(class_name: str, config: dict) -> tuple[str, dict] | None:
     Understands ``RNN(cell=LSTMCell(...))`` (``GRUCell``, ``SimpleRNNCell``) too, whose options
     are split between the RNN layer and its cell: it becomes ``("LSTM", merged options)``.
     """
-    if _named_in(class_name, RECURRENT_CLASSES):
+    if named_in(class_name, RECURRENT_CLASSES):
         return class_name, config
     cell = config.get("cell") if class_name == "RNN" else None
-    if isinstance(cell, dict) and _named_in(cell.get("class_name"), RECURRENT_CELLS):
+    if isinstance(cell, dict) and named_in(cell.get("class_name"), RECURRENT_CELLS):
         merged = {k: v for k, v in config.items() if k != "cell"}
         merged.update(cell.get("config", {}))
         merged["name"] = config.get("name", merged.get("name"))
@@ -236,7 +236,7 @@ def stacked_cells(class_name: str, config: dict) -> list[tuple[str, dict]] | Non
         return None
     found = []
     for c in cells:
-        if not isinstance(c, dict) or not _named_in(c.get("class_name"), RECURRENT_CELLS):
+        if not isinstance(c, dict) or not named_in(c.get("class_name"), RECURRENT_CELLS):
             return None
         if not isinstance(c.get("config", {}), dict):
             return None

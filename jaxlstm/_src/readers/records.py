@@ -28,6 +28,7 @@ from jaxlstm._src.vocabulary import (
     RecurrentClass,
     builtin_function_name,
     foreign_origin,
+    named_in,
     resolve_activation_name,
     rnn_config,
     snake_case,
@@ -219,7 +220,7 @@ def resolve_activation(value, keras_version: str, where: str):
             f"{where}: the activation is a PReLU layer, whose weights Keras keeps inside the "
             "layer that uses it; jaxlstm does not read those. Use a PReLU layer after this one."
         )
-    if class_name in ACTIVATION_LAYERS and isinstance(config, dict):
+    if named_in(class_name, ACTIVATION_LAYERS) and isinstance(config, dict):
         return layer_activation(class_name, config, where)
     return None
 
