@@ -16,6 +16,7 @@ from __future__ import annotations
 import faulthandler
 import io
 import json
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -402,6 +403,59 @@ def test_fuzz_hdf5_structure(workdir):
 @pytest.mark.slow
 def test_fuzz_hdf5_structure_slow(workdir):
     fuzz(_h5_cases, 7000, workdir, slow=True)
+
+
+# --- every option of a layer config, one at a time ------------------------------------------
+
+SITE_VALUES = ([], {"a": 1}, "x", None, 1.5)  # unhashable, wrong kinds, missing, a float
+SITE_FIXTURES = (  # where this found raw TypeError/KeyError/ValueError (now our errors)
+    "keras2/stacked_cells.h5",
+    "keras2/conv_lstm2d.h5",
+    "keras2_models/conv_pool_2d.h5",
+    "keras2_models/activation_layers.h5",
+    "keras2_models/multi_head_attention.h5",
+)
+
+
+def _layer_option_sites(config):
+    """Paths to every value inside each layer entry's ``config`` (options, nested cells,
+    activations), not the graph wiring (inbound nodes: the byte and config fuzzers')."""
+
+    def walk(value, path):
+        yield path
+        if isinstance(value, dict | list):
+            for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+                yield from walk(item, (*path, key))
+
+    for i, entry in enumerate(config["config"]["layers"]):
+        for key, item in entry.get("config", {}).items():
+            yield from walk(item, ("config", "layers", i, "config", key))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", SITE_FIXTURES)
+def test_every_layer_option_replaced_loads_or_raises_our_error(fixture, tmp_path):
+    """Deterministic and exhaustive where the random fuzzers are not: each value in each layer
+    config of a fixture replaced by each of SITE_VALUES, through every entry point."""
+    import copy
+
+    src = FIX / fixture
+    with h5py.File(src) as f:
+        config = json.loads(f.attrs["model_config"])
+    sites = list(_layer_option_sites(config))
+    assert len(sites) > 20
+    for site in sites:
+        for value in SITE_VALUES:
+            mutated = copy.deepcopy(config)
+            target = mutated
+            for key in site[:-1]:
+                target = target[key]
+            target[site[-1]] = value
+            path = tmp_path / src.name
+            shutil.copy(src, path)
+            with h5py.File(path, "r+") as f:
+                f.attrs["model_config"] = json.dumps(mutated)
+            check(path.read_bytes(), ".h5", tmp_path)
 
 
 def test_fuzz_ran_the_cases():
