@@ -1,57 +1,23 @@
 """Flax Linen twins of :class:`jaxlstm.ProjLSTM` (PyTorch's ``proj_size``) and
 :class:`jaxlstm.PeepholeLSTM` (ONNX's peepholes, clip, ``input_forget``): same names, options
-and numbers, on ``linen.py``'s ``_KerasRNN`` base (the same layer call as every Linen cell)."""
+and numbers: the Linen LSTM (its options, in its order, and its bias) with their own params and
+layer call after them."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxlstm._src.core.layer import LAYER_OPTIONS
 from jaxlstm._src.core.lstm_peephole import PeepholeLSTMParams, peephole_lstm_layer
 from jaxlstm._src.core.lstm_proj import ProjLSTMParams, proj_lstm_layer
 from jaxlstm._src.errors import UnsupportedOptionError
-from jaxlstm._src.modules.linen import _KerasRNN, rnn_params
-from jaxlstm._src.modules.nnx import in_float32, keras_bias_init
+from jaxlstm._src.modules.linen import LSTM, rnn_params
+from jaxlstm._src.modules.nnx import in_float32
 from jaxlstm._src.modules.nnx_peephole import PEEPHOLE_OPTIONS
 from jaxlstm._src.vocabulary import is_int
 
 
-class _LSTMFields(_KerasRNN):
-    """The Linen LSTM's options, in its order (the variants add theirs after)."""
-
-    units: int
-    activation: Any = "tanh"
-    recurrent_activation: Any = "sigmoid"
-    use_bias: bool = True
-    unit_forget_bias: bool = True
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    zero_output_for_mask: bool = False
-    time_major: bool = False
-    unroll: int | bool = 1
-    compute_dtype: Any = None
-    remat_chunk: int | None = None
-    impl: str = "auto"
-    param_dtype: Any = jnp.float32
-    kernel_init: Any = nn.initializers.glorot_uniform()
-    recurrent_init: Any = nn.initializers.orthogonal()
-    deterministic: bool | None = None
-
-    state_fields = ("h", "c")
-    _gates = 4
-
-    def _bias_init(self, dtype):
-        return keras_bias_init(self.units, self.unit_forget_bias, dtype)
-
-
-class ProjLSTM(_LSTMFields):
+class ProjLSTM(LSTM):
     """``nn.LSTM(proj_size=p)`` as a Linen module; see :class:`jaxlstm.ProjLSTM`. Params
     ``kernel (in, 4u)``, ``recurrent_kernel (p, 4u)``, ``bias (4u,)`` (gates i, f, c, o) and
     ``projection (u, p)``, created on first call; outputs and ``h`` have ``p`` entries.
@@ -84,7 +50,7 @@ class ProjLSTM(_LSTMFields):
         return ProjLSTMParams(kernel, recurrent, bias, projection)
 
 
-class PeepholeLSTM(_LSTMFields):
+class PeepholeLSTM(LSTM):
     """ONNX's ``LSTM`` with peepholes, ``clip`` and ``input_forget`` as a Linen module; see
     :class:`jaxlstm.PeepholeLSTM`. Params: the LSTM's and ``peephole (3, u)`` (rows i, f, o).
 
